@@ -1,0 +1,104 @@
+"""An in-memory Store: fast, thread-safe, gone when the process exits."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from .base import SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store
+
+
+class MemoryStore(Store):
+    """Keeps every record in dicts under one lock (insertion order = creation order)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._flows: dict[str, FlowRecord] = {}
+        self._logs: dict[str, list[LogEntry]] = {}
+        self._replicas: dict[str, str] = {}
+
+    def create(self, record: FlowRecord) -> bool:
+        with self._lock:
+            if record.id in self._flows:
+                return False
+            self._flows[record.id] = dataclasses.replace(record)
+            self._logs[record.id] = []
+            return True
+
+    def get(self, flow_id: str) -> FlowRecord | None:
+        with self._lock:
+            rec = self._flows.get(flow_id)
+            return dataclasses.replace(rec) if rec else None
+
+    def load_log(self, flow_id: str) -> list[LogEntry]:
+        with self._lock:
+            return list(self._logs.get(flow_id, ()))
+
+    def append_log(self, flow_id: str, entry: LogEntry) -> None:
+        with self._lock:
+            if flow_id in self._logs:
+                self._logs[flow_id].append(entry)
+
+    def transition(self, flow_id: str, expect: Iterable[str] | None, changes: dict[str, Any],
+                   append: Sequence[LogEntry] = ()) -> bool:
+        with self._lock:
+            rec = self._flows.get(flow_id)
+            if rec is None or (expect is not None and rec.status not in set(expect)):
+                return False
+            for field, value in changes.items():
+                setattr(rec, field, value)
+            self._logs[flow_id].extend(append)
+            return True
+
+    def delete(self, flow_id: str, only: Iterable[str]) -> bool:
+        with self._lock:
+            rec = self._flows.get(flow_id)
+            if rec is None or rec.status not in set(only):
+                return False
+            del self._flows[flow_id], self._logs[flow_id]
+            return True
+
+    def delete_terminal(self) -> int:
+        with self._lock:
+            doomed = [fid for fid, rec in self._flows.items() if rec.status in TERMINAL]
+            for fid in doomed:
+                del self._flows[fid], self._logs[fid]
+            return len(doomed)
+
+    def list(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return [(fid, rec.status) for fid, rec in self._flows.items()]
+
+    def ids(self, status: str) -> list[str]:
+        with self._lock:
+            return [fid for fid, rec in self._flows.items() if rec.status == status]
+
+    def pending(self) -> list[tuple[str, str | None, str | None]]:
+        with self._lock:
+            return [(fid, rec.waiting, rec.request) for fid, rec in self._flows.items()
+                    if rec.status == SUSPENDED]
+
+    def records(self) -> Iterator[tuple[FlowRecord, list[LogEntry]]]:
+        with self._lock:
+            snapshot = [(dataclasses.replace(rec), list(self._logs[fid])) for fid, rec in self._flows.items()]
+        yield from snapshot
+
+    def put_flows(self, flows: Sequence[tuple[FlowRecord, list[LogEntry]]]) -> None:
+        with self._lock:
+            for rec, log in flows:
+                self._flows[rec.id] = dataclasses.replace(rec)
+                self._logs[rec.id] = list(log)
+
+    def put_replica(self, source: str, text: str) -> None:
+        with self._lock:
+            self._replicas[source] = text
+
+    def get_replica(self, source: str) -> str | None:
+        with self._lock:
+            return self._replicas.get(source)
+
+    def replica_sources(self) -> list[str]:
+        with self._lock:
+            return list(self._replicas)

@@ -1,0 +1,50 @@
+"""The transport interface: how an engine reaches one peer.
+
+Two implementations: `local.LocalTransport` (an in-process dict table or
+Engine, values still passed through the codec) and `grpc.GrpcTransport`
+(a real peer, one reused channel). Every method raises only `PeerError`
+subclasses (or `ReplicaError` for a malformed replica); payloads and
+answers are plain data, exactly as `fedflow.values` carries them.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+
+class Transport(abc.ABC):
+    """One peer, as seen by the engine that calls it."""
+
+    #: The name this peer is registered under on the calling engine.
+    name: str
+
+    @abc.abstractmethod
+    def call(self, fn: str, payload: Any, *, deadline: float, call_id: str) -> Any:
+        """Run exposed function `fn` on the peer with `payload`; its (plain-data) answer.
+
+        `deadline` is the whole budget in seconds, retries included; `call_id` is an
+        idempotency key the peer may use to drop a duplicate of a call it already ran.
+        Raises UnknownFunction, RemoteError (the function raised), PeerUnavailable."""
+
+    @abc.abstractmethod
+    def push_replica(self, source: str, export_text: str, *, deadline: float) -> int:
+        """Store `export_text` (JSON text of an export) in the peer's replica slot for
+        engine `source`; returns the number of flows the peer received."""
+
+    @abc.abstractmethod
+    def fetch_replica(self, source: str, *, deadline: float) -> str:
+        """The export text the peer holds for engine `source`.
+        Raises ReplicaError when the peer holds none."""
+
+    @abc.abstractmethod
+    def restore(self, source: str, ids: list[str] | None, *, deadline: float) -> list[str]:
+        """Ask the peer to import into its own store the replica it holds of `source`
+        (only `ids`, when given); returns the ids it imported."""
+
+    @abc.abstractmethod
+    def health(self, *, deadline: float) -> bool:
+        """True when the peer answers and is serving."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release the connection, if any."""

@@ -1,0 +1,129 @@
+"""The plain-data codec used at every boundary (store, wire, export, CLI).
+
+Plain data is None, bool, int (any size), finite float, str, bytes, list
+(tuples become lists), dict with str keys, and `Fail`, nested freely.
+Anything else raises `UnsupportedValue` naming its path.
+
+The text form is JSON with three tagged one-key objects, so it is exact:
+``{"$bytes": "<base64>"}``, ``{"$fail": <reason>}``, and ``{"$map": [[k, v], ...]}``
+for a one-key dict whose key starts with "$" (so user data never reads as a tag).
+
+>>> loads(dumps({"n": 2**64 + 1, "raw": b"\\x00", "no": fail("x")}))
+{'n': 18446744073709551617, 'raw': b'\\x00', 'no': Fail('x')}
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from typing import Any
+
+from .errors import UnsupportedValue
+from .railway import Fail, fail
+
+__all__ = ["check", "decode", "dumps", "encode", "loads"]
+
+_SCALARS = (str, int, type(None), bool)
+
+
+def _refuse(value: Any, path: str, why: str = "") -> UnsupportedValue:
+    kind = type(value).__name__
+    detail = why or f"a {kind} is not plain data"
+    return UnsupportedValue(
+        f"{path}: {detail}; use None, bool, int, finite float, str, bytes, list, "
+        f"dict with str keys or Fail", path=path)
+
+
+def encode(value: Any, path: str = "value") -> Any:
+    """Check `value` is plain data and return its JSON-ready tagged tree."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise _refuse(value, path, f"{value!r} is not a finite float")
+        return value
+    if kind is list or kind is tuple:
+        return [encode(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _refuse(value, f"{path}[{key!r}]", f"dict key {key!r} is not a str")
+            out[key] = encode(item, f"{path}[{key!r}]")
+        if len(out) == 1 and next(iter(out)).startswith("$"):
+            return {"$map": [[k, v] for k, v in out.items()]}
+        return out
+    if kind is bytes:
+        return {"$bytes": base64.b64encode(value).decode("ascii")}
+    if kind is Fail:
+        return {"$fail": encode(value.reason, f"{path}.reason")}
+    raise _refuse(value, path)
+
+
+def _untag(obj: dict) -> Any:
+    if len(obj) != 1:
+        return obj
+    tag, inner = next(iter(obj.items()))
+    if tag == "$bytes":
+        if type(inner) is not str:
+            raise UnsupportedValue("$bytes must hold a base64 string", path="$bytes")
+        try:
+            return base64.b64decode(inner, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise UnsupportedValue(f"$bytes holds invalid base64: {exc}", path="$bytes") from exc
+    if tag == "$fail":
+        return fail(inner)
+    if tag == "$map":
+        if type(inner) is not list or not all(
+                type(p) is list and len(p) == 2 and type(p[0]) is str for p in inner):
+            raise UnsupportedValue("$map must hold [[str, value], ...]", path="$map")
+        return {k: v for k, v in inner}
+    return obj
+
+
+def decode(tree: Any) -> Any:
+    """Turn a tagged JSON tree (as made by `encode`) back into plain data."""
+    kind = type(tree)
+    if kind in _SCALARS:
+        return tree
+    if kind is float:
+        if not math.isfinite(tree):
+            raise UnsupportedValue(f"{tree!r} is not a finite float", path="value")
+        return tree
+    if kind is list:
+        return [decode(item) for item in tree]
+    if kind is dict:
+        out = {}
+        for key, item in tree.items():
+            if type(key) is not str:
+                raise UnsupportedValue(f"dict key {key!r} is not a str", path="value")
+            out[key] = decode(item)
+        return _untag(out)
+    raise UnsupportedValue(f"a {kind.__name__} is not a tagged plain-data tree", path="value")
+
+
+def check(value: Any, path: str = "value") -> Any:
+    """Validate `value` and return it normalised exactly as the wire would deliver it."""
+    return decode(encode(value, path))
+
+
+def _no_constants(name: str) -> Any:
+    raise UnsupportedValue(f"{name} is not a finite float", path="value")
+
+
+def dumps(value: Any, path: str = "value") -> str:
+    """Encode plain data as tagged JSON text."""
+    return json.dumps(encode(value, path), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def loads(text: str | bytes) -> Any:
+    """Decode tagged JSON text; malformed text raises `UnsupportedValue`."""
+    try:
+        return json.loads(text, object_hook=_untag, parse_constant=_no_constants)
+    except UnsupportedValue:
+        raise
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise UnsupportedValue(f"not valid tagged JSON: {exc}", path="value") from exc
