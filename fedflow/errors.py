@@ -9,6 +9,7 @@
     │   ├── FlowMoved              .owner
     │   └── FlowNotDone
     ├── FlowTimeout                a timeout() step budget ran out
+    ├── ReplayedError              a journaled step's error of a class fedflow cannot rebuild
     ├── UnsupportedValue           .path
     ├── ReplicaError               a store export/replica is malformed
     └── PeerError                  .peer
@@ -32,7 +33,7 @@ class FedflowError(Exception):
 class FlowError(FedflowError):
     """Raised when a flow cannot do what was asked (resume, result, forget...)."""
 
-    def __init__(self, message: str, id: str | None = None) -> None:  # noqa: A002 - SPEC names it .id
+    def __init__(self, message: str, id: str | None = None) -> None:
         super().__init__(message)
         self.id = id
 
@@ -51,7 +52,7 @@ class FlowCancelled(FlowError):
 class FlowFailed(FlowError):
     """Raised when a flow's body raised an uncaught exception; `.cause` is that exception."""
 
-    def __init__(self, message: str, id: str | None = None, cause: Any = None) -> None:  # noqa: A002
+    def __init__(self, message: str, id: str | None = None, cause: Any = None) -> None:
         super().__init__(message, id)
         self.cause = cause
 
@@ -59,7 +60,7 @@ class FlowFailed(FlowError):
 class NonDeterminism(FlowFailed):
     """Raised when a replay asks for a different journaled step than the log recorded."""
 
-    def __init__(self, message: str, id: str | None = None, expected: str = "", recorded: str = "") -> None:  # noqa: A002
+    def __init__(self, message: str, id: str | None = None, expected: str = "", recorded: str = "") -> None:
         super().__init__(message, id)
         self.expected = expected
         self.recorded = recorded
@@ -68,7 +69,7 @@ class NonDeterminism(FlowFailed):
 class FlowMoved(FlowError):
     """Raised when a flow was handed off; `.owner` names the instance that has it now."""
 
-    def __init__(self, message: str, id: str | None = None, owner: str | None = None) -> None:  # noqa: A002
+    def __init__(self, message: str, id: str | None = None, owner: str | None = None) -> None:
         super().__init__(message, id)
         self.owner = owner
 
@@ -79,6 +80,16 @@ class FlowNotDone(FlowError):
 
 class FlowTimeout(FedflowError):
     """Raised by tick() when a timeout() step budget is exhausted."""
+
+
+class ReplayedError(FedflowError):
+    """Raised on replay in place of a journaled step's exception whose class is not a
+    builtin or fedflow error; `.type_name` and `.message` describe the original."""
+
+    def __init__(self, text: str, type_name: str = "", message: str = "") -> None:
+        super().__init__(text)
+        self.type_name = type_name
+        self.message = message
 
 
 class UnsupportedValue(FedflowError, TypeError):

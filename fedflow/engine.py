@@ -1,0 +1,323 @@
+"""The engine: runs flows by replay over a store, and answers for them.
+
+Every state change is committed to the store before the caller hears of it:
+a new flow is stored as `running` before its body runs, each journaled step
+before the flow goes on, and the final state before `start`/`resume` return.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from . import host, registry, values
+from .errors import (
+    FlowCancelled,
+    FlowError,
+    FlowFailed,
+    FlowMoved,
+    FlowNotDone,
+    NonDeterminism,
+    UnknownFlow,
+    UnknownFunction,
+)
+from .federation import Federation
+from .outcomes import Suspended
+from .peers import PeerTable
+from .replay import DivergedSignal, Run, SuspendSignal, describe_error, run_flow
+from .store.base import CANCELLED, DONE, FAILED, LIVE, MOVED, RUNNING, SUSPENDED, TERMINAL, FlowRecord, Store
+from .store.memory import MemoryStore
+
+log = logging.getLogger("fedflow.engine")
+
+Flow = Callable[[Any], Any]
+_CALL_CACHE_SIZE = 4096
+
+
+def open_store(store: str | Store | None, durability: str) -> Store:
+    """None -> a MemoryStore; a Store -> itself; a path -> a SQLiteStore on that file."""
+    if store is None:
+        return MemoryStore()
+    if isinstance(store, Store):
+        return store
+    from .store.sqlite import SQLiteStore
+
+    return SQLiteStore(store, durability=durability)
+
+
+class Engine(Federation):
+    """One fedflow instance: its flows, its store, its peers and exposed functions."""
+
+    def __init__(self, name: str = "fedflow", store: str | Store | None = None, *,
+                 durability: str = "power", deadline: float = 10.0, recover: bool = True) -> None:
+        """Open (or create) the store; with `recover`, re-run flows a crash left `running`."""
+        self.name = name
+        self.deadline = deadline
+        self.store = open_store(store, durability)
+        self.peers = PeerTable(name, deadline)
+        self._exposed: dict[str, Callable[[Any], Any]] = {}
+        self._anonymous: dict[str, Flow] = {}
+        self._active: set[str] = set()
+        self._lock = threading.RLock()
+        self._answers: OrderedDict[str, Any] = OrderedDict()
+        if recover:
+            self.recover()
+
+    # ------------------------------------------------------------ lifecycle
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close peer connections and the store."""
+        self.peers.close()
+        self.store.close()
+
+    def new_id(self) -> str:
+        """A fresh flow id, unique across instances."""
+        return f"{self.name}-{uuid.uuid4().hex[:16]}"
+
+    def _resolve(self, rec: FlowRecord) -> Flow:
+        if rec.name is not None:
+            return registry.lookup(rec.name)
+        found = self._anonymous.get(rec.id)
+        if found is None:
+            raise FlowError(f"flow {rec.id} was started from an anonymous flow that this process no "
+                            f"longer has; register the flow with defflow(name, flow) and start it by "
+                            f"name so it can be resumed after a restart or a move", rec.id)
+        return found
+
+    def start(self, flow: Flow | str, input: Any = None, id: str | None = None) -> Any:
+        """Run `flow` (a flow or a registered name) on `input`: its result, or `Suspended`.
+
+        With `id`, start is idempotent: an existing flow's outcome is returned, not re-run."""
+        name, body = (flow, registry.lookup(flow)) if isinstance(flow, str) else (registry.name_of(flow), flow)
+        if not callable(body):
+            raise TypeError(f"start() needs a flow (a callable) or a registered name, got {type(flow).__name__}")
+        text = values.dumps(input, "input")
+        flow_id = id if id is not None else self.new_id()
+        now = time.time()
+        rec = FlowRecord(id=flow_id, name=name, status=RUNNING, input=text, created=now, updated=now)
+        with self._lock:
+            if not self.store.create(rec):
+                return self._outcome(self._get(flow_id))
+            self._active.add(flow_id)
+            if name is None:
+                self._anonymous[flow_id] = body
+        return self._execute(rec, body)
+
+    def resume(self, id: str, value: Any = None) -> Any:
+        """Deliver `value` to the tag the flow waits on and replay it: its result, or `Suspended`."""
+        tree = values.encode(value, "resume value")
+        with self._lock:
+            rec = self._get(id)
+            if rec.status != SUSPENDED:
+                self._refuse_resume(rec)
+            body = self._resolve(rec)
+            entry = {"t": "s", "tag": rec.waiting, "v": tree}
+            changes = {"status": RUNNING, "waiting": None, "request": None, "updated": time.time()}
+            if not self.store.transition(id, [SUSPENDED], changes, [entry]):
+                raise FlowError(f"flow {id} stopped being suspended while resuming; check status()", id)
+            self._active.add(id)
+        return self._execute(rec, body)
+
+    def _refuse_resume(self, rec: FlowRecord) -> None:
+        if rec.status == RUNNING:
+            raise FlowError(f"flow {rec.id} is running, not waiting; resume it once it is suspended", rec.id)
+        self._outcome(rec)  # raises for cancelled, moved and failed
+        raise FlowError(f"flow {rec.id} is already done; read its result with result()", rec.id)
+
+    def _execute(self, rec: FlowRecord, body: Flow) -> Any:
+        flow_id = rec.id
+        try:
+            run = Run(flow_id, self.store.load_log(flow_id),
+                      lambda entry: self.store.append_log(flow_id, entry), self)
+            try:
+                result = run_flow(run, body, values.loads(rec.input))
+                tree = values.encode(result, "result")
+            except SuspendSignal as sig:
+                request = json.dumps(sig.request) if sig.request is not None else None
+                self._finish(flow_id, SUSPENDED, waiting=sig.tag, request=request)
+                return Suspended(flow_id, sig.tag)
+            except DivergedSignal as sig:
+                err = NonDeterminism(
+                    f"flow {flow_id}: replay asked for {sig.expected!r} at journal position {sig.key} "
+                    f"but the log recorded {sig.recorded!r}; check that your workflow is deterministic "
+                    f"(side effects go through step, remote_node or suspend)", flow_id,
+                    expected=sig.expected, recorded=sig.recorded)
+                self._finish(flow_id, FAILED, error=json.dumps(describe_error(err)))
+                raise err from None
+            except Exception as exc:
+                self._finish(flow_id, FAILED, error=json.dumps(describe_error(exc)))
+                raise FlowFailed(f"flow {flow_id} failed: {type(exc).__name__}: {exc}", flow_id,
+                                 cause=exc) from exc
+            self._finish(flow_id, DONE, result=json.dumps(tree, separators=(",", ":")))
+            return values.decode(tree)
+        finally:
+            with self._lock:
+                self._active.discard(flow_id)
+
+    def _finish(self, flow_id: str, status: str, **fields: Any) -> None:
+        self.store.transition(flow_id, [RUNNING], {"status": status, "updated": time.time(), **fields})
+        if status in TERMINAL:
+            self._anonymous.pop(flow_id, None)
+
+    def recover(self) -> list[str]:
+        """Re-run, by replay, every flow left `running` by a crash; the ids re-run.
+
+        A flow whose definition is not registered yet stays `running` (call again later)."""
+        rerun = []
+        for flow_id in self.store.ids(RUNNING):
+            with self._lock:
+                rec = self.store.get(flow_id)
+                if rec is None or flow_id in self._active or rec.status != RUNNING:
+                    continue
+                try:
+                    body = self._resolve(rec)
+                except FlowError as exc:
+                    log.warning("cannot recover flow %s yet: %s", flow_id, exc)
+                    continue
+                self._active.add(flow_id)
+            log.info("recovering flow %s (%s) by replay", flow_id, rec.name)
+            try:
+                self._execute(rec, body)
+            except FlowError as exc:
+                log.warning("recovered flow %s failed: %s", flow_id, exc)
+            rerun.append(flow_id)
+        return rerun
+
+    # ------------------------------------------------------------ introspection
+    def _get(self, flow_id: str) -> FlowRecord:
+        rec = self.store.get(flow_id)
+        if rec is None:
+            raise UnknownFlow(f"no flow {flow_id!r} on engine {self.name!r}; list() shows the flows here", flow_id)
+        return rec
+
+    def _outcome(self, rec: FlowRecord) -> Any:
+        """What start/resume report for an existing flow (raises for unhappy states)."""
+        if rec.status == DONE:
+            return values.loads(rec.result or "null")
+        if rec.status == SUSPENDED:
+            return Suspended(rec.id, rec.waiting or "")
+        if rec.status == FAILED:
+            err = json.loads(rec.error or "{}")
+            raise FlowFailed(f"flow {rec.id} failed: {err.get('type')}: {err.get('message')}", rec.id,
+                             cause=f"{err.get('type')}: {err.get('message')}")
+        if rec.status == CANCELLED:
+            raise FlowCancelled(f"flow {rec.id} was cancelled; start a new flow instead", rec.id)
+        if rec.status == MOVED:
+            raise FlowMoved(f"flow {rec.id} was handed off to {rec.owner!r}; resume it there", rec.id,
+                            owner=rec.owner)
+        raise FlowError(f"flow {rec.id} is running; wait for it to suspend or finish", rec.id)
+
+    def cancel(self, id: str) -> None:
+        """Cancel a live flow; a later resume raises FlowCancelled. Cancelling twice is harmless."""
+        with self._lock:
+            rec = self._get(id)
+            if rec.status == CANCELLED:
+                return
+            if rec.status not in LIVE:
+                raise FlowError(f"flow {id} is {rec.status} and cannot be cancelled; forget() drops it", id)
+            self.store.transition(id, LIVE, {"status": CANCELLED, "waiting": None, "request": None,
+                                             "updated": time.time()})
+            self._anonymous.pop(id, None)
+
+    def status(self, id: str) -> str:
+        """running, suspended, done, failed, cancelled, moved, or unknown."""
+        rec = self.store.get(id)
+        return rec.status if rec else "unknown"
+
+    def result(self, id: str) -> Any:
+        """The result of a done flow; otherwise a FlowError saying why there is none."""
+        rec = self._get(id)
+        if rec.status in (SUSPENDED, RUNNING):
+            raise FlowNotDone(f"flow {id} is {rec.status}; its result exists once it is done", id)
+        return self._outcome(rec)
+
+    def list(self) -> list[tuple[str, str]]:
+        """[(id, status), ...] for every flow in the store."""
+        return self.store.list()
+
+    def pending(self) -> list[tuple[str, str]]:
+        """[(id, waiting_tag), ...] for every suspended flow."""
+        return [(fid, tag or "") for fid, tag, _req in self.store.pending()]
+
+    def resumable_ids(self) -> list[str]:
+        """Ids of the suspended flows."""
+        return self.store.ids(SUSPENDED)
+
+    def requests(self) -> list[tuple[str, str, Any]]:
+        """Pending host requests: [(id, kind, payload), ...]."""
+        out = []
+        for fid, _tag, req in self.store.pending():
+            if req is not None:
+                kind, payload = json.loads(req)
+                out.append((fid, kind, values.decode(payload)))
+        return out
+
+    def gc(self) -> int:
+        """Drop every done, failed, cancelled and moved record; the count removed."""
+        return self.store.delete_terminal()
+
+    def forget(self, id: str) -> None:
+        """Drop one terminal record; a live flow is refused with FlowError."""
+        with self._lock:
+            rec = self._get(id)
+            if rec.status in LIVE or not self.store.delete(id, TERMINAL):
+                raise FlowError(f"flow {id} is {rec.status}; cancel it before forgetting it", id)
+
+    # ------------------------------------------------------------ host driver
+    def drive_host(self, dispatch: host.Dispatch) -> int:
+        """One tick: answer every pending request; the count answered."""
+        return host.drive_host(self, dispatch)
+
+    def run_host(self, dispatch: host.Dispatch, max_ticks: int = 100) -> int:
+        """Tick until quiescent (at most `max_ticks`); the count of ticks that answered something."""
+        return host.run_host(self, dispatch, max_ticks)
+
+    # ------------------------------------------------------------ exposed functions
+    def expose(self, name: str | Callable[[Any], Any], fn: Callable[[Any], Any] | None = None) -> Any:
+        """Make `fn` callable by peers as `name`; also a decorator (`@engine.expose`)."""
+        if callable(name) and fn is None:
+            self._exposed[name.__name__] = name
+            return name
+        if fn is None:
+            return lambda f: self.expose(name, f)
+        self._exposed[str(name)] = fn
+        return fn
+
+    def exposed(self) -> list[str]:
+        """Names of the exposed functions, sorted."""
+        return sorted(self._exposed)
+
+    def invoke(self, fn: str, payload: Any, call_id: str | None = None) -> Any:
+        """Run exposed function `fn` for a peer; a repeated `call_id` gets the first answer again."""
+        func = self._exposed.get(fn)
+        if func is None:
+            raise UnknownFunction(f"engine {self.name!r} exposes no function {fn!r}; "
+                                  f"it exposes {self.exposed()}", peer=self.name)
+        key = f"{fn}\x00{call_id}" if call_id else None
+        if key is not None:
+            with self._lock:
+                if key in self._answers:
+                    return self._answers[key]
+        answer = func(payload)
+        if key is not None:
+            with self._lock:
+                self._answers[key] = answer
+                while len(self._answers) > _CALL_CACHE_SIZE:
+                    self._answers.popitem(last=False)
+        return answer
+
+    def call_peer(self, addr: str, fn: str, payload: Any, *, deadline: float | None = None,
+                  call_id: str = "") -> Any:
+        """Call `fn` on peer `addr` through its transport (used by remote nodes)."""
+        return self.peers.get(addr).call(fn, payload, deadline=deadline or self.deadline, call_id=call_id)

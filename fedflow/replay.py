@@ -1,0 +1,256 @@
+"""The run context: replay log, deterministic step keys, suspend, non-determinism.
+
+A flow runs from the start every time. While it runs, a `Run` (held in a
+context variable) knows the values logged for suspend tags and the journaled
+results of steps. Steps are keyed by their position in a `Scope`: a prefix
+plus a counter, so concurrent `parallel` children get their own keys and the
+keys come out the same on every replay.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextvars
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from . import errors, values
+from .store.base import LogEntry
+
+
+class SuspendSignal(BaseException):
+    """Unwinds a flow to the engine at an unresolved suspend (not an Exception, so
+    `try_catch` and `retry` never swallow it)."""
+
+    def __init__(self, tag: str, request: list | None = None) -> None:
+        super().__init__(tag)
+        self.tag = tag
+        self.request = request
+
+
+class DivergedSignal(BaseException):
+    """Unwinds a flow whose replay asked for a different step than the log holds."""
+
+    def __init__(self, key: str, expected: str, recorded: str) -> None:
+        super().__init__(key)
+        self.key, self.expected, self.recorded = key, expected, recorded
+
+
+class Scope:
+    """A source of deterministic journal keys for one sequential thread of a flow."""
+
+    __slots__ = ("counter", "prefix")
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.counter = 0
+
+    def next_key(self) -> str:
+        """The key of the next journaled position in this scope."""
+        key = f"{self.prefix}{self.counter}"
+        self.counter += 1
+        return key
+
+    def child(self, base: str, index: int) -> Scope:
+        """A scope for child `index` of the combinator at key `base`."""
+        return Scope(f"{base}/{index}.")
+
+
+class Run:
+    """One execution of one flow: what the log says, and how to add to it."""
+
+    def __init__(self, flow_id: str, log: list[LogEntry], persist: Callable[[LogEntry], None],
+                 services: Any) -> None:
+        self.flow_id = flow_id
+        self.services = services  # the engine: peers, deadlines
+        self.suspends: dict[str, Any] = {}
+        self.journal: dict[str, LogEntry] = {}
+        for entry in log:
+            if entry["t"] == "s":
+                self.suspends[entry["tag"]] = entry["v"]
+            else:
+                self.journal[entry["k"]] = entry
+        self._persist = persist
+        self._lock = threading.Lock()
+
+    def record(self, entry: LogEntry) -> None:
+        """Commit a journal entry to the store before the flow goes on."""
+        with self._lock:
+            self._persist(entry)
+            self.journal[entry["k"]] = entry
+
+
+class _Budget:
+    __slots__ = ("limit", "lock", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used, self.lock = limit, 0, threading.Lock()
+
+
+_RUN: contextvars.ContextVar[Run | None] = contextvars.ContextVar("fedflow_run", default=None)
+_SCOPE: contextvars.ContextVar[Scope] = contextvars.ContextVar("fedflow_scope")
+_BUDGETS: contextvars.ContextVar[tuple[_Budget, ...]] = contextvars.ContextVar("fedflow_budgets", default=())
+
+
+def current_run() -> Run | None:
+    """The run the calling code belongs to, or None outside a flow."""
+    return _RUN.get()
+
+
+def run_flow(run: Run, flow: Callable[[Any], Any], value: Any) -> Any:
+    """Run `flow(value)` inside `run` in a fresh context (signals propagate)."""
+    def body() -> Any:
+        _RUN.set(run)
+        _SCOPE.set(Scope())
+        _BUDGETS.set(())
+        return flow(value)
+    return contextvars.copy_context().run(body)
+
+
+def in_child_scope(base: str, index: int, fn: Callable[[], Any]) -> Callable[[], Any]:
+    """Wrap `fn` to run in a copy of this context with child scope `index` of `base`."""
+    ctx = contextvars.copy_context()
+    scope = _scope().child(base, index)
+
+    def body() -> Any:
+        _SCOPE.set(scope)
+        return fn()
+    return lambda: ctx.run(body)
+
+
+def _scope() -> Scope:
+    try:
+        return _SCOPE.get()
+    except LookupError:
+        scope = Scope()
+        _SCOPE.set(scope)
+        return scope
+
+
+def next_key() -> str:
+    """Take the next journal key of the current scope."""
+    return _scope().next_key()
+
+
+def _require_run(what: str) -> Run:
+    run = _RUN.get()
+    if run is None:
+        raise errors.FlowError(f"{what} was called outside a running flow; call it inside a node "
+                               f"of a flow started with Engine.start()")
+    return run
+
+
+def suspend(tag: str) -> Any:
+    """Return the value logged for `tag`, or stop the flow here, waiting on `tag`."""
+    if not isinstance(tag, str):
+        raise TypeError(f"suspend tags are strings, got {type(tag).__name__}")
+    run = _require_run("suspend()")
+    if tag in run.suspends:
+        return values.decode(run.suspends[tag])
+    raise SuspendSignal(tag)
+
+
+def request(kind: str, payload: Any = None) -> Any:
+    """Ask the host for work: suspend with a pending request the host driver answers."""
+    if not isinstance(kind, str):
+        raise TypeError(f"request kinds are strings, got {type(kind).__name__}")
+    run = _require_run("request()")
+    tag = f"request:{next_key()}"
+    if tag in run.suspends:
+        return values.decode(run.suspends[tag])
+    raise SuspendSignal(tag, [kind, values.encode(payload, f"request({kind!r}) payload")])
+
+
+def journaled(name: str, compute: Callable[[str], Any]) -> Any:
+    """Run `compute(call_key)` once per flow; on replay return (or re-raise) what was logged."""
+    run = _RUN.get()
+    if run is None:
+        return compute("")
+    key = next_key()
+    entry = run.journal.get(key)
+    if entry is not None:
+        if entry["n"] != name:
+            raise DivergedSignal(key, name, entry["n"])
+        if "e" in entry:
+            raise rebuild_error(entry["e"])
+        return values.decode(entry["v"])
+    try:
+        tree = values.encode(compute(f"{run.flow_id}/{key}"), f"result of {name}")
+    except (SuspendSignal, DivergedSignal):
+        raise
+    except Exception as exc:
+        run.record({"t": "j", "k": key, "n": name, "e": describe_error(exc)})
+        raise
+    run.record({"t": "j", "k": key, "n": name, "v": tree})
+    return values.decode(tree)
+
+
+_ERROR_ATTRS = ("peer", "remote_type", "remote_message", "path", "owner")
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    """A plain-data description of an exception, enough to rebuild it on replay."""
+    kind = type(exc)
+    out: dict[str, Any] = {"type": kind.__name__, "module": kind.__module__, "message": str(exc)}
+    args = exc.args
+    try:
+        out["args"] = values.encode(list(args))
+    except errors.UnsupportedValue:
+        pass
+    attrs = {a: getattr(exc, a) for a in _ERROR_ATTRS if isinstance(getattr(exc, a, None), str)}
+    if attrs:
+        out["attrs"] = attrs
+    return out
+
+
+def rebuild_error(desc: dict[str, Any]) -> Exception:
+    """The exception a journaled step raised, rebuilt without importing or evaluating anything.
+
+    Builtin and fedflow exception classes come back as themselves; any other class
+    comes back as `ReplayedError` carrying the original type name and message."""
+    kind, module, message = desc.get("type", ""), desc.get("module", ""), desc.get("message", "")
+    exc: Exception
+    if module == "builtins" and isinstance(getattr(builtins, kind, None), type) \
+            and issubclass(getattr(builtins, kind), Exception):
+        args = values.decode(desc["args"]) if "args" in desc else [message]
+        try:
+            exc = getattr(builtins, kind)(*args)
+        except Exception:
+            exc = getattr(builtins, kind)(message)
+    elif module.startswith("fedflow") and isinstance(getattr(errors, kind, None), type) \
+            and issubclass(getattr(errors, kind), errors.FedflowError):
+        cls = getattr(errors, kind)
+        exc = cls.__new__(cls)
+        Exception.__init__(exc, message)
+        for attr, value in (desc.get("attrs") or {}).items():
+            setattr(exc, attr, value)
+    else:
+        exc = errors.ReplayedError(f"{kind}: {message}", type_name=kind, message=message)
+    exc._fedflow_replayed = True  # type: ignore[attr-defined]
+    return exc
+
+
+def is_replayed(exc: BaseException) -> bool:
+    """True when `exc` was rebuilt from the journal rather than raised just now."""
+    return getattr(exc, "_fedflow_replayed", False)
+
+
+def tick() -> None:
+    """Spend one step of every enclosing `timeout` budget; past a budget raise FlowTimeout."""
+    for budget in _BUDGETS.get():
+        with budget.lock:
+            budget.used += 1
+            over = budget.used > budget.limit
+        if over:
+            raise errors.FlowTimeout(f"step budget of {budget.limit} ticks exhausted; raise the budget "
+                                     f"given to timeout() or do less work per flow")
+
+
+def with_budget(limit: int, fn: Callable[[], Any]) -> Any:
+    """Run `fn` with one more step budget of `limit` ticks in force."""
+    token = _BUDGETS.set((*_BUDGETS.get(), _Budget(limit)))
+    try:
+        return fn()
+    finally:
+        _BUDGETS.reset(token)
