@@ -1,0 +1,160 @@
+"""`ControlClient`: the synchronous client behind the command line.
+
+Each method is one RPC to one instance and returns a plain dict shaped like
+the JSON the CLI prints (SPEC "The command line"); values inside are decoded
+plain data (exact ints, bytes, `Fail`), so the caller chooses how to print
+them. Failures raise the matching fedflow error (`fedflow.wire.error_for`):
+`PeerUnavailable` when the instance is down or too slow, `UnknownFlow`,
+`FlowMoved`, `FlowFailed`, `UnknownFunction`, `RemoteError`, ...
+
+>>> with ControlClient("127.0.0.1:50051") as client:    # doctest: +SKIP
+...     client.start("approval", {"n": 1}, flow_id="job-1")
+{'id': 'job-1', 'status': 'suspended', 'tag': 'approve'}
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from . import wire
+from .transport.grpc import call_metadata, open_channel
+from .v1 import fedflow_pb2 as pb
+from .v1 import fedflow_pb2_grpc as pb_grpc
+
+__all__ = ["ControlClient"]
+
+
+class ControlClient:
+    """Control verbs for the instance at `address` (host:port), over one channel.
+
+    `token` is sent as `authorization: Bearer <token>`; `deadline` (seconds)
+    bounds every call. TLS is not implemented yet (`tls` must be None)."""
+
+    def __init__(self, address: str, *, token: str | None = None, tls: Any = None,
+                 deadline: float = 30.0) -> None:
+        self.address = address
+        self.deadline = deadline
+        self._metadata = call_metadata(token)
+        self._channel = open_channel(address, tls=tls)
+        self._peer = pb_grpc.PeerServiceStub(self._channel)
+        self._control = pb_grpc.ControlServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def _rpc(self, method: Callable, request: Any) -> Any:
+        try:
+            return method(request, timeout=self.deadline, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise wire.error_for(exc, self.address) from exc
+
+    @staticmethod
+    def _outcome(outcome: pb.FlowOutcome) -> dict[str, Any]:
+        status = wire.status_from_proto(outcome.status)
+        if outcome.WhichOneof("detail") == "tag":
+            return {"id": outcome.id, "status": status, "tag": outcome.tag}
+        return {"id": outcome.id, "status": status, "result": wire.unpack(outcome.result, "result")}
+
+    def call(self, fn: str, payload: Any = None, *, call_id: str | None = None) -> dict[str, Any]:
+        """Run exposed function `fn`: `{"result": value}`; RemoteError if it raised."""
+        request = pb.CallRequest(fn=fn, payload=wire.pack(payload, "payload"),
+                                 call_id=call_id or uuid.uuid4().hex)
+        reply = self._rpc(self._peer.Call, request)
+        if reply.WhichOneof("outcome") == "failure":
+            kind, text = reply.failure.type, reply.failure.message
+            raise wire.E.RemoteError(f"{fn} on {self.address} raised {kind}: {text}; fix it there",
+                                     self.address, remote_type=kind, remote_message=text)
+        return {"result": wire.unpack(reply.value, "result")}
+
+    def start(self, flow: str, input: Any = None, *, flow_id: str | None = None) -> dict[str, Any]:
+        """Start registered flow `flow`: `{"id", "status": "done", "result"}` or
+        `{"id", "status": "suspended", "tag"}`; an existing `flow_id` gives its outcome."""
+        request = pb.StartRequest(flow=flow, input=wire.pack(input, "input"))
+        if flow_id is not None:
+            request.id = flow_id
+        return self._outcome(self._rpc(self._control.Start, request).outcome)
+
+    def resume(self, flow_id: str, value: Any = None) -> dict[str, Any]:
+        """Resume a suspended flow with `value`; same shape as `start`."""
+        request = pb.ResumeRequest(id=flow_id, value=wire.pack(value, "value"))
+        return self._outcome(self._rpc(self._control.Resume, request).outcome)
+
+    def cancel(self, flow_id: str) -> dict[str, Any]:
+        """Cancel a flow: `{"id", "status"}`."""
+        reply = self._rpc(self._control.Cancel, pb.CancelRequest(id=flow_id))
+        return {"id": reply.id, "status": wire.status_from_proto(reply.status)}
+
+    def status(self, flow_id: str) -> dict[str, Any]:
+        """`{"id", "status"}`; status is "unknown" for an id the instance does not hold."""
+        reply = self._rpc(self._control.Status, pb.StatusRequest(id=flow_id))
+        return {"id": reply.id, "status": wire.status_from_proto(reply.status)}
+
+    def result(self, flow_id: str) -> dict[str, Any]:
+        """`{"id", "result"}` of a done flow; otherwise raises the FlowError saying why."""
+        reply = self._rpc(self._control.Result, pb.ResultRequest(id=flow_id))
+        return {"id": reply.id, "result": wire.unpack(reply.result, "result")}
+
+    def list(self) -> dict[str, Any]:
+        """`{"flows": [{"id", "status"}, ...]}`."""
+        reply = self._rpc(self._control.List, pb.ListRequest())
+        return {"flows": [{"id": f.id, "status": wire.status_from_proto(f.status)} for f in reply.flows]}
+
+    def pending(self) -> dict[str, Any]:
+        """`{"pending": [{"id", "tag"}, ...]}` for suspended flows."""
+        reply = self._rpc(self._control.Pending, pb.PendingRequest())
+        return {"pending": [{"id": p.id, "tag": p.tag} for p in reply.pending]}
+
+    def gc(self) -> dict[str, Any]:
+        """Drop terminal records: `{"removed": n}`."""
+        return {"removed": int(self._rpc(self._control.Gc, pb.GcRequest()).removed)}
+
+    def forget(self, flow_id: str) -> dict[str, Any]:
+        """Drop one terminal record: `{"id", "status"}` (then "unknown")."""
+        reply = self._rpc(self._control.Forget, pb.ForgetRequest(id=flow_id))
+        return {"id": reply.id, "status": wire.status_from_proto(reply.status)}
+
+    def replicate(self, to: str) -> dict[str, Any]:
+        """Push the instance's store to peer `to`: `{"to", "flows"}`."""
+        reply = self._rpc(self._control.Replicate, pb.ReplicateRequest(peer=to))
+        return {"to": reply.peer, "flows": int(reply.flows)}
+
+    def restore(self, from_peer: str, source: str | None = None) -> dict[str, Any]:
+        """Import the replica `from_peer` holds of `source` (default: the instance itself):
+        `{"ids": [...]}`."""
+        request = pb.RestoreFromRequest(peer=from_peer)
+        if source is not None:
+            request.source = source
+        return {"ids": list(self._rpc(self._control.RestoreFrom, request).ids)}
+
+    def handoff(self, to: str) -> dict[str, Any]:
+        """Move the live flows to peer `to`: `{"to", "ids"}`."""
+        reply = self._rpc(self._control.Handoff, pb.HandoffRequest(peer=to))
+        return {"to": reply.peer, "ids": list(reply.ids)}
+
+    def peers(self) -> dict[str, Any]:
+        """`{"peers": [{"name", "address" (None if in-process), "serving"}, ...]}`."""
+        reply = self._rpc(self._control.Peers, pb.PeersRequest())
+        return {"peers": [{"name": p.name, "address": p.address if p.HasField("address") else None,
+                           "serving": p.serving} for p in reply.peers]}
+
+    def health(self) -> bool:
+        """True when the instance answers its health check with SERVING."""
+        try:
+            reply = self._health.Check(health_pb2.HealthCheckRequest(service=""),
+                                       timeout=self.deadline, metadata=self._metadata)
+        except grpc.RpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING

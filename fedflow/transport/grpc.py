@@ -1,0 +1,150 @@
+"""`GrpcTransport`: a real peer over gRPC, through ONE reused sync channel.
+
+Two retry layers, both bounded by the call's deadline (GRPC.md section 4):
+the channel retries UNAVAILABLE a few times with a short backoff, and a
+tenacity loop retries UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED
+with jittered exponential backoff until the budget is spent; each attempt's
+timeout is the budget that remains. Answers from the peer's own code (a
+fedflow error in the trailers, a RemoteFailure) are never retried. Every
+gRPC failure is mapped to a fedflow error by `fedflow.wire.error_for`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_exponential, wait_random
+
+from .. import errors as E
+from .. import wire
+from ..v1 import fedflow_pb2 as pb
+from ..v1 import fedflow_pb2_grpc as pb_grpc
+from .base import Transport
+
+__all__ = ["PEER_SERVICE", "GrpcTransport", "call_metadata", "open_channel"]
+
+PEER_SERVICE = pb.DESCRIPTOR.services_by_name["PeerService"].full_name
+_RECONNECT = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
+              ("grpc.max_reconnect_backoff_ms", 2000)]
+T = TypeVar("T")
+
+
+def open_channel(address: str, *, tls: Any = None, retry_services: tuple[str, ...] = ()) -> grpc.Channel:
+    """A sync channel to `address` with fedflow's limits (TLS is not implemented yet)."""
+    if tls is not None:
+        raise NotImplementedError("TLS is not supported yet; connect without --tls-* for now")
+    return grpc.insecure_channel(address, options=wire.channel_options(retry_services) + _RECONNECT)
+
+
+def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """The per-call metadata that carries a shared token."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, grpc.RpcError) and wire.is_transient(exc)
+
+
+class GrpcTransport(Transport):
+    """One peer at `address` (host:port); thread-safe; `close()` releases the channel."""
+
+    def __init__(self, name: str, address: str, *, token: str | None = None, tls: Any = None,
+                 default_deadline: float = 10.0) -> None:
+        self.name = name
+        self.address = address
+        self.default_deadline = default_deadline
+        self._metadata = call_metadata(token)
+        self._channel = open_channel(address, tls=tls, retry_services=(PEER_SERVICE,))
+        self._stub = pb_grpc.PeerServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    def __repr__(self) -> str:
+        return f"GrpcTransport({self.name!r}, {self.address!r})"
+
+    def _with_retries(self, deadline: float | None, attempt: Callable[[float], T]) -> T:
+        """Run `attempt(timeout)` until it succeeds, fails for good, or the budget is spent."""
+        budget = self.default_deadline if deadline is None else deadline
+        end = time.monotonic() + budget
+        backoff = wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05)  # jittered
+        retrying = Retrying(stop=stop_before_delay(budget), wait=backoff,
+                            retry=retry_if_exception(_retryable), reraise=True)
+        try:
+            return retrying(lambda: attempt(max(end - time.monotonic(), 0.001)))
+        except grpc.RpcError as exc:
+            raise wire.error_for(exc, self.name) from exc
+
+    def call(self, fn: str, payload: Any, *, deadline: float, call_id: str) -> Any:
+        """Run exposed `fn` on the peer; its answer, or RemoteError if it raised."""
+        data = wire.pack(payload, "payload")
+        if len(data) > wire.MAX_MESSAGE_BYTES - 64 * 1024:
+            raise E.PeerError(f"payload for {fn} on peer {self.name} is {len(data)} bytes, over the "
+                              f"{wire.MAX_MESSAGE_BYTES}-byte message limit; send less", self.name)
+        request = pb.CallRequest(fn=fn, payload=data, call_id=call_id)
+        try:
+            reply = self._with_retries(deadline, lambda t: self._stub.Call(request, timeout=t,
+                                                                            metadata=self._metadata))
+        except E.UnknownFunction as exc:
+            exc.peer = self.name  # the name this engine knows the peer by
+            raise
+        if reply.WhichOneof("outcome") == "failure":
+            kind, text = reply.failure.type, reply.failure.message
+            raise E.RemoteError(f"{fn} on peer {self.name} raised {kind}: {text}; fix it there, "
+                                f"or catch it with try_catch/remote_failover", self.name,
+                                remote_type=kind, remote_message=text)
+        try:
+            return wire.unpack(reply.value, "result")
+        except E.UnsupportedValue as exc:
+            raise E.PeerError(f"peer {self.name} answered {fn} with an undecodable value ({exc}); "
+                              f"check it runs the same fedflow version", self.name) from exc
+
+    def _push_messages(self, source: str, export_text: str) -> Iterator[pb.PushReplicaRequest]:
+        for part in wire.replica_parts(source, export_text):
+            if isinstance(part, pb.ReplicaHeader):
+                yield pb.PushReplicaRequest(header=part)
+            else:
+                yield pb.PushReplicaRequest(chunk=part)
+
+    def push_replica(self, source: str, export_text: str, *, deadline: float) -> int:
+        """Stream `export_text` into the peer's replica slot for `source` (~1 MiB chunks)."""
+        def attempt(timeout: float) -> int:
+            messages = self._push_messages(source, export_text)
+            return int(self._stub.PushReplica(messages, timeout=timeout, metadata=self._metadata).flows)
+
+        return self._with_retries(deadline, attempt)
+
+    def fetch_replica(self, source: str, *, deadline: float) -> str:
+        """The export text the peer holds for `source`; ReplicaError if none or corrupted."""
+        def attempt(timeout: float) -> str:
+            assembler = wire.ReplicaAssembler()
+            request = pb.FetchReplicaRequest(source=source)
+            for message in self._stub.FetchReplica(request, timeout=timeout, metadata=self._metadata):
+                assembler.add(message)
+            return assembler.finish()[1]
+
+        return self._with_retries(deadline, attempt)
+
+    def restore(self, source: str, ids: list[str] | None, *, deadline: float) -> list[str]:
+        """Have the peer import the replica it holds of `source` (only `ids`, when given)."""
+        request = pb.RestoreRequest(source=source)
+        if ids is not None:
+            request.only.ids.extend(ids)
+        reply = self._with_retries(deadline, lambda t: self._stub.Restore(request, timeout=t,
+                                                                           metadata=self._metadata))
+        return list(reply.ids)
+
+    def health(self, *, deadline: float) -> bool:
+        """True when the peer answers its health check with SERVING (one attempt)."""
+        try:
+            reply = self._health.Check(health_pb2.HealthCheckRequest(service=""), timeout=deadline,
+                                       metadata=self._metadata)
+        except grpc.RpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    def close(self) -> None:
+        """Close the channel; later calls fail."""
+        self._channel.close()

@@ -1,0 +1,317 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class FlowStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FLOW_STATUS_UNSPECIFIED: _ClassVar[FlowStatus]
+    FLOW_STATUS_RUNNING: _ClassVar[FlowStatus]
+    FLOW_STATUS_SUSPENDED: _ClassVar[FlowStatus]
+    FLOW_STATUS_DONE: _ClassVar[FlowStatus]
+    FLOW_STATUS_FAILED: _ClassVar[FlowStatus]
+    FLOW_STATUS_CANCELLED: _ClassVar[FlowStatus]
+    FLOW_STATUS_MOVED: _ClassVar[FlowStatus]
+    FLOW_STATUS_UNKNOWN: _ClassVar[FlowStatus]
+FLOW_STATUS_UNSPECIFIED: FlowStatus
+FLOW_STATUS_RUNNING: FlowStatus
+FLOW_STATUS_SUSPENDED: FlowStatus
+FLOW_STATUS_DONE: FlowStatus
+FLOW_STATUS_FAILED: FlowStatus
+FLOW_STATUS_CANCELLED: FlowStatus
+FLOW_STATUS_MOVED: FlowStatus
+FLOW_STATUS_UNKNOWN: FlowStatus
+
+class CallRequest(_message.Message):
+    __slots__ = ("fn", "payload", "call_id")
+    FN_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    fn: str
+    payload: bytes
+    call_id: str
+    def __init__(self, fn: _Optional[str] = ..., payload: _Optional[bytes] = ..., call_id: _Optional[str] = ...) -> None: ...
+
+class RemoteFailure(_message.Message):
+    __slots__ = ("type", "message")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    message: str
+    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class CallResponse(_message.Message):
+    __slots__ = ("value", "failure")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    value: bytes
+    failure: RemoteFailure
+    def __init__(self, value: _Optional[bytes] = ..., failure: _Optional[_Union[RemoteFailure, _Mapping]] = ...) -> None: ...
+
+class ReplicaHeader(_message.Message):
+    __slots__ = ("source", "total_bytes", "sha256")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    total_bytes: int
+    sha256: str
+    def __init__(self, source: _Optional[str] = ..., total_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class PushReplicaRequest(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: ReplicaHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[ReplicaHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class PushReplicaResponse(_message.Message):
+    __slots__ = ("flows",)
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    flows: int
+    def __init__(self, flows: _Optional[int] = ...) -> None: ...
+
+class FetchReplicaRequest(_message.Message):
+    __slots__ = ("source",)
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    def __init__(self, source: _Optional[str] = ...) -> None: ...
+
+class FetchReplicaResponse(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: ReplicaHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[ReplicaHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class IdSelection(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RestoreRequest(_message.Message):
+    __slots__ = ("source", "only")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ONLY_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    only: IdSelection
+    def __init__(self, source: _Optional[str] = ..., only: _Optional[_Union[IdSelection, _Mapping]] = ...) -> None: ...
+
+class RestoreResponse(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FlowOutcome(_message.Message):
+    __slots__ = ("id", "status", "result", "tag")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    status: FlowStatus
+    result: bytes
+    tag: str
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[FlowStatus, str]] = ..., result: _Optional[bytes] = ..., tag: _Optional[str] = ...) -> None: ...
+
+class StartRequest(_message.Message):
+    __slots__ = ("flow", "input", "id")
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    flow: str
+    input: bytes
+    id: str
+    def __init__(self, flow: _Optional[str] = ..., input: _Optional[bytes] = ..., id: _Optional[str] = ...) -> None: ...
+
+class StartResponse(_message.Message):
+    __slots__ = ("outcome",)
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    outcome: FlowOutcome
+    def __init__(self, outcome: _Optional[_Union[FlowOutcome, _Mapping]] = ...) -> None: ...
+
+class ResumeRequest(_message.Message):
+    __slots__ = ("id", "value")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    value: bytes
+    def __init__(self, id: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class ResumeResponse(_message.Message):
+    __slots__ = ("outcome",)
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    outcome: FlowOutcome
+    def __init__(self, outcome: _Optional[_Union[FlowOutcome, _Mapping]] = ...) -> None: ...
+
+class CancelRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class CancelResponse(_message.Message):
+    __slots__ = ("id", "status")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    status: FlowStatus
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[FlowStatus, str]] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class StatusResponse(_message.Message):
+    __slots__ = ("id", "status")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    status: FlowStatus
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[FlowStatus, str]] = ...) -> None: ...
+
+class ResultRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ResultResponse(_message.Message):
+    __slots__ = ("id", "result")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    result: bytes
+    def __init__(self, id: _Optional[str] = ..., result: _Optional[bytes] = ...) -> None: ...
+
+class ListRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class FlowEntry(_message.Message):
+    __slots__ = ("id", "status")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    status: FlowStatus
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[FlowStatus, str]] = ...) -> None: ...
+
+class ListResponse(_message.Message):
+    __slots__ = ("flows",)
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    flows: _containers.RepeatedCompositeFieldContainer[FlowEntry]
+    def __init__(self, flows: _Optional[_Iterable[_Union[FlowEntry, _Mapping]]] = ...) -> None: ...
+
+class PendingRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PendingEntry(_message.Message):
+    __slots__ = ("id", "tag")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tag: str
+    def __init__(self, id: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
+
+class PendingResponse(_message.Message):
+    __slots__ = ("pending",)
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    pending: _containers.RepeatedCompositeFieldContainer[PendingEntry]
+    def __init__(self, pending: _Optional[_Iterable[_Union[PendingEntry, _Mapping]]] = ...) -> None: ...
+
+class GcRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GcResponse(_message.Message):
+    __slots__ = ("removed",)
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    removed: int
+    def __init__(self, removed: _Optional[int] = ...) -> None: ...
+
+class ForgetRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ForgetResponse(_message.Message):
+    __slots__ = ("id", "status")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    status: FlowStatus
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[FlowStatus, str]] = ...) -> None: ...
+
+class ReplicateRequest(_message.Message):
+    __slots__ = ("peer",)
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    peer: str
+    def __init__(self, peer: _Optional[str] = ...) -> None: ...
+
+class ReplicateResponse(_message.Message):
+    __slots__ = ("peer", "flows")
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    peer: str
+    flows: int
+    def __init__(self, peer: _Optional[str] = ..., flows: _Optional[int] = ...) -> None: ...
+
+class RestoreFromRequest(_message.Message):
+    __slots__ = ("peer", "source")
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    peer: str
+    source: str
+    def __init__(self, peer: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+
+class RestoreFromResponse(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class HandoffRequest(_message.Message):
+    __slots__ = ("peer",)
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    peer: str
+    def __init__(self, peer: _Optional[str] = ...) -> None: ...
+
+class HandoffResponse(_message.Message):
+    __slots__ = ("peer", "ids")
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    peer: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, peer: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PeersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PeerInfo(_message.Message):
+    __slots__ = ("name", "address", "serving")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SERVING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    address: str
+    serving: bool
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., serving: _Optional[bool] = ...) -> None: ...
+
+class PeersResponse(_message.Message):
+    __slots__ = ("peers",)
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    peers: _containers.RepeatedCompositeFieldContainer[PeerInfo]
+    def __init__(self, peers: _Optional[_Iterable[_Union[PeerInfo, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,166 @@
+"""fedflow.wire: fedflow errors <-> gRPC statuses, values, replica chunking (no server)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import grpc
+import pytest
+
+import fedflow
+from fedflow import errors as E
+from fedflow import wire
+from fedflow.v1 import fedflow_pb2 as pb
+
+Code = grpc.StatusCode
+
+
+class FakeRpcError(grpc.RpcError):
+    """What a client sees: a code, details and trailing metadata."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, trailers: tuple = ()) -> None:
+        super().__init__(details)
+        self._code, self._details, self._trailers = code, details, trailers
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def trailing_metadata(self) -> tuple:
+        return self._trailers
+
+
+def over_the_wire(exc: Exception, peer: str = "p") -> E.FedflowError:
+    """Map `exc` to a status as the server does, then back as the client does."""
+    code, message = wire.status_for(exc)
+    return wire.error_for(FakeRpcError(code, message, wire.trailers_for(exc)), peer)
+
+
+@pytest.mark.parametrize(("exc", "code"), [
+    (E.UnknownFlow("no flow x", "x"), Code.NOT_FOUND),
+    (E.UnknownFunction("no fn", "p"), Code.NOT_FOUND),
+    (E.UnknownPeer("no peer", "q"), Code.NOT_FOUND),
+    (E.UnsupportedValue("bad", path="value[0]"), Code.INVALID_ARGUMENT),
+    (E.ReplicaError("bad replica"), Code.INVALID_ARGUMENT),
+    (E.PeerUnavailable("down", "q"), Code.UNAVAILABLE),
+    (E.FlowCancelled("cancelled", "x"), Code.FAILED_PRECONDITION),
+    (E.FlowMoved("moved", "x", owner="b"), Code.FAILED_PRECONDITION),
+    (E.FlowNotDone("not done", "x"), Code.FAILED_PRECONDITION),
+    (E.FlowError("already done", "x"), Code.FAILED_PRECONDITION),
+    (E.FlowFailed("failed", "x", cause=ValueError("boom")), Code.FAILED_PRECONDITION),
+])
+def test_each_fedflow_error_maps_to_its_status_and_comes_back_as_the_same_class(exc, code):
+    assert wire.status_for(exc)[0] is code
+    back = over_the_wire(exc)
+    assert type(back) is type(exc)
+    assert str(back) == str(exc)
+    for attr in ("id", "owner", "path"):
+        if hasattr(exc, attr):
+            assert getattr(back, attr) == getattr(exc, attr)
+
+
+def test_flow_failed_carries_its_cause_type_and_message():
+    back = over_the_wire(E.FlowFailed("flow x failed", "x", cause=KeyError("k")))
+    assert isinstance(back, fedflow.FlowFailed) and back.id == "x"
+    assert isinstance(back.cause, E.RemoteError)
+    assert (back.cause.remote_type, back.cause.remote_message) == ("KeyError", "'k'")
+
+
+def test_a_text_cause_from_a_stored_failure_is_split_into_type_and_message():
+    back = over_the_wire(E.FlowFailed("flow x failed", "x", cause="ValueError: nope"))
+    assert (back.cause.remote_type, back.cause.remote_message) == ("ValueError", "nope")
+
+
+def test_non_determinism_keeps_expected_and_recorded():
+    back = over_the_wire(E.NonDeterminism("diverged", "x", expected="step:a", recorded="step:b"))
+    assert isinstance(back, E.NonDeterminism)
+    assert (back.expected, back.recorded) == ("step:a", "step:b")
+
+
+def test_unknown_flow_is_still_a_key_error_and_peer_errors_keep_the_nested_peer():
+    assert isinstance(over_the_wire(E.UnknownFlow("no", "x")), KeyError)
+    assert over_the_wire(E.PeerUnavailable("down", "far"), peer="near").peer == "far"
+    assert over_the_wire(E.UnknownFunction("no fn"), peer="near").peer == "near"
+
+
+def test_unexpected_exceptions_are_internal_with_a_short_message_and_no_trailers():
+    code, message = wire.status_for(RuntimeError("secret detail\nTraceback"))
+    assert code is Code.INTERNAL
+    assert "secret" not in message and "Traceback" not in message
+    assert wire.trailers_for(RuntimeError("x")) == ()
+
+
+@pytest.mark.parametrize(("code", "cls", "words"), [
+    (Code.UNAVAILABLE, E.PeerUnavailable, "unavailable"),
+    (Code.DEADLINE_EXCEEDED, E.PeerUnavailable, "deadline"),
+    (Code.UNAUTHENTICATED, E.PeerError, "--token-file"),
+    (Code.RESOURCE_EXHAUSTED, E.PeerError, "overloaded"),
+    (Code.UNIMPLEMENTED, E.PeerError, "fedflow instance"),
+    (Code.INTERNAL, E.PeerError, "log"),
+    (Code.UNKNOWN, E.PeerError, "log"),
+])
+def test_bare_status_codes_map_to_the_most_specific_error(code, cls, words):
+    err = wire.error_for(FakeRpcError(code, "detail"), "p")
+    assert type(err) is cls and err.peer == "p"
+    assert words in str(err)
+
+
+def test_only_transport_failures_without_a_fedflow_answer_are_transient():
+    assert wire.is_transient(FakeRpcError(Code.UNAVAILABLE, "x"))
+    assert wire.is_transient(FakeRpcError(Code.DEADLINE_EXCEEDED, "x"))
+    assert wire.is_transient(FakeRpcError(Code.RESOURCE_EXHAUSTED, "x"))
+    answered = wire.trailers_for(E.PeerUnavailable("nested peer down", "q"))
+    assert not wire.is_transient(FakeRpcError(Code.UNAVAILABLE, "x", answered))
+    for code in (Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED):
+        assert not wire.is_transient(FakeRpcError(code, "x"))
+
+
+def test_values_pack_exactly_and_bad_bytes_are_unsupported():
+    value = {"n": 2**64 + 1, "b": b"\x00", "f": fedflow.fail("no"), "z": -0.0}
+    assert wire.unpack(wire.pack(value)) == value
+    assert wire.unpack(b"") is None
+    for bad in (b"\xff\xfe", b"{not json", b'{"$bytes": 5}', b"NaN"):
+        with pytest.raises(E.UnsupportedValue):
+            wire.unpack(bad)
+
+
+def test_flow_status_strings_round_trip_through_the_enum():
+    for status in ("running", "suspended", "done", "failed", "cancelled", "moved", "unknown"):
+        assert wire.status_from_proto(wire.status_to_proto(status)) == status
+    assert wire.status_from_proto(pb.FLOW_STATUS_UNSPECIFIED) == "unknown"
+
+
+def _assemble(parts: list) -> tuple[str, str]:
+    assembler = wire.ReplicaAssembler()
+    for part in parts:
+        assembler.add(pb.PushReplicaRequest(header=part) if isinstance(part, pb.ReplicaHeader)
+                      else pb.PushReplicaRequest(chunk=part))
+    return assembler.finish()
+
+
+def test_a_replica_splits_into_a_header_and_chunks_and_reassembles():
+    text = "é" * 3000
+    parts = list(wire.replica_parts("a", text, chunk=1000))
+    header, chunks = parts[0], parts[1:]
+    assert header.total_bytes == 6000 and len(chunks) == 6
+    assert header.sha256 == hashlib.sha256(text.encode()).hexdigest()
+    assert _assemble(parts) == ("a", text)
+
+
+@pytest.mark.parametrize("damage", ["checksum", "truncated", "chunk_first", "two_headers", "too_long"])
+def test_a_damaged_replica_stream_is_a_replica_error(damage):
+    parts = list(wire.replica_parts("a", "x" * 100, chunk=10))
+    if damage == "checksum":
+        parts[0].sha256 = "0" * 64
+    elif damage == "truncated":
+        parts.pop()
+    elif damage == "chunk_first":
+        parts = parts[1:] + parts[:1]
+    elif damage == "two_headers":
+        parts.insert(2, parts[0])
+    else:
+        parts.append(b"extra")
+    with pytest.raises(E.ReplicaError):
+        _assemble(parts)
