@@ -1,0 +1,270 @@
+"""The Store contract, run against every store implementation (memory and SQLite)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from fedflow.store import MemoryStore, SQLiteStore, Store
+from fedflow.store.base import CANCELLED, DONE, FAILED, MOVED, RUNNING, SUSPENDED, TERMINAL, FlowRecord
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
+    """A fresh, empty store of each kind."""
+    made = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def other(store: Store, tmp_path) -> Iterator[Store]:
+    """A second, empty store of the same kind as `store`."""
+    made = MemoryStore() if isinstance(store, MemoryStore) else SQLiteStore(tmp_path / "other.db")
+    yield made
+    made.close()
+
+
+def rec(flow_id: str, status: str = RUNNING, **fields) -> FlowRecord:
+    """A record with plausible defaults."""
+    return FlowRecord(id=flow_id, name=fields.pop("name", "f"), status=status, input='{"x":1}', **fields)
+
+
+FULL = FlowRecord(id="full", name="publish", status=SUSPENDED, input='[1,"\u00e9"]', result='"r"',
+                  error='{"type":"E","message":"m"}', waiting="review", request='["kind",{"a":1}]',
+                  owner="b", epoch=3, created=1700000000.25, updated=1700000001.5)
+ENTRY = {"t": "j", "k": "step:0", "n": "render",
+         "v": {"big": 2**64 + 1, "s": "\u2603\U0001f600\ud800", "l": [1.5, None]}}
+
+
+# -- create / get -------------------------------------------------------------
+
+def test_create_then_get_returns_every_field(store: Store) -> None:
+    assert store.create(FULL) is True
+    assert store.get("full") == FULL
+
+
+def test_create_duplicate_returns_false_and_keeps_the_original(store: Store) -> None:
+    store.create(rec("a", name="first"))
+    assert store.create(rec("a", DONE, name="second")) is False
+    assert store.get("a") == rec("a", name="first")
+    assert store.list() == [("a", RUNNING)]
+
+
+def test_get_missing_is_none(store: Store) -> None:
+    assert store.get("nope") is None
+
+
+def test_get_returns_a_copy(store: Store) -> None:
+    store.create(rec("a"))
+    got = store.get("a")
+    got.status = DONE
+    assert store.get("a").status == RUNNING
+
+
+# -- the log ------------------------------------------------------------------
+
+def test_log_keeps_append_order_and_values(store: Store) -> None:
+    store.create(rec("a"))
+    entries = [ENTRY, {"t": "s", "tag": "t1", "v": 1}, {"t": "s", "tag": "t2", "v": None}]
+    for entry in entries:
+        store.append_log("a", entry)
+    assert store.load_log("a") == entries
+
+
+def test_load_log_of_missing_flow_is_empty(store: Store) -> None:
+    assert store.load_log("nope") == []
+
+
+def test_append_to_missing_flow_changes_nothing(store: Store) -> None:
+    store.append_log("ghost", ENTRY)
+    assert store.get("ghost") is None
+    store.create(rec("ghost"))
+    assert store.load_log("ghost") == []
+
+
+def test_logs_of_flows_are_separate(store: Store) -> None:
+    store.create(rec("a"))
+    store.create(rec("b"))
+    store.append_log("a", {"t": "s", "tag": "a", "v": 1})
+    store.append_log("b", {"t": "s", "tag": "b", "v": 2})
+    assert store.load_log("a") == [{"t": "s", "tag": "a", "v": 1}]
+    assert store.load_log("b") == [{"t": "s", "tag": "b", "v": 2}]
+
+
+# -- transition (compare-and-set) ---------------------------------------------
+
+def test_transition_applies_changes_and_appends_after_existing_entries(store: Store) -> None:
+    store.create(rec("a"))
+    store.append_log("a", {"t": "s", "tag": "first", "v": 0})
+    ok = store.transition("a", {RUNNING}, {"status": SUSPENDED, "waiting": "t"},
+                          [ENTRY, {"t": "s", "tag": "x", "v": 2}])
+    assert ok is True
+    got = store.get("a")
+    assert (got.status, got.waiting) == (SUSPENDED, "t")
+    assert store.load_log("a") == [{"t": "s", "tag": "first", "v": 0}, ENTRY, {"t": "s", "tag": "x", "v": 2}]
+
+
+def test_transition_with_wrong_status_changes_and_appends_nothing(store: Store) -> None:
+    store.create(rec("a", SUSPENDED, waiting="t"))
+    ok = store.transition("a", [RUNNING], {"status": DONE, "result": "1"}, [ENTRY])
+    assert ok is False
+    assert store.get("a") == rec("a", SUSPENDED, waiting="t")
+    assert store.load_log("a") == []
+
+
+def test_transition_of_missing_flow_is_false(store: Store) -> None:
+    assert store.transition("nope", None, {"status": DONE}, [ENTRY]) is False
+    assert store.get("nope") is None
+    assert store.load_log("nope") == []
+
+
+def test_transition_expect_none_matches_any_status(store: Store) -> None:
+    store.create(rec("a", CANCELLED))
+    assert store.transition("a", None, {"owner": "b", "epoch": 7}) is True
+    assert (store.get("a").owner, store.get("a").epoch) == ("b", 7)
+
+
+def test_transition_with_only_entries_or_empty_expect(store: Store) -> None:
+    store.create(rec("a"))
+    assert store.transition("a", iter([SUSPENDED, RUNNING]), {}, [ENTRY]) is True
+    assert store.transition("a", (), {"status": DONE}) is False
+    assert store.get("a").status == RUNNING
+    assert store.load_log("a") == [ENTRY]
+
+
+def test_concurrent_transitions_are_all_kept(store: Store) -> None:
+    store.create(rec("shared"))
+
+    def worker(k: int) -> None:
+        store.create(rec(f"w{k}"))
+        for i in range(25):
+            assert store.transition(f"w{k}", {RUNNING}, {"updated": float(i)}, [{"i": i}])
+            store.append_log("shared", {"k": k, "i": i})
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for k in range(8):
+        assert store.load_log(f"w{k}") == [{"i": i} for i in range(25)]
+    shared = store.load_log("shared")
+    assert sorted((e["k"], e["i"]) for e in shared) == [(k, i) for k in range(8) for i in range(25)]
+    for k in range(8):
+        assert [e["i"] for e in shared if e["k"] == k] == list(range(25))
+
+
+# -- delete -------------------------------------------------------------------
+
+def test_delete_only_in_allowed_statuses(store: Store) -> None:
+    store.create(rec("live", SUSPENDED))
+    store.create(rec("done", DONE))
+    store.append_log("done", ENTRY)
+    assert store.delete("live", TERMINAL) is False
+    assert store.delete("missing", TERMINAL) is False
+    assert store.delete("done", TERMINAL) is True
+    assert store.get("done") is None
+    assert store.list() == [("live", SUSPENDED)]
+    store.create(rec("done"))
+    assert store.load_log("done") == []
+
+
+def test_delete_terminal_counts_and_keeps_live_flows_in_order(store: Store) -> None:
+    statuses = [RUNNING, DONE, SUSPENDED, FAILED, CANCELLED, MOVED, SUSPENDED]
+    for i, status in enumerate(statuses):
+        store.create(rec(f"f{i}", status))
+        store.append_log(f"f{i}", {"i": i})
+    assert store.delete_terminal() == 4
+    assert store.list() == [("f0", RUNNING), ("f2", SUSPENDED), ("f6", SUSPENDED)]
+    assert store.load_log("f2") == [{"i": 2}]
+    assert store.delete_terminal() == 0
+
+
+# -- listing ------------------------------------------------------------------
+
+def test_list_ids_pending_in_creation_order(store: Store) -> None:
+    for flow_id, status in [("z", SUSPENDED), ("a", RUNNING), ("m", SUSPENDED), ("b", DONE)]:
+        store.create(rec(flow_id, status, waiting=f"w-{flow_id}" if status == SUSPENDED else None,
+                         request='["review",1]' if flow_id == "m" else None))
+    assert store.list() == [("z", SUSPENDED), ("a", RUNNING), ("m", SUSPENDED), ("b", DONE)]
+    assert store.ids(SUSPENDED) == ["z", "m"]
+    assert store.ids(FAILED) == []
+    assert store.pending() == [("z", "w-z", None), ("m", "w-m", '["review",1]')]
+    store.transition("z", None, {"status": RUNNING, "waiting": None})
+    assert store.ids(SUSPENDED) == ["m"]
+    assert store.list()[0] == ("z", RUNNING)
+
+
+def test_empty_store_lists_nothing(store: Store) -> None:
+    assert (store.list(), store.ids(RUNNING), store.pending(), list(store.records())) == ([], [], [], [])
+
+
+# -- records / put_flows ------------------------------------------------------
+
+def test_records_put_flows_round_trip(store: Store, other: Store) -> None:
+    store.create(FULL)
+    store.append_log("full", ENTRY)
+    for i in range(1203):  # more than one SQLite batch
+        store.create(rec(f"f{i:04}", DONE if i % 3 else SUSPENDED))
+        if i % 2:
+            store.append_log(f"f{i:04}", {"i": i})
+    exported = list(store.records())
+    assert [r.id for r, _ in exported] == [flow_id for flow_id, _ in store.list()]
+    assert exported[0] == (FULL, [ENTRY])
+    assert exported[2] == (rec("f0001", DONE), [{"i": 1}])
+    other.put_flows(exported)
+    assert list(other.records()) == exported
+    assert other.list() == store.list()
+
+
+def test_put_flows_replaces_row_and_whole_log_in_place(store: Store) -> None:
+    for flow_id in "abc":
+        store.create(rec(flow_id))
+        store.append_log(flow_id, {"old": flow_id})
+        store.append_log(flow_id, {"old2": flow_id})
+    store.put_flows([(rec("b", DONE, result="1"), [{"new": 1}]), (rec("d", SUSPENDED), [])])
+    assert store.list() == [("a", RUNNING), ("b", DONE), ("c", RUNNING), ("d", SUSPENDED)]
+    assert store.get("b").result == "1"
+    assert store.load_log("b") == [{"new": 1}]
+    assert store.load_log("a") == [{"old": "a"}, {"old2": "a"}]
+    store.append_log("b", {"after": 1})
+    assert store.load_log("b") == [{"new": 1}, {"after": 1}]
+
+
+def test_put_flows_repeated_id_last_wins(store: Store) -> None:
+    store.put_flows([(rec("a"), [{"n": 1}, {"n": 2}]), (rec("a", DONE), [{"n": 3}])])
+    assert store.list() == [("a", DONE)]
+    assert store.load_log("a") == [{"n": 3}]
+
+
+def test_records_is_lazy_iterator(store: Store) -> None:
+    store.create(rec("a"))
+    it = store.records()
+    assert iter(it) is it
+    assert next(it) == (rec("a"), [])
+    assert next(it, None) is None
+
+
+# -- replicas -----------------------------------------------------------------
+
+def test_replica_slots(store: Store) -> None:
+    assert store.get_replica("b") is None
+    assert store.replica_sources() == []
+    store.put_replica("b", '{"flows":[]}')
+    store.put_replica("a", "x" * 100_000)
+    store.put_replica("b", '{"flows":[1]}')
+    assert store.get_replica("b") == '{"flows":[1]}'
+    assert store.get_replica("a") == "x" * 100_000
+    assert store.replica_sources() == ["b", "a"]
+    assert store.list() == []
+
+
+# -- close --------------------------------------------------------------------
+
+def test_close_is_idempotent(store: Store) -> None:
+    store.create(rec("a"))
+    store.close()
+    store.close()

@@ -1,0 +1,313 @@
+"""SQLiteStore beyond the shared contract: reopening, durability, bad files, locks, scale."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import sqlite3
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from fedflow.errors import FedflowError
+from fedflow.store import MemoryStore, SQLiteStore, open_store
+from fedflow.store.base import DONE, RUNNING, SUSPENDED, FlowRecord
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """Where a test's store file lives."""
+    return tmp_path / "s.db"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[SQLiteStore]:
+    """An open SQLiteStore on `db`."""
+    made = SQLiteStore(db)
+    yield made
+    made.close()
+
+
+def rec(flow_id: str, status: str = RUNNING, **fields) -> FlowRecord:
+    """A record with plausible defaults."""
+    return FlowRecord(id=flow_id, name="f", status=status, input="1", **fields)
+
+
+def named(path: Path | str) -> str:
+    """A regex matching `path` quoted as the store's errors quote it."""
+    return re.escape(repr(str(path)))
+
+
+def raw(path: Path, *statements: str) -> None:
+    """Run SQL on `path` through a plain sqlite3 connection, committed and closed."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for statement in statements:
+            conn.execute(statement)
+    finally:
+        conn.close()
+
+
+# -- reopening and durability -------------------------------------------------
+
+def test_reopen_restores_records_logs_requests_and_replicas(db: Path) -> None:
+    first = SQLiteStore(db, durability="process")
+    first.create(rec("a"))
+    first.transition("a", {RUNNING}, {"status": SUSPENDED, "waiting": "t", "request": '["review",1]'},
+                     [{"t": "j", "k": "0", "n": "render", "v": "doc"}])
+    first.create(rec("b"))
+    first.transition("b", None, {"status": DONE, "result": '"ok"', "epoch": 2}, [{"t": "s", "tag": "x", "v": 1}])
+    first.put_replica("peer", '{"flows":[]}')
+    before = (list(first.records()), first.pending(), first.list())
+    first.close()
+
+    again = SQLiteStore(db)
+    try:
+        assert (list(again.records()), again.pending(), again.list()) == before
+        assert again.get_replica("peer") == '{"flows":[]}'
+        assert again.replica_sources() == ["peer"]
+        again.append_log("a", {"t": "s", "tag": "t", "v": 2})
+        assert [e.get("tag") for e in again.load_log("a")] == [None, "t"]
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("process", 1), ("power", 2)])
+def test_durability_sets_wal_and_synchronous(db: Path, durability: str, synchronous: int) -> None:
+    made = SQLiteStore(db, durability=durability)
+    try:
+        assert made.path == str(db)
+        assert made._conn.execute("PRAGMA synchronous").fetchone() == (synchronous,)
+        assert made._conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert made._conn.execute("PRAGMA busy_timeout").fetchone() == (5000,)
+    finally:
+        made.close()
+
+
+def test_default_durability_is_power(store: SQLiteStore) -> None:
+    assert store.durability == "power"
+    assert store._conn.execute("PRAGMA synchronous").fetchone() == (2,)
+
+
+@pytest.mark.parametrize("make", [lambda p: SQLiteStore(p, durability="disk"),
+                                  lambda p: open_store(p, durability="fsync")])
+def test_unknown_durability_names_the_allowed_values(db: Path, make: Callable) -> None:
+    with pytest.raises(ValueError, match=r"\['power', 'process'\]"):
+        make(db)
+    assert not db.exists()
+
+
+def test_append_is_one_insert_whatever_the_log_length(store: SQLiteStore) -> None:
+    store.create(rec("a"))
+    store.put_flows([(rec("a"), [{"i": i} for i in range(2000)])])
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    store.append_log("a", {"i": 2000})
+    store._conn.set_trace_callback(None)
+    assert [s.split()[0] for s in seen] == ["BEGIN", "INSERT", "COMMIT"]
+    assert store.load_log("a")[-1] == {"i": 2000}
+
+
+def test_two_stores_on_one_file_see_each_others_commits(db: Path, store: SQLiteStore) -> None:
+    second = SQLiteStore(db)
+    try:
+        store.create(rec("a"))
+        assert second.get("a") == rec("a")
+        assert second.transition("a", {RUNNING}, {"status": DONE}) is True
+        assert store.transition("a", {RUNNING}, {"status": SUSPENDED}) is False
+        assert store.get("a").status == DONE
+    finally:
+        second.close()
+
+
+def test_unknown_change_field_is_refused_and_changes_nothing(store: SQLiteStore) -> None:
+    store.create(rec("a"))
+    with pytest.raises(ValueError, match="bogus"):
+        store.transition("a", None, {"status": DONE, "bogus": 1})
+    with pytest.raises(ValueError, match="'id'"):
+        store.transition("a", None, {"id": "b"})
+    assert store.get("a") == rec("a")
+
+
+# -- files that are not (our) stores -----------------------------------------
+
+def _random_bytes(path: Path) -> None:
+    path.write_bytes(bytes(range(256)) * 40)
+
+
+def _text(path: Path) -> None:
+    path.write_text("hello, not a database\n")
+
+
+def _foreign_db(path: Path) -> None:
+    raw(path, "CREATE TABLE users (name TEXT)", "INSERT INTO users VALUES ('ada')")
+
+
+def _foreign_meta(path: Path) -> None:
+    raw(path, "CREATE TABLE meta (k TEXT, v TEXT)")
+
+
+def _other_format(path: Path) -> None:
+    raw(path, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
+        "INSERT INTO meta VALUES ('format', 'other-app'), ('schema_version', '1')")
+
+
+def _newer(path: Path) -> None:
+    SQLiteStore(path).close()
+    raw(path, "UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+
+
+def _missing_table(path: Path) -> None:
+    SQLiteStore(path).close()
+    raw(path, "DROP TABLE replicas")
+
+
+@pytest.mark.parametrize(("make", "says"), [
+    (_random_bytes, "is not a SQLite database"),
+    (_text, "is not a SQLite database"),
+    (_foreign_db, r"not a fedflow store \(tables: users\)"),
+    (_foreign_meta, "not a fedflow store"),
+    (_other_format, "not a fedflow store .format 'other-app'"),
+    (_newer, r"newer fedflow \(store schema 99; this fedflow reads 1\); upgrade fedflow"),
+    (_missing_table, r"damaged fedflow store .*'replicas'"),
+])
+def test_bad_file_is_refused_by_name_and_left_unchanged(db: Path, make: Callable, says: str) -> None:
+    make(db)
+    before = db.read_bytes()
+    with pytest.raises(FedflowError, match=says) as caught:
+        SQLiteStore(db)
+    assert str(caught.value).startswith(f"fedflow store {str(db)!r} ")
+    assert db.read_bytes() == before
+    assert not Path(f"{db}-wal").exists()
+
+
+@pytest.mark.parametrize("where", ["dir", "missing/parent.db"])
+def test_unopenable_path_is_refused_by_name(tmp_path: Path, where: str) -> None:
+    path = tmp_path / where
+    if where == "dir":
+        path.mkdir()
+    with pytest.raises(FedflowError, match=f"{named(path)}.*could not open"):
+        SQLiteStore(path)
+
+
+def test_corrupt_rows_raise_naming_file_and_flow(db: Path, store: SQLiteStore) -> None:
+    for flow_id in ("bad-status", "bad-json", "bad-kind"):
+        store.create(rec(flow_id))
+    raw(db, "UPDATE flows SET status = 'zombie' WHERE id = 'bad-status'",
+        "INSERT INTO log VALUES ('bad-json', 0, '{not json')",
+        "INSERT INTO log VALUES ('bad-kind', 0, '[1, 2]')")
+    with pytest.raises(FedflowError, match=f"{named(db)}.*corrupt flow row .id 'bad-status', status 'zombie'"):
+        store.get("bad-status")
+    with pytest.raises(FedflowError, match=f"{named(db)}.*corrupt log entry 0 of flow 'bad-json'"):
+        store.load_log("bad-json")
+    with pytest.raises(FedflowError, match=r"corrupt log entry 0 of flow 'bad-kind' \(not an object"):
+        store.load_log("bad-kind")
+    with pytest.raises(FedflowError, match="corrupt"):
+        list(store.records())
+
+
+def test_damaged_file_raises_naming_it(db: Path) -> None:
+    made = SQLiteStore(db)
+    made.put_flows([(rec(f"f{i}", SUSPENDED, waiting="x" * 200), [{"i": i}] * 3) for i in range(3000)])
+    made.close()
+    with db.open("r+b") as handle:
+        handle.truncate(db.stat().st_size // 2)
+    with pytest.raises(FedflowError, match=f"{named(db)}.* is damaged .*malformed.*restore it"):
+        reopened = SQLiteStore(db)
+        try:
+            list(reopened.records())
+        finally:
+            reopened.close()
+
+
+# -- locks --------------------------------------------------------------------
+
+def test_write_lock_held_elsewhere_raises_then_recovers(db: Path) -> None:
+    made = SQLiteStore(db, timeout=0.1)
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(FedflowError, match=f"{named(db)}.*is locked by another connection .waited 0.1s"):
+            made.create(rec("a"))
+        other.execute("ROLLBACK")
+        assert made.create(rec("a")) is True
+    finally:
+        other.close()
+        made.close()
+
+
+def test_file_locked_exclusively_cannot_be_opened(db: Path) -> None:
+    SQLiteStore(db).close()
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        other.execute("PRAGMA locking_mode = EXCLUSIVE")
+        other.execute("BEGIN EXCLUSIVE")
+        other.execute("COMMIT")
+        with pytest.raises(FedflowError, match=f"{named(db)}.*is locked .*to open.*longer timeout"):
+            SQLiteStore(db, timeout=0.05)
+    finally:
+        other.close()
+    SQLiteStore(db).close()
+
+
+# -- closing ------------------------------------------------------------------
+
+CALLS: list[Callable[[SQLiteStore], object]] = [
+    lambda s: s.create(rec("b")), lambda s: s.get("a"), lambda s: s.load_log("a"),
+    lambda s: s.append_log("a", {}), lambda s: s.transition("a", None, {}), lambda s: s.delete("a", [DONE]),
+    lambda s: s.delete_terminal(), lambda s: s.list(), lambda s: s.ids(RUNNING), lambda s: s.pending(),
+    lambda s: list(s.records()), lambda s: s.put_flows([]), lambda s: s.put_replica("p", "t"),
+    lambda s: s.get_replica("p"), lambda s: s.replica_sources(),
+]
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_every_method_refuses_after_close(store: SQLiteStore, call: Callable) -> None:
+    store.create(rec("a"))
+    store.close()
+    store.close()
+    with pytest.raises(FedflowError, match=f"{named(store.path)} is closed"):
+        call(store)
+
+
+# -- open_store -----------------------------------------------------------------
+
+def test_open_store_factory(db: Path) -> None:
+    assert isinstance(open_store(None), MemoryStore)
+    mem = MemoryStore()
+    assert open_store(mem) is mem
+    for given in (db, str(db)):
+        made = open_store(given, durability="process")
+        assert isinstance(made, SQLiteStore)
+        assert (made.path, made.durability) == (str(db), "process")
+        made.close()
+    with pytest.raises(TypeError, match="not int"):
+        open_store(3)
+
+
+# -- scale ----------------------------------------------------------------------
+
+def test_100k_suspended_flows_stream_without_materialising(db: Path, store: SQLiteStore) -> None:
+    count = 100_000
+    started = time.monotonic()
+    store.put_flows([(rec(f"f{i:06}", SUSPENDED, waiting="review"), [{"t": "s", "tag": "a", "v": i}])
+                     for i in range(count)])
+    it = store.records()
+    assert inspect.isgenerator(it)
+    tracemalloc.start()
+    try:
+        first = next(it)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert first == (rec("f000000", SUSPENDED, waiting="review"), [{"t": "s", "tag": "a", "v": 0}])
+    assert peak < 5_000_000, f"first record cost {peak} bytes: records() is not streaming"
+    rest = sum(1 for _ in it)
+    assert rest == count - 1
+    assert len(store.pending()) == count
+    assert time.monotonic() - started < 30
+    assert os.path.getsize(db) > 0
