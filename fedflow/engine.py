@@ -31,24 +31,13 @@ from .federation import Federation
 from .outcomes import Suspended
 from .peers import PeerTable
 from .replay import DivergedSignal, Run, SuspendSignal, describe_error, run_flow
+from .store import open_store
 from .store.base import CANCELLED, DONE, FAILED, LIVE, MOVED, RUNNING, SUSPENDED, TERMINAL, FlowRecord, Store
-from .store.memory import MemoryStore
 
 log = logging.getLogger("fedflow.engine")
 
 Flow = Callable[[Any], Any]
 _CALL_CACHE_SIZE = 4096
-
-
-def open_store(store: str | Store | None, durability: str) -> Store:
-    """None -> a MemoryStore; a Store -> itself; a path -> a SQLiteStore on that file."""
-    if store is None:
-        return MemoryStore()
-    if isinstance(store, Store):
-        return store
-    from .store.sqlite import SQLiteStore
-
-    return SQLiteStore(store, durability=durability)
 
 
 class Engine(Federation):
