@@ -47,58 +47,13 @@ WORKERS = 32
 PEER_PROBE_DEADLINE = 1.0
 
 
-class _Undecodable:
-    """Stands in for a request message that is not valid protobuf (grpcio itself
-    would answer UNKNOWN); handlers refuse it with INVALID_ARGUMENT."""
-
-    def __init__(self, kind: str, error: Exception) -> None:
-        self.kind = kind
-        self.error = error
-
-
-def _parsed(message: Any) -> Any:
-    """`message`, or UnsupportedValue (-> INVALID_ARGUMENT) if it did not decode."""
-    if isinstance(message, _Undecodable):
-        raise E.UnsupportedValue(f"request is not a valid fedflow.v1.{message.kind} message "
-                                 f"({message.error}); send the protobuf message the method expects",
-                                 path="request")
-    return message
-
-
-def _lenient(cls: Any) -> Callable[[bytes], Any]:
-    def parse(data: bytes) -> Any:
-        try:
-            return cls.FromString(data)
-        except Exception as exc:  # DecodeError and friends
-            return _Undecodable(cls.DESCRIPTOR.name, exc)
-    return parse
-
-
-_KINDS = {(False, False): grpc.unary_unary_rpc_method_handler,
-          (False, True): grpc.unary_stream_rpc_method_handler,
-          (True, False): grpc.stream_unary_rpc_method_handler,
-          (True, True): grpc.stream_stream_rpc_method_handler}
-
-
-def _service_handler(service: str, servicer: Any) -> grpc.GenericRpcHandler:
-    """Handlers for every method of fedflow.v1 `service`, with lenient request parsing."""
-    desc = pb.DESCRIPTOR.services_by_name[service]
-    table = {}
-    for method in desc.methods:
-        make = _KINDS[(method.client_streaming, method.server_streaming)]
-        table[method.name] = make(getattr(servicer, method.name),
-                                  request_deserializer=_lenient(getattr(pb, method.input_type.name)),
-                                  response_serializer=getattr(pb, method.output_type.name).SerializeToString)
-    return grpc.method_handlers_generic_handler(desc.full_name, table)
-
-
 def _guard(lookup: bool = False) -> Callable:
     """Turn any exception a handler raises into a clean status (see module doc)."""
     def decorate(method: Callable) -> Callable:
         @functools.wraps(method)
         async def handler(self: _Base, request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
-                return await method(self, _parsed(request), context)
+                return await method(self, wire.parsed(request), context)
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:  # every failure gets a status
@@ -144,7 +99,7 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
     async def PushReplica(self, request_iterator: Any, context: Any) -> pb.PushReplicaResponse:
         assembler = wire.ReplicaAssembler()
         async for message in request_iterator:
-            assembler.add(_parsed(message))
+            assembler.add(wire.parsed(message))
         source, text = assembler.finish()
         if not source:
             raise E.ReplicaError("a replica header must name its source engine")
@@ -305,7 +260,7 @@ def _denied(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED,
                             "missing or wrong token; pass the instance's shared token (--token-file)")
 
-    make = _KINDS[(handler.request_streaming, handler.response_streaming)]
+    make = wire.HANDLER_KINDS[(handler.request_streaming, handler.response_streaming)]
     return make(deny, request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
 
@@ -326,8 +281,8 @@ class _Instance:
 
     async def start(self, address: str) -> int:
         self.server.add_generic_rpc_handlers((
-            _service_handler("PeerService", PeerServicer(self.engine, self.pool)),
-            _service_handler("ControlService", ControlServicer(self.engine, self.pool))))
+            wire.service_handler("PeerService", PeerServicer(self.engine, self.pool)),
+            wire.service_handler("ControlService", ControlServicer(self.engine, self.pool))))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = (PEER_SERVICE, CONTROL_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, self.server)

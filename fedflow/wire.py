@@ -8,6 +8,9 @@
   object of its attributes: id, owner, peer, cause type and message...).
 - `error_for(rpc_error, peer)`: a failed RPC -> the most specific
   `FedflowError`; callers `raise error_for(e, peer) from e`.
+- `service_handler`: method handlers for a fedflow.v1 service whose requests
+  decode leniently, so undecodable bytes get INVALID_ARGUMENT (grpcio alone
+  answers UNKNOWN); handlers call `parsed(request)`.
 - `ReplicaAssembler` / `replica_parts`: a replica as a header plus ~1 MiB chunks
   with a SHA-256 checksum.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -26,9 +29,23 @@ from .v1 import fedflow_pb2 as pb
 from .values import dumps, loads
 
 __all__ = [
-    "CHUNK_BYTES", "MAX_MESSAGE_BYTES", "MAX_REPLICA_BYTES", "ReplicaAssembler", "channel_options",
-    "error_for", "is_transient", "pack", "replica_parts", "status_for", "status_from_proto",
-    "status_to_proto", "trailers_for", "unpack",
+    "CHUNK_BYTES",
+    "HANDLER_KINDS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_REPLICA_BYTES",
+    "ReplicaAssembler",
+    "channel_options",
+    "error_for",
+    "is_transient",
+    "pack",
+    "parsed",
+    "replica_parts",
+    "service_handler",
+    "status_for",
+    "status_from_proto",
+    "status_to_proto",
+    "trailers_for",
+    "unpack",
 ]
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -223,6 +240,55 @@ def is_transient(rpc_error: grpc.RpcError) -> bool:
     if code not in (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.RESOURCE_EXHAUSTED):
         return False
     return not _trailers(rpc_error)[0]
+
+
+# ------------------------------------------------------------------ requests
+class _Undecodable:
+    """Stands in for a request message that is not valid protobuf (grpcio itself
+    would answer UNKNOWN); handlers refuse it with INVALID_ARGUMENT."""
+
+    def __init__(self, kind: str, error: Exception) -> None:
+        self.kind = kind
+        self.error = error
+
+
+def parsed(message: Any) -> Any:
+    """`message`, or UnsupportedValue (-> INVALID_ARGUMENT) if it did not decode."""
+    if isinstance(message, _Undecodable):
+        raise E.UnsupportedValue(f"request is not a valid fedflow.v1.{message.kind} message "
+                                 f"({message.error}); send the protobuf message the method expects",
+                                 path="request")
+    return message
+
+
+def _lenient(cls: Any) -> Callable[[bytes], Any]:
+    """A request deserializer that never raises (see `_Undecodable`)."""
+    def parse(data: bytes) -> Any:
+        try:
+            return cls.FromString(data)
+        except Exception as exc:  # DecodeError and friends
+            return _Undecodable(cls.DESCRIPTOR.name, exc)
+    return parse
+
+
+#: (request_streaming, response_streaming) -> the grpc method-handler factory.
+HANDLER_KINDS = {(False, False): grpc.unary_unary_rpc_method_handler,
+                 (False, True): grpc.unary_stream_rpc_method_handler,
+                 (True, False): grpc.stream_unary_rpc_method_handler,
+                 (True, True): grpc.stream_stream_rpc_method_handler}
+
+
+def service_handler(service: str, servicer: Any) -> grpc.GenericRpcHandler:
+    """Handlers for every method of fedflow.v1 `service`, with lenient request parsing."""
+    desc = pb.DESCRIPTOR.services_by_name[service]
+    table = {}
+    for method in desc.methods:
+        make = HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
+        table[method.name] = make(getattr(servicer, method.name),
+                                  request_deserializer=_lenient(getattr(pb, method.input_type.name)),
+                                  response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+    return grpc.method_handlers_generic_handler(desc.full_name, table)
+
 
 
 # ------------------------------------------------------------------ replicas
