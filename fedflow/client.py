@@ -79,10 +79,10 @@ class ControlClient:
                                      self.address, remote_type=kind, remote_message=text)
         return {"result": wire.unpack(reply.value, "result")}
 
-    def start(self, flow: str, input: Any = None, *, flow_id: str | None = None) -> dict[str, Any]:
-        """Start registered flow `flow`: `{"id", "status": "done", "result"}` or
-        `{"id", "status": "suspended", "tag"}`; an existing `flow_id` gives its outcome."""
-        request = pb.StartRequest(flow=flow, input=wire.pack(input, "input"))
+    def start(self, flow: str, value: Any = None, *, flow_id: str | None = None) -> dict[str, Any]:
+        """Start registered flow `flow` on input `value`: `{"id", "status": "done", "result"}`
+        or `{"id", "status": "suspended", "tag"}`; an existing `flow_id` gives its outcome."""
+        request = pb.StartRequest(flow=flow, input=wire.pack(value, "input"))
         if flow_id is not None:
             request.id = flow_id
         return self._outcome(self._rpc(self._control.Start, request).outcome)

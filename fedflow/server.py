@@ -275,7 +275,8 @@ class _Instance:
         self.engine = engine
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="fedflow-rpc")
         interceptors = [TokenInterceptor(token)] if token else None
-        self.server = grpc.aio.server(options=wire.channel_options(), interceptors=interceptors,
+        self.server = grpc.aio.server(options=[*wire.channel_options(), ("grpc.so_reuseport", 0)],
+                                      interceptors=interceptors,
                                       maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS)
         self.health = health.aio.HealthServicer()
 
@@ -378,9 +379,9 @@ async def _serve_until_signal(engine: Any, address: str, grace: float, token: st
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
     log.info("serving %s on %s", getattr(engine, "name", "?"), _bound(address, port))
-    if on_ready is not None:
-        on_ready(port)
     try:
+        if on_ready is not None:
+            on_ready(port)
         await stop.wait()
     finally:
         log.info("stopping %s (grace %.1fs)", getattr(engine, "name", "?"), grace)

@@ -213,9 +213,9 @@ def _by_code(code: grpc.StatusCode | None, details: str, peer: str | None) -> E.
         return E.PeerError(f"{who} does not serve this fedflow call ({details}); "
                            f"check the address points at a fedflow instance of the same version", peer)
     if code is Code.NOT_FOUND:
-        return E.PeerError(f"{who} found nothing by that name ({details})", peer)
+        return E.PeerError(f"{who} found nothing by that name ({details}); check the name", peer)
     if code is Code.FAILED_PRECONDITION:
-        return E.FlowError(f"{who} refused: {details}")
+        return E.FlowError(f"{who} refused: {details}; check the flow's status there")
     name = code.name if code is not None else "no status"
     return E.PeerError(f"{who} failed the call ({name}: {details}); see the peer's log", peer)
 

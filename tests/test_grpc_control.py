@@ -188,6 +188,23 @@ def test_peer_errors_of_control_verbs(served: Served):
         c.handoff("nobody")
 
 
+def test_an_unexpected_server_error_is_internal_without_a_traceback(served: Served, monkeypatch, caplog):
+    name = unique("ctl")
+    c = served.add(name)
+
+    def broken(flow_id):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(served.engines[name], "status", broken)
+    with pytest.raises(fedflow.PeerError) as ei:
+        c.status("x")
+    assert "INTERNAL" in str(ei.value) and "secret" not in str(ei.value)
+    assert "RuntimeError" in str(ei.value)
+    assert c.list() == {"flows": []}, "the server stays up"
+    assert any("secret internals" in (r.exc_text or str(r.exc_info)) for r in caplog.records), \
+        "the server logs what went wrong"
+
+
 def test_a_client_of_an_instance_that_is_not_running_gets_peer_unavailable():
     with ControlClient("127.0.0.1:1", deadline=1.0) as c:
         with pytest.raises(fedflow.PeerUnavailable):

@@ -347,6 +347,17 @@ def test_binding_a_port_in_use_raises_os_error():
         engine.close()
 
 
+def test_a_second_server_on_the_same_port_is_refused():
+    first, second = fedflow.Engine(name="first"), fedflow.Engine(name="second")
+    try:
+        with run_server(first) as port:
+            with pytest.raises(OSError, match="cannot listen"), run_server(second, f"127.0.0.1:{port}"):
+                pass
+    finally:
+        first.close()
+        second.close()
+
+
 def test_tls_is_not_implemented_yet():
     engine = fedflow.Engine(name="tls")
     with pytest.raises(NotImplementedError), run_server(engine, tls=object()):
