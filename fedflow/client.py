@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import wire
+from .errors import RemoteError
 from .transport.grpc import call_metadata, open_channel
 from .v1 import fedflow_pb2 as pb
 from .v1 import fedflow_pb2_grpc as pb_grpc
@@ -75,8 +76,8 @@ class ControlClient:
         reply = self._rpc(self._peer.Call, request)
         if reply.WhichOneof("outcome") == "failure":
             kind, text = reply.failure.type, reply.failure.message
-            raise wire.E.RemoteError(f"{fn} on {self.address} raised {kind}: {text}; fix it there",
-                                     self.address, remote_type=kind, remote_message=text)
+            raise RemoteError(f"{fn} on {self.address} raised {kind}: {text}; fix it there",
+                              self.address, remote_type=kind, remote_message=text)
         return {"result": wire.unpack(reply.value, "result")}
 
     def start(self, flow: str, value: Any = None, *, flow_id: str | None = None) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from grpc_reflection.v1alpha import reflection
 
 from . import errors as E
 from . import wire
+from .outcomes import is_suspended
 from .v1 import fedflow_pb2 as pb
 from .v1 import fedflow_pb2_grpc as pb_grpc
 
@@ -122,27 +123,13 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
         return pb.RestoreResponse(ids=list(restored))
 
 
-def _is_suspended(value: Any) -> bool:
-    from . import is_suspended  # the public face imports lower floors, not this module
-
-    return bool(is_suspended(value))
-
-
 class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
     """fedflow.v1.ControlService: the CLI verbs, run on this instance's engine."""
 
     def _outcome(self, flow_id: str, value: Any) -> pb.FlowOutcome:
-        if _is_suspended(value):
+        if is_suspended(value):
             return pb.FlowOutcome(id=value.id, status=pb.FLOW_STATUS_SUSPENDED, tag=str(value.tag))
         return pb.FlowOutcome(id=flow_id, status=pb.FLOW_STATUS_DONE, result=wire.pack(value, "result"))
-
-    def _new_id(self) -> str:
-        maker = getattr(self._engine, "new_id", None)
-        if callable(maker):
-            return str(maker())
-        import uuid
-
-        return uuid.uuid4().hex
 
     def _status(self, flow_id: str) -> int:
         return wire.status_to_proto(self._engine.status(flow_id))
@@ -150,7 +137,7 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
     @_guard()
     async def Start(self, request: pb.StartRequest, context: Any) -> pb.StartResponse:
         value = wire.unpack(request.input, "input")
-        flow_id = request.id if request.HasField("id") else self._new_id()
+        flow_id = request.id if request.HasField("id") else self._engine.new_id()
         outcome = await self._run(self._engine.start, request.flow, value, id=flow_id)
         return pb.StartResponse(outcome=self._outcome(flow_id, outcome))
 
