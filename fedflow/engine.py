@@ -307,6 +307,7 @@ class Engine(Federation):
         return answer
 
     def call_peer(self, addr: str, fn: str, payload: Any, *, deadline: float | None = None,
-                  call_id: str = "") -> Any:
+                  call_id: str = "", retry_window: float | None = None) -> Any:
         """Call `fn` on peer `addr` through its transport (used by remote nodes)."""
-        return self.peers.get(addr).call(fn, payload, deadline=deadline or self.deadline, call_id=call_id)
+        return self.peers.get(addr).call(fn, payload, deadline=deadline or self.deadline, call_id=call_id,
+                                         retry_window=retry_window)

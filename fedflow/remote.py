@@ -19,6 +19,9 @@ log = logging.getLogger("fedflow.remote")
 
 Flow = Callable[[Any], Any]
 
+#: Seconds a failover walk keeps retrying one unreachable peer before moving on.
+FAILOVER_RETRY_WINDOW = 1.0
+
 
 def _services(what: str) -> Any:
     run = replay.current_run()
@@ -51,7 +54,9 @@ def remote_failover(addrs: Sequence[str], fn: str, local: Flow, deadline: float 
     def walk(engine: Any, x: Any, call_id: str) -> list[Any]:
         for addr in peers:
             try:
-                return ["peer", addr, engine.call_peer(addr, fn, x, deadline=deadline, call_id=call_id)]
+                answer = engine.call_peer(addr, fn, x, deadline=deadline, call_id=call_id,
+                                          retry_window=FAILOVER_RETRY_WINDOW)
+                return ["peer", addr, answer]
             except PeerError as exc:
                 log.info("failover %s: peer %s failed (%s: %s); trying the next", fn, addr,
                          type(exc).__name__, exc)

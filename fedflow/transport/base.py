@@ -20,11 +20,13 @@ class Transport(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    def call(self, fn: str, payload: Any, *, deadline: float, call_id: str) -> Any:
+    def call(self, fn: str, payload: Any, *, deadline: float, call_id: str,
+             retry_window: float | None = None) -> Any:
         """Run exposed function `fn` on the peer with `payload`; its (plain-data) answer.
 
-        `deadline` is the whole budget in seconds, retries included; `call_id` is an
-        idempotency key the peer may use to drop a duplicate of a call it already ran.
+        `deadline` is the whole budget in seconds, retries included; `retry_window` caps
+        how long transient transport errors are retried (default: the whole deadline);
+        `call_id` is an idempotency key the peer may use to drop a duplicate of a call.
         Raises UnknownFunction, RemoteError (the function raised), PeerUnavailable."""
 
     @abc.abstractmethod

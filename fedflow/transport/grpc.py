@@ -3,8 +3,10 @@
 Two retry layers, both bounded by the call's deadline (GRPC.md section 4):
 the channel retries UNAVAILABLE a few times with a short backoff, and a
 tenacity loop retries UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED
-with jittered exponential backoff until the budget is spent; each attempt's
-timeout is the budget that remains. Answers from the peer's own code (a
+with jittered exponential backoff for at most the call's retry window
+(default: its whole deadline; a failover walk passes a short one so a dead
+peer is passed over quickly, and replica transfers use `REPLICA_RETRY_WINDOW`);
+each attempt's timeout is the budget that remains. Answers from the peer's own code (a
 fedflow error in the trailers, a RemoteFailure) are never retried. Every
 gRPC failure is mapped to a fedflow error by `fedflow.wire.error_for`.
 """
@@ -31,6 +33,8 @@ PEER_SERVICE = pb.DESCRIPTOR.services_by_name["PeerService"].full_name
 _RECONNECT = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
               ("grpc.max_reconnect_backoff_ms", 2000)]
 T = TypeVar("T")
+#: Seconds a replica transfer keeps retrying a peer that is unreachable.
+REPLICA_RETRY_WINDOW = 2.0
 
 
 def open_channel(address: str, *, tls: Any = None, retry_services: tuple[str, ...] = ()) -> grpc.Channel:
@@ -65,19 +69,23 @@ class GrpcTransport(Transport):
     def __repr__(self) -> str:
         return f"GrpcTransport({self.name!r}, {self.address!r})"
 
-    def _with_retries(self, deadline: float | None, attempt: Callable[[float], T]) -> T:
-        """Run `attempt(timeout)` until it succeeds, fails for good, or the budget is spent."""
+    def _with_retries(self, deadline: float | None, attempt: Callable[[float], T],
+                      retry_window: float | None = None) -> T:
+        """Run `attempt(timeout)` until it succeeds, fails for good, or the retry window
+        (at most the deadline) is spent."""
         budget = self.default_deadline if deadline is None else deadline
+        window = budget if retry_window is None else min(retry_window, budget)
         end = time.monotonic() + budget
         backoff = wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05)  # jittered
-        retrying = Retrying(stop=stop_before_delay(budget), wait=backoff,
+        retrying = Retrying(stop=stop_before_delay(window), wait=backoff,
                             retry=retry_if_exception(_retryable), reraise=True)
         try:
             return retrying(lambda: attempt(max(end - time.monotonic(), 0.001)))
         except grpc.RpcError as exc:
             raise wire.error_for(exc, self.name) from exc
 
-    def call(self, fn: str, payload: Any, *, deadline: float, call_id: str) -> Any:
+    def call(self, fn: str, payload: Any, *, deadline: float, call_id: str,
+             retry_window: float | None = None) -> Any:
         """Run exposed `fn` on the peer; its answer, or RemoteError if it raised."""
         data = wire.pack(payload, "payload")
         if len(data) > wire.MAX_MESSAGE_BYTES - 64 * 1024:
@@ -85,8 +93,8 @@ class GrpcTransport(Transport):
                               f"{wire.MAX_MESSAGE_BYTES}-byte message limit; send less", self.name)
         request = pb.CallRequest(fn=fn, payload=data, call_id=call_id)
         try:
-            reply = self._with_retries(deadline, lambda t: self._stub.Call(request, timeout=t,
-                                                                            metadata=self._metadata))
+            reply = self._with_retries(deadline, lambda t: self._stub.Call(
+                request, timeout=t, metadata=self._metadata), retry_window)
         except E.UnknownFunction as exc:
             exc.peer = self.name  # the name this engine knows the peer by
             raise
@@ -114,7 +122,7 @@ class GrpcTransport(Transport):
             messages = self._push_messages(source, export_text)
             return int(self._stub.PushReplica(messages, timeout=timeout, metadata=self._metadata).flows)
 
-        return self._with_retries(deadline, attempt)
+        return self._with_retries(deadline, attempt, REPLICA_RETRY_WINDOW)
 
     def fetch_replica(self, source: str, *, deadline: float) -> str:
         """The export text the peer holds for `source`; ReplicaError if none or corrupted."""
@@ -125,15 +133,15 @@ class GrpcTransport(Transport):
                 assembler.add(message)
             return assembler.finish()[1]
 
-        return self._with_retries(deadline, attempt)
+        return self._with_retries(deadline, attempt, REPLICA_RETRY_WINDOW)
 
     def restore(self, source: str, ids: list[str] | None, *, deadline: float) -> list[str]:
         """Have the peer import the replica it holds of `source` (only `ids`, when given)."""
         request = pb.RestoreRequest(source=source)
         if ids is not None:
             request.only.ids.extend(ids)
-        reply = self._with_retries(deadline, lambda t: self._stub.Restore(request, timeout=t,
-                                                                           metadata=self._metadata))
+        reply = self._with_retries(deadline, lambda t: self._stub.Restore(
+            request, timeout=t, metadata=self._metadata), REPLICA_RETRY_WINDOW)
         return list(reply.ids)
 
     def health(self, *, deadline: float) -> bool:

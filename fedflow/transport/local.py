@@ -35,7 +35,8 @@ class LocalTransport(Transport):
                                   f"it has: {sorted(self.target)}", peer=self.name)
         return func(payload)
 
-    def call(self, fn: str, payload: Any, *, deadline: float, call_id: str) -> Any:
+    def call(self, fn: str, payload: Any, *, deadline: float, call_id: str,
+             retry_window: float | None = None) -> Any:
         """Run `fn` in this process; its exception becomes RemoteError."""
         text = values.dumps(payload, f"payload of {self.name}.{fn}")
         try:
