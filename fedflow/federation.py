@@ -101,12 +101,44 @@ class Federation:
         return self._restore_rows(replica.parse_text(self.replica_text(source)), ids)
 
     def _restore_rows(self, rows: list[Row], ids: list[str] | None) -> list[str]:
+        """Import rows as this engine's own: a handoff (`ids`) arrives with its epoch already
+        bumped; a plain restore claims each flow with the next epoch and leaves out flows
+        that were moved or that belong to another instance."""
         if ids is not None:
             wanted = set(ids)
-            rows = [r for r in rows if r[0].id in wanted]
-        else:  # fencing: a plain restore leaves out flows that were moved or belong elsewhere
-            rows = [r for r in rows if r[0].status != MOVED and r[0].owner in (None, self.name)]
-        return self._merge(rows)
+            claimed = [(dataclasses.replace(rec, owner=self.name), log_entries)
+                       for rec, log_entries in rows if rec.id in wanted]
+        else:
+            claimed = [(dataclasses.replace(rec, owner=self.name, epoch=rec.epoch + 1), log_entries)
+                       for rec, log_entries in rows
+                       if rec.status != MOVED and rec.owner in (None, self.name)]
+        return self._merge(claimed)
+
+    # ------------------------------------------------------------ ownership fencing
+    def claims(self, ids: list[str]) -> list[tuple[str, int]]:
+        """Of `ids`, the flows this engine holds (not as `moved`), with their epochs."""
+        held = []
+        for flow_id in ids:
+            rec = self.store.get(flow_id)
+            if rec is not None and rec.status != MOVED:
+                held.append((flow_id, rec.epoch))
+        return held
+
+    def fence(self, peer: str) -> list[str]:
+        """Mark `moved` every suspended flow here that `peer` holds at a newer epoch (it was
+        restored or handed off there while this copy was away); the ids fenced."""
+        local = {fid: self.store.get(fid) for fid in self.store.ids(SUSPENDED)}
+        if not local:
+            return []
+        fenced = []
+        for flow_id, epoch in self.peers.get(peer).claims(sorted(local), deadline=self.deadline):
+            rec = local.get(flow_id)
+            if rec is not None and epoch > rec.epoch and self.store.transition(
+                    flow_id, [SUSPENDED], {"status": MOVED, "owner": peer, "updated": time.time()}):
+                fenced.append(flow_id)
+        if fenced:
+            log.warning("%d stale flow(s) now owned by %s marked moved: %s", len(fenced), peer, fenced[:5])
+        return fenced
 
     # ------------------------------------------------------------ calling side
     def replicate_to(self, peer: str) -> int:

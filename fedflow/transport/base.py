@@ -12,6 +12,8 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+from ..errors import PeerError
+
 
 class Transport(abc.ABC):
     """One peer, as seen by the engine that calls it."""
@@ -43,6 +45,10 @@ class Transport(abc.ABC):
     def restore(self, source: str, ids: list[str] | None, *, deadline: float) -> list[str]:
         """Ask the peer to import into its own store the replica it holds of `source`
         (only `ids`, when given); returns the ids it imported."""
+
+    def claims(self, ids: list[str], *, deadline: float) -> list[tuple[str, int]]:
+        """Of `ids`, the flows the peer holds (not as moved), with their ownership epochs."""
+        raise PeerError(f"peer {self.name!r} cannot answer ownership claims over this transport", self.name)
 
     @abc.abstractmethod
     def health(self, *, deadline: float) -> bool:

@@ -65,6 +65,10 @@ class LocalTransport(Transport):
         """Have the peer engine import its replica of `source`."""
         return self._engine("restore flows").restore_local(source, ids)
 
+    def claims(self, ids: list[str], *, deadline: float) -> list[tuple[str, int]]:
+        """The flows of `ids` the peer engine holds, with their epochs."""
+        return self._engine("hold flows").claims(ids)
+
     def health(self, *, deadline: float) -> bool:
         """An in-process peer is always there."""
         return True
