@@ -25,9 +25,9 @@ Row = tuple[FlowRecord, list[LogEntry]]
 
 
 def _same_flow(mine: Row, theirs: Row) -> bool:
+    """True when both copies hold the same state (ownership aside): importing is a no-op."""
     (a, a_log), (b, b_log) = mine, theirs
-    return (a.status, a.result, a.waiting, a.epoch) == (b.status, b.result, b.waiting, b.epoch) \
-        and a_log == b_log
+    return (a.status, a.result, a.waiting) == (b.status, b.result, b.waiting) and a_log == b_log
 
 
 def _supersedes(mine: Row, theirs: Row) -> bool:
