@@ -1,0 +1,222 @@
+"""The plain-data codec (`fedflow.values`): exact round trips, refusals that name the path,
+and malformed tagged JSON refused with UnsupportedValue."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fedflow import Fail, UnsupportedValue, fail, values
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal *and* of exactly the same types all the way down (True is not 1, -0.0 is not 0.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, Fail):
+        return same(a.reason, b.reason)
+    return a == b
+
+
+def both_ways(value: Any) -> list[Any]:
+    """The value after each of the codec's round trips: text and tree."""
+    return [values.loads(values.dumps(value)), values.decode(values.encode(value)),
+            values.decode(json.loads(json.dumps(values.encode(value)))), values.check(value)]
+
+
+PLAIN = [
+    None, True, False, 0, 1, -1, 2**64 + 1, -(2**70), 2**200, 1.5, -0.0, 0.0, 1e308, 5e-324,
+    "", "héllo ✓", "\u0000nul", "\U0001f600", b"", b"\x00\xff", bytes(range(256)),
+    [], {}, [None, [[]], {}], {"": "empty key", "a": {"b": [1, {"c": False}]}},
+    fail("no"), fail(None), fail({"code": 2**64 + 1, "raw": b"\x01"}), fail(fail("inner")),
+    {"$bytes": "x"}, {"$fail": 1}, {"$map": [["a", 1]]}, {"$": None}, {"$other": [b"\x00"]},
+    {"$bytes": "x", "$fail": 1}, {"$a": {"$b": {"$c": b""}}}, [{"$fail": fail({"$bytes": b"!"})}],
+]
+
+
+@pytest.mark.parametrize("value", PLAIN, ids=repr)
+def test_every_plain_value_round_trips_exactly(value: Any) -> None:
+    # Given a plain value / When it goes through every codec path / Then it comes back identical
+    for back in both_ways(value):
+        assert same(back, value), back
+
+
+@pytest.mark.parametrize("value", [True, False], ids=repr)
+def test_bools_stay_bools_and_ints_stay_ints(value: bool) -> None:
+    assert values.loads(values.dumps(value)) is value
+    back = values.loads(values.dumps([int(value), value, float(value)]))
+    assert [type(x) for x in back] == [int, bool, float]
+
+
+def test_dollar_keys_in_user_data_are_never_read_back_as_tags() -> None:
+    # Given user dicts that look exactly like the codec's own tags
+    tricky = [{"$bytes": "x"}, {"$fail": 1}, {"$map": [["k", "v"]]}]
+    for value in tricky:
+        # When they round-trip / Then they are still plain dicts, not bytes, Fail or an unwrapped map
+        back = values.loads(values.dumps(value))
+        assert type(back) is dict and back == value
+
+
+def test_tuples_arrive_as_lists() -> None:
+    value = ("a", (1, (2,)), {"t": ()})
+    for back in both_ways(value):
+        assert same(back, ["a", [1, [2]], {"t": []}])
+
+
+def test_fail_nests_and_keeps_its_reason_exactly() -> None:
+    value = {"outcome": fail({"big": -(2**70), "raw": b"", "z": -0.0})}
+    back = values.loads(values.dumps(value))
+    assert same(back, value)
+    assert isinstance(back["outcome"], Fail)
+
+
+def test_dumps_is_json_text() -> None:
+    text = values.dumps({"n": 2**64 + 1, "b": b"\x00"})
+    assert isinstance(text, str)
+    assert json.loads(text) == {"n": 2**64 + 1, "b": {"$bytes": "AA=="}}
+
+
+def test_loads_accepts_bytes_text() -> None:
+    assert values.loads(values.dumps([1, "x"]).encode()) == [1, "x"]
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+class Thing:
+    pass
+
+
+@pytest.mark.parametrize(("bad", "path"), [
+    ({"a": [1, 2, {3}]}, "input['a'][2]"),
+    ({"a": [1, 2, float("nan")]}, "input['a'][2]"),
+    ([float("inf")], "input[0]"),
+    ([float("-inf")], "input[0]"),
+    ({"x": {"y": Thing()}}, "input['x']['y']"),
+    ({"x": {1: "int key"}}, "input['x'][1]"),
+    ({"x": {True: "bool key"}}, "input['x'][True]"),
+    ({"x": {None: 1}}, "input['x'][None]"),
+    ({"x": {("t",): 1}}, "input['x'][('t',)]"),
+    ([1, frozenset()], "input[1]"),
+    ([bytearray(b"x")], "input[0]"),
+    ({"f": fail({1, 2})}, "input['f'].reason"),
+    (range(3), "input"),
+    (Thing, "input"),
+])
+def test_non_plain_values_are_refused_naming_the_path(bad: Any, path: str) -> None:
+    with pytest.raises(UnsupportedValue) as ei:
+        values.encode(bad, "input")
+    assert ei.value.path == path
+    assert path in str(ei.value)
+    with pytest.raises(UnsupportedValue):
+        values.dumps(bad, "input")
+
+
+class MyInt(int):
+    pass
+
+
+class MyStr(str):
+    pass
+
+
+class MyFloat(float):
+    pass
+
+
+@pytest.mark.parametrize("bad", [MyInt(3), MyStr("s"), MyFloat(1.0), {MyStr("k"): 1}], ids=repr)
+def test_subclasses_of_plain_types_are_not_plain(bad: Any) -> None:
+    # a subclass would not come back as itself, so it cannot round-trip exactly
+    with pytest.raises(UnsupportedValue):
+        values.encode(bad)
+
+
+def test_refusal_message_says_what_is_allowed() -> None:
+    with pytest.raises(UnsupportedValue) as ei:
+        values.encode({"s": {1}}, "payload")
+    text = str(ei.value)
+    assert "set" in text and "use None, bool, int" in text
+
+
+def test_unsupported_value_is_a_type_error_too() -> None:
+    with pytest.raises(TypeError):
+        values.encode(object())
+
+
+# -- malformed tagged JSON -----------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    '{"$bytes": "not base64!"}',
+    '{"$bytes": "abc"}',  # bad padding
+    '{"$bytes": 12}',
+    '{"$bytes": null}',
+    '{"$map": 5}',
+    '{"$map": [["only-key"]]}',
+    '{"$map": [[1, "int key"]]}',
+    '{"$map": [{"k": 1}]}',
+    '[{"$map": [["a", 1, 2]]}]',
+    'NaN', '[Infinity]', '{"a": -Infinity}',
+    '', '{"a": ', 'nope', '[1,]',
+], ids=repr)
+def test_malformed_tagged_json_is_refused(text: str) -> None:
+    with pytest.raises(UnsupportedValue):
+        values.loads(text)
+
+
+@pytest.mark.parametrize("tree", [
+    {"$bytes": "not base64!"}, {"$bytes": 3}, {"$map": "x"}, {"$map": [["a"]]},
+    [float("nan")], {"k": float("inf")}, (1, 2), {1: 2}, {"a": {1, 2}}, b"raw bytes are not a tree",
+], ids=repr)
+def test_decode_refuses_what_encode_never_makes(tree: Any) -> None:
+    with pytest.raises(UnsupportedValue):
+        values.decode(tree)
+
+
+@pytest.mark.parametrize("text", ["1e400", "-1e400", '{"a": [1e999]}'])
+def test_loads_refuses_floats_that_overflow_to_infinity(text: str) -> None:
+    # JSON number literals too large for a double parse as inf in Python's json;
+    # inf is not plain data, so the text boundary must refuse it like decode() does.
+    with pytest.raises(UnsupportedValue):
+        values.loads(text)
+
+
+# -- property --------------------------------------------------------------------------------
+
+keys = st.one_of(st.text(max_size=6), st.sampled_from(["$bytes", "$fail", "$map", "$", "$x"]))
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.integers(min_value=2**63, max_value=2**130),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(), st.binary(max_size=16),
+)
+plain = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(keys, inner, max_size=4),
+        inner.map(fail),
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(plain)
+def test_property_any_plain_value_round_trips_exactly(value: Any) -> None:
+    for back in both_ways(value):
+        assert same(back, value)
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(plain)
+def test_property_encoded_tree_is_pure_json(value: Any) -> None:
+    tree = values.encode(value)
+    assert json.loads(json.dumps(tree, allow_nan=False)) == tree
