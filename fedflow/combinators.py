@@ -90,6 +90,9 @@ def map_flow(flow: Flow) -> Flow:
 
 def loop_while(pred: Callable[[Any], Any], body: Flow, max_steps: int) -> Flow:
     """While `pred(x)`: `x = body(x)`, at most `max_steps` times; returns x."""
+    if max_steps < 0:
+        raise ValueError(f"loop_while needs max_steps >= 0, got {max_steps}")
+
     def run(x: Any) -> Any:
         for _ in range(max_steps):
             if not pred(x):

@@ -30,7 +30,7 @@ from .errors import (
 from .federation import Federation
 from .outcomes import Suspended
 from .peers import PeerTable
-from .replay import DivergedSignal, Run, SuspendSignal, describe_error, run_flow
+from .replay import DivergedSignal, Run, SuspendSignal, describe_error, rebuild_error, run_flow
 from .store import open_store
 from .store.base import CANCELLED, DONE, FAILED, LIVE, MOVED, RUNNING, SUSPENDED, TERMINAL, FlowRecord, Store
 
@@ -38,6 +38,7 @@ log = logging.getLogger("fedflow.engine")
 
 Flow = Callable[[Any], Any]
 _CALL_CACHE_SIZE = 4096
+_AFTER_FAILURE = "fix the cause and start a new flow (forget() or gc() drop the failed record)"
 
 
 class Engine(Federation):
@@ -55,6 +56,7 @@ class Engine(Federation):
         self._active: set[str] = set()
         self._lock = threading.RLock()
         self._answers: OrderedDict[str, Any] = OrderedDict()
+        self._inflight: dict[str, threading.Event] = {}
         if recover:
             self.recover()
 
@@ -146,8 +148,8 @@ class Engine(Federation):
                 raise err from None
             except Exception as exc:
                 self._finish(flow_id, FAILED, error=json.dumps(describe_error(exc)))
-                raise FlowFailed(f"flow {flow_id} failed: {type(exc).__name__}: {exc}", flow_id,
-                                 cause=exc) from exc
+                raise FlowFailed(f"flow {flow_id} failed: {type(exc).__name__}: {exc}; {_AFTER_FAILURE}",
+                                 flow_id, cause=exc) from exc
             self._finish(flow_id, DONE, result=json.dumps(tree, separators=(",", ":")))
             return values.decode(tree)
         finally:
@@ -155,9 +157,13 @@ class Engine(Federation):
                 self._active.discard(flow_id)
 
     def _finish(self, flow_id: str, status: str, **fields: Any) -> None:
-        self.store.transition(flow_id, [RUNNING], {"status": status, "updated": time.time(), **fields})
+        """Record the end of a run; a flow cancelled while it ran reports FlowCancelled instead."""
+        done = self.store.transition(flow_id, [RUNNING], {"status": status, "updated": time.time(), **fields})
         if status in TERMINAL:
             self._anonymous.pop(flow_id, None)
+        if not done and self.status(flow_id) == CANCELLED:
+            self._anonymous.pop(flow_id, None)
+            raise FlowCancelled(f"flow {flow_id} was cancelled while it ran; its outcome was discarded", flow_id)
 
     def recover(self) -> list[str]:
         """Re-run, by replay, every flow left `running` by a crash; the ids re-run.
@@ -198,8 +204,9 @@ class Engine(Federation):
             return Suspended(rec.id, rec.waiting or "")
         if rec.status == FAILED:
             err = json.loads(rec.error or "{}")
-            raise FlowFailed(f"flow {rec.id} failed: {err.get('type')}: {err.get('message')}", rec.id,
-                             cause=f"{err.get('type')}: {err.get('message')}")
+            cause = rebuild_error(err)
+            raise FlowFailed(f"flow {rec.id} failed: {err.get('type')}: {err.get('message')}; {_AFTER_FAILURE}",
+                             rec.id, cause=cause) from cause
         if rec.status == CANCELLED:
             raise FlowCancelled(f"flow {rec.id} was cancelled; start a new flow instead", rec.id)
         if rec.status == MOVED:
@@ -228,7 +235,8 @@ class Engine(Federation):
         """The result of a done flow; otherwise a FlowError saying why there is none."""
         rec = self._get(id)
         if rec.status in (SUSPENDED, RUNNING):
-            raise FlowNotDone(f"flow {id} is {rec.status}; its result exists once it is done", id)
+            raise FlowNotDone(f"flow {id} is {rec.status}; its result exists once it is done: resume it "
+                              f"(pending() shows what it waits on) or poll status()", id)
         return self._outcome(rec)
 
     def list(self) -> list[tuple[str, str]]:
@@ -280,6 +288,8 @@ class Engine(Federation):
             return name
         if fn is None:
             return lambda f: self.expose(name, f)
+        if not callable(fn):
+            raise TypeError(f"expose({name!r}, ...) needs a callable, got {type(fn).__name__}")
         self._exposed[str(name)] = fn
         return fn
 
@@ -293,18 +303,28 @@ class Engine(Federation):
         if func is None:
             raise UnknownFunction(f"engine {self.name!r} exposes no function {fn!r}; "
                                   f"it exposes {self.exposed()}", peer=self.name)
-        key = f"{fn}\x00{call_id}" if call_id else None
-        if key is not None:
+        if not call_id:
+            return func(payload)
+        key = f"{fn}\x00{call_id}"
+        while True:  # a duplicate waits for the first call with its key, then takes its answer
             with self._lock:
                 if key in self._answers:
                     return self._answers[key]
-        answer = func(payload)
-        if key is not None:
+                running = self._inflight.get(key)
+                if running is None:
+                    self._inflight[key] = threading.Event()
+                    break
+            running.wait()
+        try:
+            answer = func(payload)
             with self._lock:
                 self._answers[key] = answer
                 while len(self._answers) > _CALL_CACHE_SIZE:
                     self._answers.popitem(last=False)
-        return answer
+            return answer
+        finally:
+            with self._lock:
+                self._inflight.pop(key).set()
 
     def call_peer(self, addr: str, fn: str, payload: Any, *, deadline: float | None = None,
                   call_id: str = "", retry_window: float | None = None) -> Any:

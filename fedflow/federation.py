@@ -39,6 +39,12 @@ def _supersedes(mine: Row, theirs: Row) -> bool:
     return same_flow and a.status in LIVE and len(b_log) > len(a_log) and b_log[:len(a_log)] == a_log
 
 
+def _older(mine: Row, theirs: Row) -> bool:
+    """True when the incoming copy is an earlier state of the flow we hold: nothing to import."""
+    (a, a_log), (b, b_log) = mine, theirs
+    return (a.name, a.input) == (b.name, b.input) and b.epoch <= a.epoch and a_log[:len(b_log)] == b_log
+
+
 class Federation:
     """Replica and handoff verbs of an Engine (which provides name, store, peers, deadline)."""
 
@@ -71,7 +77,7 @@ class Federation:
                 continue
             if _supersedes(mine, (rec, log_entries)):
                 writes.append((rec, log_entries))
-            else:
+            elif not _older(mine, (rec, log_entries)):
                 clashes.append(rec.id)
         if clashes:
             raise ReplicaError(f"{len(clashes)} flow(s) in the replica clash with different flows here "

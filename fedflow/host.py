@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .errors import FlowError
+from .errors import FlowError, FlowFailed
 
 log = logging.getLogger("fedflow.host")
 
@@ -40,8 +40,11 @@ def drive_host(engine: Any, dispatch: Dispatch) -> int:
             continue
         try:
             engine.resume(flow_id, answer)
-        except FlowError as exc:  # the flow failed after the answer, or moved meanwhile
+        except FlowFailed as exc:  # the answer was delivered; the flow failed on it
             log.warning("host request %s of flow %s: %s", kind, flow_id, exc)
+        except FlowError as exc:  # cancelled, moved or resumed elsewhere during this tick
+            log.info("host request %s of flow %s not delivered: %s", kind, flow_id, exc)
+            continue
         answered += 1
     return answered
 

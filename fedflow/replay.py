@@ -186,7 +186,16 @@ def journaled(name: str, compute: Callable[[str], Any]) -> Any:
     return values.decode(tree)
 
 
-_ERROR_ATTRS = ("peer", "remote_type", "remote_message", "path", "owner")
+_ERROR_ATTRS = ("id", "cause", "peer", "remote_type", "remote_message", "path", "owner", "expected", "recorded",
+                "type_name", "message")
+
+
+def _plain_attr(value: Any) -> Any:
+    if value is None or type(value) in (str, int, bool):
+        return value
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    return str(value)
 
 
 def describe_error(exc: BaseException) -> dict[str, Any]:
@@ -198,7 +207,7 @@ def describe_error(exc: BaseException) -> dict[str, Any]:
         out["args"] = values.encode(list(args))
     except errors.UnsupportedValue:
         pass
-    attrs = {a: getattr(exc, a) for a in _ERROR_ATTRS if isinstance(getattr(exc, a, None), str)}
+    attrs = {a: _plain_attr(getattr(exc, a)) for a in _ERROR_ATTRS if hasattr(exc, a)}
     if attrs:
         out["attrs"] = attrs
     return out

@@ -116,7 +116,7 @@ def parse_export(data: Any) -> list[Row]:
     _want(isinstance(data, dict), "export", f"expected an object, got {type(data).__name__}")
     _want(data.get("format") == FORMAT, "export", f"format must be {FORMAT!r}")
     version = data.get("version")
-    _want(type(version) is int, "export", "version must be an int")
+    _want(type(version) is int and version >= 1, "export", "version must be an int >= 1")
     if version > VERSION:
         raise ReplicaError(f"export version {version} is newer than this fedflow reads ({VERSION}); "
                            f"upgrade fedflow on this instance")

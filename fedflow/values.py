@@ -38,6 +38,13 @@ def _refuse(value: Any, path: str, why: str = "") -> UnsupportedValue:
 
 def encode(value: Any, path: str = "value") -> Any:
     """Check `value` is plain data and return its JSON-ready tagged tree."""
+    try:
+        return _encode(value, path)
+    except RecursionError as exc:
+        raise UnsupportedValue(f"{path}: nested too deeply to be plain data; flatten it", path=path) from exc
+
+
+def _encode(value: Any, path: str) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
@@ -46,20 +53,20 @@ def encode(value: Any, path: str = "value") -> Any:
             raise _refuse(value, path, f"{value!r} is not a finite float")
         return value
     if kind is list or kind is tuple:
-        return [encode(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [_encode(item, f"{path}[{i}]") for i, item in enumerate(value)]
     if kind is dict:
         out = {}
         for key, item in value.items():
             if type(key) is not str:
                 raise _refuse(value, f"{path}[{key!r}]", f"dict key {key!r} is not a str")
-            out[key] = encode(item, f"{path}[{key!r}]")
+            out[key] = _encode(item, f"{path}[{key!r}]")
         if len(out) == 1 and next(iter(out)).startswith("$"):
             return {"$map": [[k, v] for k, v in out.items()]}
         return out
     if kind is bytes:
         return {"$bytes": base64.b64encode(value).decode("ascii")}
     if kind is Fail:
-        return {"$fail": encode(value.reason, f"{path}.reason")}
+        return {"$fail": _encode(value.reason, f"{path}.reason")}
     raise _refuse(value, path)
 
 
@@ -73,7 +80,8 @@ def _untag(obj: dict) -> Any:
         try:
             return base64.b64decode(inner, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise UnsupportedValue(f"$bytes holds invalid base64: {exc}", path="$bytes") from exc
+            raise UnsupportedValue(f"$bytes holds invalid base64 ({exc}); use standard base64 for bytes",
+                                   path="$bytes") from exc
     if tag == "$fail":
         return fail(inner)
     if tag == "$map":
@@ -86,6 +94,13 @@ def _untag(obj: dict) -> Any:
 
 def decode(tree: Any) -> Any:
     """Turn a tagged JSON tree (as made by `encode`) back into plain data."""
+    try:
+        return _decode(tree)
+    except RecursionError as exc:
+        raise UnsupportedValue("nested too deeply to be plain data; flatten it", path="value") from exc
+
+
+def _decode(tree: Any) -> Any:
     kind = type(tree)
     if kind in _SCALARS:
         return tree
@@ -94,13 +109,13 @@ def decode(tree: Any) -> Any:
             raise UnsupportedValue(f"{tree!r} is not a finite float", path="value")
         return tree
     if kind is list:
-        return [decode(item) for item in tree]
+        return [_decode(item) for item in tree]
     if kind is dict:
         out = {}
         for key, item in tree.items():
             if type(key) is not str:
                 raise UnsupportedValue(f"dict key {key!r} is not a str", path="value")
-            out[key] = decode(item)
+            out[key] = _decode(item)
         return _untag(out)
     raise UnsupportedValue(f"a {kind.__name__} is not a tagged plain-data tree", path="value")
 
@@ -111,7 +126,14 @@ def check(value: Any, path: str = "value") -> Any:
 
 
 def _no_constants(name: str) -> Any:
-    raise UnsupportedValue(f"{name} is not a finite float", path="value")
+    raise UnsupportedValue(f"{name} is not a finite float; send only finite numbers", path="value")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise UnsupportedValue(f"{text} does not fit a finite float; send a smaller number", path="value")
+    return number
 
 
 def dumps(value: Any, path: str = "value") -> str:
@@ -122,7 +144,7 @@ def dumps(value: Any, path: str = "value") -> str:
 def loads(text: str | bytes) -> Any:
     """Decode tagged JSON text; malformed text raises `UnsupportedValue`."""
     try:
-        return json.loads(text, object_hook=_untag, parse_constant=_no_constants)
+        return json.loads(text, object_hook=_untag, parse_constant=_no_constants, parse_float=_finite_float)
     except UnsupportedValue:
         raise
     except (ValueError, TypeError, RecursionError) as exc:

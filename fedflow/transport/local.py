@@ -45,7 +45,8 @@ class LocalTransport(Transport):
             exc.peer = self.name
             raise
         except Exception as exc:
-            raise RemoteError(f"{self.name}.{fn} raised {type(exc).__name__}: {exc}", peer=self.name,
+            raise RemoteError(f"{self.name}.{fn} raised {type(exc).__name__}: {exc}; fix it on that peer, or "
+                              f"catch it with try_catch or remote_failover", peer=self.name,
                               remote_type=type(exc).__name__, remote_message=str(exc)) from exc
         try:
             return values.loads(values.dumps(answer, f"answer of {self.name}.{fn}"))
