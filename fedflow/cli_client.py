@@ -1,0 +1,175 @@
+"""The client verbs of the command line: one RPC each, one JSON object printed.
+
+Each verb is a `Verb`: its arguments, an example for `--help`, and the
+`ControlClient` call that does it. `run_client(ns)` checks the arguments
+(bad ones raise `UsageError`, exit 2), makes the call (fedflow errors,
+exit 1) and returns the JSON text to print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from . import values
+from .client import ControlClient
+from .config import TlsFiles, UsageError, parse_address, read_secret
+from .errors import PeerUnavailable, UnsupportedValue
+
+__all__ = ["CLIENT_VERBS", "DEFAULT_DEADLINE", "Verb", "parse_json_arg", "run_client", "to_json"]
+
+DEFAULT_DEADLINE = 30.0
+_AT = "127.0.0.1:50051"
+_JSON_HELP = "a JSON value (default null); bytes as {\"$bytes\": \"<base64>\"}, a Fail as {\"$fail\": reason}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Verb:
+    """One client verb: its help line, its arguments, an example, and what it calls."""
+
+    help: str
+    example: str
+    action: Callable[[Any, argparse.Namespace], dict[str, Any]]
+    args: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = ()
+
+    def add_to(self, sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+        """Add this verb's parser, called `name`, with the common client options, to `sub`."""
+        p = sub.add_parser(name, help=self.help, description=self.help[:1].upper() + self.help[1:] + ".",
+                           epilog=f"example:\n  {self.example}\n\n{_COMMON_EPILOG}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        for flags, options in self.args:
+            p.add_argument(*flags, **options)
+        _add_common(p)
+        return p
+
+
+_COMMON_EPILOG = ("Prints one JSON object; exit 0 ok, 1 flow or peer error, 2 bad usage.\n"
+                  "--at defaults to $FEDFLOW_AT; the token to $FEDFLOW_TOKEN.")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--at", metavar="HOST:PORT", default=os.environ.get("FEDFLOW_AT"),
+                   help="the instance to talk to (default: $FEDFLOW_AT)")
+    p.add_argument("--token-file", metavar="F", help="file holding the shared token (default: $FEDFLOW_TOKEN)")
+    p.add_argument("--tls-ca", metavar="F", help="PEM file: the CA that signs the server's certificate")
+    p.add_argument("--tls-cert", metavar="F", help="PEM file: this client's certificate")
+    p.add_argument("--tls-key", metavar="F", help="PEM file: this client's private key")
+    p.add_argument("--deadline", metavar="S", type=float, default=DEFAULT_DEADLINE,
+                   help=f"give up after S seconds ({DEFAULT_DEADLINE:g})")
+
+
+_ID = (("flow_id",), {"metavar": "ID", "help": "the flow's id"})
+_VALUE = (("value",), {"metavar": "JSON", "nargs": "?", "help": _JSON_HELP})
+
+CLIENT_VERBS: dict[str, Verb] = {
+    "call": Verb("run an exposed function on the instance", f"fedflow call --at {_AT} inc 41",
+                 lambda c, ns: c.call(ns.fn, ns.value),
+                 ((("fn",), {"metavar": "FN", "help": "the exposed function's name"}), _VALUE)),
+    "start": Verb("start a registered flow", f"fedflow start --at {_AT} publish '\"hello\"' --id post-1",
+                  lambda c, ns: c.start(ns.flow, ns.value, flow_id=ns.id),
+                  ((("flow",), {"metavar": "FLOW", "help": "the registered flow's name"}), _VALUE,
+                   (("--id",), {"metavar": "ID", "help": "flow id; an existing id prints that flow's outcome"}))),
+    "resume": Verb("resume a suspended flow with a value", f"fedflow resume --at {_AT} post-1 '\"approved\"'",
+                   lambda c, ns: c.resume(ns.flow_id, ns.value), (_ID, _VALUE)),
+    "cancel": Verb("cancel a live flow", f"fedflow cancel --at {_AT} post-1",
+                   lambda c, ns: c.cancel(ns.flow_id), (_ID,)),
+    "status": Verb("show a flow's status", f"fedflow status --at {_AT} post-1",
+                   lambda c, ns: c.status(ns.flow_id), (_ID,)),
+    "result": Verb("show a done flow's result", f"fedflow result --at {_AT} post-1",
+                   lambda c, ns: c.result(ns.flow_id), (_ID,)),
+    "forget": Verb("drop a finished flow's record", f"fedflow forget --at {_AT} post-1",
+                   lambda c, ns: c.forget(ns.flow_id), (_ID,)),
+    "list": Verb("list every flow with its status", f"fedflow list --at {_AT}", lambda c, ns: c.list()),
+    "pending": Verb("list suspended flows and the tag each waits on", f"fedflow pending --at {_AT}",
+                    lambda c, ns: c.pending()),
+    "gc": Verb("drop every done, failed, cancelled and moved record", f"fedflow gc --at {_AT}",
+               lambda c, ns: c.gc()),
+    "peers": Verb("list the instance's peers with address and health", f"fedflow peers --at {_AT}",
+                  lambda c, ns: c.peers()),
+    "replicate": Verb("push the instance's store into a peer's replica slot",
+                      f"fedflow replicate --at {_AT} --to b", lambda c, ns: c.replicate(ns.to),
+                      ((("--to",), {"metavar": "PEER", "required": True, "help": "the peer to push to"}),)),
+    "restore": Verb("import a replica a peer holds", f"fedflow restore --at {_AT} --from b --source a",
+                    lambda c, ns: c.restore(ns.from_peer, ns.source),
+                    ((("--from",), {"metavar": "PEER", "dest": "from_peer", "required": True,
+                                    "help": "the peer holding the replica"}),
+                     (("--source",), {"metavar": "NAME",
+                                      "help": "whose replica (default: the instance's own name)"}))),
+    "handoff": Verb("move every suspended flow to a peer", f"fedflow handoff --at {_AT} --to c",
+                    lambda c, ns: c.handoff(ns.to),
+                    ((("--to",), {"metavar": "PEER", "required": True, "help": "the peer taking the flows"}),)),
+}
+
+
+def parse_json_arg(text: str | None) -> Any:
+    """A JSON argument as plain data (None when absent); UsageError when it is not valid (tagged) JSON.
+
+    >>> parse_json_arg('{"raw": {"$bytes": "AA=="}, "n": 18446744073709551617}')
+    {'raw': b'\\x00', 'n': 18446744073709551617}
+    """
+    if text is None:
+        return None
+    try:
+        return values.loads(text)
+    except UnsupportedValue as exc:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        detail = str(exc).removeprefix("not valid tagged JSON: ")
+        raise UsageError(f"the JSON argument {shown!r} is not valid JSON ({detail}); quote strings in JSON "
+                         f"('\"text\"'), e.g. 41, '\"hello\"' or '{{\"n\": 1}}'") from exc
+
+
+def to_json(obj: Any) -> str:
+    """One line of JSON with values in the tagged form (exact ints, bytes and Fail tagged)."""
+    return json.dumps(values.encode(obj, "output"), ensure_ascii=False, allow_nan=False)
+
+
+def _token(ns: argparse.Namespace) -> str | None:
+    if ns.token_file:
+        return read_secret(ns.token_file)
+    return os.environ.get("FEDFLOW_TOKEN", "").strip() or None
+
+
+def _tls(ns: argparse.Namespace) -> TlsFiles | None:
+    files = TlsFiles(ns.tls_cert, ns.tls_key, ns.tls_ca)
+    if not (files.cert or files.key or files.ca):
+        return None
+    if bool(files.cert) != bool(files.key):
+        raise UsageError("--tls-cert and --tls-key go together (a client certificate and its key)")
+    return files
+
+
+def run_client(ns: argparse.Namespace) -> str:
+    """Run client verb `ns.verb` and return the JSON text to print; raises fedflow errors."""
+    if not ns.at:
+        raise UsageError(f"{ns.verb} needs --at HOST:PORT (or FEDFLOW_AT in the environment)")
+    parse_address(ns.at)
+    if ns.deadline is None or ns.deadline <= 0:
+        raise UsageError("--deadline must be a number of seconds above 0")
+    if hasattr(ns, "value"):
+        ns.value = parse_json_arg(ns.value)
+    token, tls = _token(ns), _tls(ns)
+    try:
+        with ControlClient(ns.at, token=token, tls=tls, deadline=ns.deadline) as client:
+            return to_json(CLIENT_VERBS[ns.verb].action(client, ns))
+    except PeerUnavailable as exc:
+        raise _about_the_instance(exc, ns) from exc.__cause__
+
+
+def _about_the_instance(exc: PeerUnavailable, ns: argparse.Namespace) -> PeerUnavailable:
+    """Reword the client's own "peer unavailable" (the --at instance, not one of its peers)."""
+    code = getattr(exc.__cause__, "code", None)
+    trailers = getattr(exc.__cause__, "trailing_metadata", lambda: None)() or ()
+    if exc.peer != ns.at or not callable(code) or any(key == "fedflow-error" for key, _ in trailers):
+        return exc  # the instance answered: one of ITS peers is unavailable
+    details = getattr(exc.__cause__, "details", lambda: "")() or "no details"
+    if code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return PeerUnavailable(f"the instance at {ns.at} did not answer within {ns.deadline:g}s; "
+                               f"raise --deadline or check its log", ns.at)
+    return PeerUnavailable(f"no fedflow instance answered at {ns.at} ({details}); check `fedflow serve` "
+                           f"runs there and --at (or FEDFLOW_AT) is right", ns.at)

@@ -1,0 +1,110 @@
+"""`fedflow serve`: open the store, connect peers, load modules, recover, serve.
+
+The order matters: peers are connected and every `--load` module has
+registered its flows BEFORE `engine.recover()` re-runs the flows a crash
+left `running`, so their definitions and peers are there when they replay.
+Problems become one line (see `fedflow.cli`): a bad flag, config or
+`--load` exits 2; a port in use or a file that is not a fedflow store
+exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+from types import ModuleType
+
+from . import config
+from .config import ServeSettings, read_secret
+from .engine import Engine
+from .errors import FedflowError
+from .loader import import_target, load_into
+
+__all__ = ["check_listen", "serve"]
+
+log = logging.getLogger("fedflow.serve")
+
+
+def _setup_logging(name: str, level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(f"%(asctime)s [{name}] %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("grpc").setLevel(max(logging.WARNING, root.level))
+
+
+def check_listen(address: str) -> None:
+    """Raise OSError (one line) when `address` cannot be bound, e.g. another server listens there.
+
+    grpc binds with SO_REUSEPORT, so two servers could share a port silently;
+    a plain bind (SO_REUSEADDR only, so TIME_WAIT leftovers do not count) tells."""
+    host, port = config.parse_address(address, allow_zero=True)
+    if port == 0:
+        return
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise OSError(f"cannot listen on {address}: unknown host {host!r} ({exc.strerror}); "
+                      f"use an IP address such as 127.0.0.1") from exc
+    family, kind, proto, _name, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as exc:
+            raise OSError(f"cannot listen on {address}: {exc.strerror or exc}; another process is using "
+                          f"it: stop it or pick a free --listen HOST:PORT") from exc
+
+
+def _open_engine(conf: ServeSettings) -> Engine:
+    try:
+        return Engine(conf.name, store=conf.db, deadline=conf.deadline, recover=False)
+    except (FedflowError, OSError) as exc:
+        raise FedflowError(f"cannot open --db {conf.db}: {exc}") from exc
+
+
+def _connect_peers(engine: Engine, conf: ServeSettings, token: str | None) -> None:
+    for peer in conf.peers:
+        peer_token = read_secret(peer.token_file, f"token file of peer {peer.name}") if peer.token_file else token
+        engine.peers.connect(peer.name, peer.address, token=peer_token, tls=conf.tls)
+        log.info("peer %s at %s", peer.name, peer.address)
+
+
+def _load_modules(engine: Engine, modules: list[tuple[str, ModuleType]]) -> None:
+    for target, module in modules:
+        loaded = load_into(engine, target, module)
+        log.info("loaded module %s", target)
+        for fn in loaded.exposed:
+            log.info("exposed function %s", fn)
+        for flow in loaded.flows:
+            log.info("defined flow %s", flow)
+
+
+def _recover(engine: Engine) -> None:
+    for flow_id in engine.recover():
+        log.info("recovered flow %s: now %s", flow_id, engine.status(flow_id))
+
+
+def serve(ns: argparse.Namespace) -> int:
+    """Run `fedflow serve` with parsed flags `ns` until SIGTERM/SIGINT; the exit status."""
+    conf = config.settings(ns)
+    _setup_logging(conf.name, conf.log_level)
+    token = read_secret(conf.token_file) if conf.token_file else None
+    check_listen(conf.listen)
+    modules = [(target, import_target(target)) for target in conf.load]  # before the store is touched
+    from .server import serve_forever  # grpc loads only once the settings are known to be usable
+
+    engine = _open_engine(conf)
+    try:
+        log.info("store %s", conf.db)
+        _connect_peers(engine, conf, token)
+        _load_modules(engine, modules)
+        _recover(engine)
+        serve_forever(engine, conf.listen, token=token, tls=conf.tls)
+    finally:
+        engine.close()
+    log.info("stopped %s", conf.name)
+    return 0
