@@ -38,8 +38,9 @@ def _setup_logging(name: str, level: str) -> None:
 def check_listen(address: str) -> None:
     """Raise OSError (one line) when `address` cannot be bound, e.g. another server listens there.
 
-    grpc binds with SO_REUSEPORT, so two servers could share a port silently;
-    a plain bind (SO_REUSEADDR only, so TIME_WAIT leftovers do not count) tells."""
+    Checked before the store is opened, so a second `serve` of a running
+    instance never re-runs (recovers) the flows the first one is running. A
+    plain bind with SO_REUSEADDR (TIME_WAIT leftovers of a crash do not count)."""
     host, port = config.parse_address(address, allow_zero=True)
     if port == 0:
         return
