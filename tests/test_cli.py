@@ -231,3 +231,8 @@ def test_command_line_doctests(name: str) -> None:
 
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_replicate_to_a_dead_peer_is_a_peer_error(fed: dict[str, str]) -> None:
+    cp = run_cli(["replicate", "--at", fed["a"], "--to", "down", "--deadline", "20"])
+    assert_one_line_error(cp, 1, "PeerUnavailable", "down")
