@@ -34,5 +34,17 @@ serve: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 
+# DBOS beside fedflow (workloads 1 and 2), in its own venv so dbos never becomes our dependency.
+PEERS_VENV := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+$(PEERS_STAMP): pyproject.toml
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet dbos . || { echo "bench-peers: cannot install dbos (and fedflow) from PyPI into $(PEERS_VENV); check that PyPI is reachable, then rerun make bench-peers" >&2; exit 1; }
+	touch $(PEERS_STAMP)
+
+bench-peers: $(PEERS_STAMP)
+	$(PEERS_VENV)/bin/python bench/dbos_workloads.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info
