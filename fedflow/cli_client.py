@@ -21,6 +21,7 @@ from . import values
 from .client import ControlClient
 from .config import TlsFiles, UsageError, parse_address, read_secret
 from .errors import PeerUnavailable, UnsupportedValue
+from .limits import Limits
 
 __all__ = ["CLIENT_VERBS", "DEFAULT_DEADLINE", "Verb", "parse_json_arg", "run_client", "to_json"]
 
@@ -62,6 +63,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-key", metavar="F", help="PEM file: this client's private key")
     p.add_argument("--deadline", metavar="S", type=float, default=DEFAULT_DEADLINE,
                    help=f"give up after S seconds ({DEFAULT_DEADLINE:g})")
+    p.add_argument("--max-message-bytes", metavar="N", type=int, help="largest gRPC message, both ways (8 MiB)")
 
 
 _ID = (("flow_id",), {"metavar": "ID", "help": "the flow's id"})
@@ -144,6 +146,15 @@ def _tls(ns: argparse.Namespace) -> TlsFiles | None:
     return files
 
 
+def _limits(ns: argparse.Namespace) -> Limits | None:
+    if ns.max_message_bytes is None:
+        return None
+    try:
+        return Limits(max_message_bytes=ns.max_message_bytes)
+    except ValueError as exc:
+        raise UsageError(f"--max-message-bytes: {exc}") from None
+
+
 def run_client(ns: argparse.Namespace) -> str:
     """Run client verb `ns.verb` and return the JSON text to print; raises fedflow errors."""
     if not ns.at:
@@ -153,9 +164,9 @@ def run_client(ns: argparse.Namespace) -> str:
         raise UsageError("--deadline must be a number of seconds above 0")
     if hasattr(ns, "value"):
         ns.value = parse_json_arg(ns.value)
-    token, tls = _token(ns), _tls(ns)
+    token, tls, limits = _token(ns), _tls(ns), _limits(ns)
     try:
-        with ControlClient(ns.at, token=token, tls=tls, deadline=ns.deadline) as client:
+        with ControlClient(ns.at, token=token, tls=tls, limits=limits, deadline=ns.deadline) as client:
             return to_json(CLIENT_VERBS[ns.verb].action(client, ns))
     except PeerUnavailable as exc:
         raise _about_the_instance(exc, ns) from exc.__cause__

@@ -1,4 +1,4 @@
-"""`fedflow serve`: open the store, connect peers, load modules, recover, serve.
+"""`fedflow serve`: open the store, connect peers, load modules, recover, fence, serve.
 
 The order matters: peers are connected and every `--load` module has
 registered its flows BEFORE `engine.recover()` re-runs the flows a crash
@@ -68,9 +68,12 @@ def _open_engine(conf: ServeSettings) -> Engine:
 
 
 def _connect_peers(engine: Engine, conf: ServeSettings, token: str | None) -> None:
+    from .transport.grpc import GrpcTransport
+
     for peer in conf.peers:
         peer_token = read_secret(peer.token_file, f"token file of peer {peer.name}") if peer.token_file else token
-        engine.peers.connect(peer.name, peer.address, token=peer_token, tls=conf.tls)
+        engine.peers.add(GrpcTransport(peer.name, peer.address, token=peer_token, tls=conf.tls,
+                                       limits=conf.limits, default_deadline=conf.deadline))
         log.info("peer %s at %s", peer.name, peer.address)
 
 
@@ -89,6 +92,18 @@ def _recover(engine: Engine) -> None:
         log.info("recovered flow %s: now %s", flow_id, engine.status(flow_id))
 
 
+def _fence(engine: Engine, conf: ServeSettings) -> None:
+    """Best effort: mark `moved` each suspended flow a peer now owns at a newer epoch."""
+    for peer in conf.peers:
+        try:
+            fenced = engine.fence(peer.name)
+        except FedflowError as exc:
+            log.warning("could not check peer %s for flows it owns now: %s", peer.name, exc)
+            continue
+        for flow_id in fenced:
+            log.info("flow %s is owned by %s now: marked moved", flow_id, peer.name)
+
+
 def serve(ns: argparse.Namespace) -> int:
     """Run `fedflow serve` with parsed flags `ns` until SIGTERM/SIGINT; the exit status."""
     conf = config.settings(ns)
@@ -104,7 +119,8 @@ def serve(ns: argparse.Namespace) -> int:
         _connect_peers(engine, conf, token)
         _load_modules(engine, modules)
         _recover(engine)
-        serve_forever(engine, conf.listen, token=token, tls=conf.tls)
+        _fence(engine, conf)
+        serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits)
     finally:
         engine.close()
     log.info("stopped %s", conf.name)

@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import wire
 from .errors import RemoteError
+from .limits import DEFAULT_LIMITS, Limits
 from .transport.grpc import call_metadata, open_channel
 from .v1 import fedflow_pb2 as pb
 from .v1 import fedflow_pb2_grpc as pb_grpc
@@ -33,15 +34,18 @@ __all__ = ["ControlClient"]
 class ControlClient:
     """Control verbs for the instance at `address` (host:port), over one channel.
 
-    `token` is sent as `authorization: Bearer <token>`; `deadline` (seconds)
-    bounds every call. TLS is not implemented yet (`tls` must be None)."""
+    `token` is sent as `authorization: Bearer <token>`; `tls` (a
+    `fedflow.security.TlsConfig`, or an object with cert/key/ca paths) makes the
+    channel mutual TLS; `limits` sets the message size limit of the channel;
+    `deadline` (seconds) bounds every call."""
 
     def __init__(self, address: str, *, token: str | None = None, tls: Any = None,
-                 deadline: float = 30.0) -> None:
+                 limits: Limits | None = None, deadline: float = 30.0) -> None:
         self.address = address
         self.deadline = deadline
+        self.limits = limits or DEFAULT_LIMITS
         self._metadata = call_metadata(token)
-        self._channel = open_channel(address, tls=tls)
+        self._channel = open_channel(address, tls=tls, limits=self.limits)
         self._peer = pb_grpc.PeerServiceStub(self._channel)
         self._control = pb_grpc.ControlServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)

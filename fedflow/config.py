@@ -9,6 +9,9 @@ A config file holds the same settings as the flags::
     deadline = 5.0
     token_file = "token.txt"
     log_level = "INFO"
+    max_message_bytes = 8388608      # limits (fedflow.limits): message size, calls at once, replica size
+    max_concurrent_rpcs = 256
+    max_replica_bytes = 268435456
 
     [peers]
     b = "127.0.0.1:50062"
@@ -32,6 +35,8 @@ import os
 import tomllib
 from typing import Any
 
+from .limits import DEFAULT_LIMITS, Limits
+
 __all__ = [
     "LOG_LEVELS", "ConfigError", "PeerSpec", "ServeSettings", "TlsFiles", "UsageError", "is_path", "load_file",
     "parse_address", "parse_peer", "read_secret", "settings",
@@ -40,7 +45,8 @@ __all__ = [
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _PATH_KEYS = ("db", "token_file", "tls_cert", "tls_key", "tls_ca")
 _STR_KEYS = ("name", "listen", "log_level", *_PATH_KEYS)
-_KEYS = frozenset({*_STR_KEYS, "load", "peers", "deadline"})
+_LIMIT_KEYS = ("max_message_bytes", "max_concurrent_rpcs", "max_replica_bytes")
+_KEYS = frozenset({*_STR_KEYS, *_LIMIT_KEYS, "load", "peers", "deadline"})
 
 
 class UsageError(ValueError):
@@ -82,6 +88,7 @@ class ServeSettings:
     token_file: str | None = None
     log_level: str = "INFO"
     tls: TlsFiles | None = None
+    limits: Limits = DEFAULT_LIMITS
 
 
 def parse_address(text: str, *, allow_zero: bool = False) -> tuple[str, int]:
@@ -141,6 +148,7 @@ def load_file(path: str) -> dict[str, Any]:
             out[key] = os.path.join(base, out[key])
     if "deadline" in raw:
         out["deadline"] = _deadline(raw["deadline"], f"config {path}: deadline")
+    out.update({key: raw[key] for key in _LIMIT_KEYS if key in raw})
     if "load" in raw:
         out["load"] = [_resolve_target(t, base) for t in _string_list(raw["load"], path)]
     if "peers" in raw:
@@ -220,7 +228,7 @@ def settings(flags: Any) -> ServeSettings:
         load=_unique([*conf.get("load", []), *(flags.load or [])]),
         peers=_merge_peers(conf.get("peers", []), flags.peer or []),
         deadline=_deadline(pick("deadline", 10.0), "--deadline"),
-        token_file=pick("token_file"), log_level=level, tls=_tls(pick),
+        token_file=pick("token_file"), log_level=level, tls=_tls(pick), limits=_limits(pick),
     )
 
 
@@ -247,3 +255,12 @@ def _tls(pick: Any) -> TlsFiles | None:
     if len(given) != 3:
         raise ConfigError("serving TLS needs all three of --tls-cert, --tls-key and --tls-ca")
     return files
+
+
+def _limits(pick: Any) -> Limits:
+    given = {key: pick(key) for key in _LIMIT_KEYS if pick(key) is not None}
+    try:
+        return Limits(**given)
+    except ValueError as exc:
+        flag = next((f"--{k.replace('_', '-')}" for k in given if k in str(exc)), "a limit")
+        raise ConfigError(f"{flag}: {exc}") from None

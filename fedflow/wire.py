@@ -5,26 +5,40 @@
 - `status_for(exc)`: a fedflow error -> `(grpc.StatusCode, message)`, and
   `trailers_for(exc)`: the trailing metadata that lets the caller rebuild the
   same class (`fedflow-error: <ClassName>` plus `fedflow-detail-bin`, a JSON
-  object of its attributes: id, owner, peer, cause type and message...).
+  object of its attributes: id, owner, peer, limit, cause type and message...).
 - `error_for(rpc_error, peer)`: a failed RPC -> the most specific
-  `FedflowError`; callers `raise error_for(e, peer) from e`.
+  `FedflowError`, for every gRPC status code; callers
+  `raise error_for(e, peer) from e`. `is_transient` says which are worth a retry.
 - `service_handler`: method handlers for a fedflow.v1 service whose requests
   decode leniently, so undecodable bytes get INVALID_ARGUMENT (grpcio alone
   answers UNKNOWN); handlers call `parsed(request)`.
-- `ReplicaAssembler` / `replica_parts`: a replica as a header plus ~1 MiB chunks
-  with a SHA-256 checksum.
+- `channel_options(limits)`: the message limits (and retry policy) both ends set.
+- `ReplicaAssembler` / `replica_parts` (from `fedflow.replica_stream`): a replica
+  as a header plus ~1 MiB chunks with a SHA-256 checksum.
+
+| status | raised as (without fedflow trailers) |
+|---|---|
+| UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED | PeerUnavailable (a failed TLS handshake: PeerError) |
+| RESOURCE_EXHAUSTED | LimitExceeded (message size), PeerUnavailable (too many calls), else PeerError |
+| UNAUTHENTICATED | PeerError naming --token-file / FEDFLOW_TOKEN |
+| FAILED_PRECONDITION | FlowError |
+| any other | PeerError saying what the peer answered |
+
+With fedflow trailers the class they name is rebuilt instead (UnknownFlow,
+FlowMoved with its owner, RemoteError, LimitExceeded, ...).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 
 from . import errors as E
+from .limits import DEFAULT_LIMITS, FLAGS, LimitExceeded, Limits
+from .replica_stream import CHUNK_BYTES, ReplicaAssembler, replica_parts
 from .v1 import fedflow_pb2 as pb
 from .values import dumps, loads
 
@@ -48,12 +62,13 @@ __all__ = [
     "unpack",
 ]
 
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-CHUNK_BYTES = 1024 * 1024
-MAX_REPLICA_BYTES = 1024 * 1024 * 1024
+MAX_MESSAGE_BYTES = DEFAULT_LIMITS.max_message_bytes
+MAX_REPLICA_BYTES = DEFAULT_LIMITS.max_replica_bytes
 ERROR_KEY = "fedflow-error"
 DETAIL_KEY = "fedflow-detail-bin"
 Code = grpc.StatusCode
+#: fedflow errors defined outside `fedflow.errors` that travel by name.
+_EXTRA_ERRORS: dict[str, type[E.FedflowError]] = {"LimitExceeded": LimitExceeded}
 
 
 # ------------------------------------------------------------------ values
@@ -91,12 +106,13 @@ def status_from_proto(value: int) -> str:
     return status if status in _STATUS_NAMES else "unknown"
 
 
-def channel_options(retry_services: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
-    """Channel options for both ends: 8 MiB limits; a short UNAVAILABLE retry policy
-    on `retry_services` (full names, e.g. "fedflow.v1.PeerService")."""
+def channel_options(limits: Limits = DEFAULT_LIMITS,
+                    retry_services: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    """Channel options for both ends: the message limits of `limits`; a short UNAVAILABLE
+    retry policy on `retry_services` (full names, e.g. "fedflow.v1.PeerService")."""
     options: list[tuple[str, Any]] = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", limits.max_message_bytes),
+        ("grpc.max_send_message_length", limits.max_message_bytes),
     ]
     if retry_services:
         policy = {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
@@ -112,10 +128,13 @@ _NOT_FOUND = (E.UnknownFlow, E.UnknownFunction, E.UnknownPeer)
 _INVALID = (E.UnsupportedValue, E.ReplicaError)
 
 
-def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+def status_for(exc: BaseException, *, lookup: bool = False) -> tuple[grpc.StatusCode, str]:
     """The status code and message a handler answers for `exc` (a fedflow error;
-    anything else is INTERNAL with a short message, never a traceback)."""
-    if isinstance(exc, _NOT_FOUND):
+    anything else is INTERNAL with a short message, never a traceback). With
+    `lookup` (the handler looks a replica up by name) a ReplicaError is NOT_FOUND."""
+    if isinstance(exc, LimitExceeded):
+        return Code.RESOURCE_EXHAUSTED, str(exc)
+    if isinstance(exc, _NOT_FOUND) or (lookup and isinstance(exc, E.ReplicaError)):
         return Code.NOT_FOUND, str(exc)
     if isinstance(exc, _INVALID):
         return Code.INVALID_ARGUMENT, str(exc)
@@ -136,7 +155,7 @@ def _describe_cause(cause: Any) -> tuple[str, str]:
 
 
 def _attrs(exc: BaseException) -> dict[str, Any]:
-    names = ("id", "owner", "peer", "path", "expected", "recorded", "remote_type", "remote_message")
+    names = ("id", "owner", "peer", "path", "expected", "recorded", "remote_type", "remote_message", "limit")
     out = {n: getattr(exc, n) for n in names if isinstance(getattr(exc, n, None), str)}
     if isinstance(exc, E.ReplayedError):
         out["type_name"] = exc.type_name
@@ -167,9 +186,14 @@ def _trailers(rpc_error: grpc.RpcError) -> tuple[str, dict[str, Any]]:
     return (name if isinstance(name, str) else ""), (detail if isinstance(detail, dict) else {})
 
 
+def _error_class(name: str) -> type[E.FedflowError] | None:
+    cls = _EXTRA_ERRORS.get(name) or getattr(E, name, None)
+    return cls if isinstance(cls, type) and issubclass(cls, E.FedflowError) else None
+
+
 def _rebuild(name: str, message: str, d: dict[str, Any], peer: str | None) -> E.FedflowError | None:
-    cls = getattr(E, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, E.FedflowError)):
+    cls = _error_class(name)
+    if cls is None:
         return None
     if issubclass(cls, E.NonDeterminism):
         return cls(message, d.get("id"), expected=d.get("expected", ""), recorded=d.get("recorded", ""))
@@ -186,6 +210,8 @@ def _rebuild(name: str, message: str, d: dict[str, Any], peer: str | None) -> E.
     if issubclass(cls, E.RemoteError):
         return cls(message, d.get("peer") or peer, remote_type=d.get("remote_type", ""),
                    remote_message=d.get("remote_message", ""))
+    if issubclass(cls, LimitExceeded):
+        return cls(message, d.get("peer") or peer, limit=d.get("limit", ""))
     if issubclass(cls, E.PeerError):
         return cls(message, d.get("peer") or peer)
     if issubclass(cls, E.UnsupportedValue):
@@ -195,27 +221,63 @@ def _rebuild(name: str, message: str, d: dict[str, Any], peer: str | None) -> E.
     return cls(message)
 
 
+def _tls_failure(details: str) -> bool:
+    text = details.lower()
+    return "handshake failed" in text or "ssl_error" in text or "certificate_verify_failed" in text
+
+
+def _message_too_large(details: str) -> bool:
+    return "larger than max" in details.lower()
+
+
+def _unreachable(code: grpc.StatusCode | None, details: str, who: str, peer: str | None) -> E.PeerError:
+    if _tls_failure(details):
+        return E.PeerError(f"the TLS handshake with {who} failed ({details}); check --tls-ca names the CA "
+                           f"that signed its certificate, that its certificate names the host you dial, "
+                           f"and that --tls-cert/--tls-key are signed by the CA it trusts", peer)
+    if code is Code.DEADLINE_EXCEEDED:
+        return E.PeerUnavailable(f"{who} did not answer within the deadline ({details}); check it is "
+                                 f"running and reachable, or raise the deadline", peer)
+    return E.PeerUnavailable(f"{who} is unavailable ({details}); check it is running and reachable "
+                             f"(and, if it serves TLS, that --tls-* are set on this side), or raise the "
+                             f"deadline", peer)
+
+
+def _exhausted(details: str, who: str, peer: str | None) -> E.PeerError:
+    if _message_too_large(details):
+        return LimitExceeded(f"a message to or from {who} is over the gRPC message size limit ({details}); "
+                             f"send less, or raise the limit on both ends ({FLAGS['max_message_bytes']}, or "
+                             f"Limits(max_message_bytes=...))", peer, "max_message_bytes")
+    if "concurrent rpc" in details.lower():
+        return E.PeerUnavailable(f"{who} is running as many calls as it allows ({details}); retry later, "
+                                 f"or raise its {FLAGS['max_concurrent_rpcs']}", peer)
+    return E.PeerError(f"{who} is overloaded or the message is too large ({details}); retry later, or "
+                       f"raise the limits ({FLAGS['max_message_bytes']}, {FLAGS['max_concurrent_rpcs']})", peer)
+
+
+_BY_CODE_HINT = {
+    Code.PERMISSION_DENIED: "denied the call ({}); check its access rules",
+    Code.UNIMPLEMENTED: "does not serve this fedflow call ({}); check the address points at a fedflow "
+                        "instance of the same version",
+    Code.NOT_FOUND: "found nothing by that name ({}); check the name",
+    Code.INVALID_ARGUMENT: "refused the request as malformed ({}); check both ends run the same fedflow "
+                           "version",
+}
+
+
 def _by_code(code: grpc.StatusCode | None, details: str, peer: str | None) -> E.FedflowError:
     who = f"peer {peer}" if peer else "the peer"
     if code in (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.CANCELLED):
-        what = "did not answer within the deadline" if code is Code.DEADLINE_EXCEEDED else "is unavailable"
-        return E.PeerUnavailable(f"{who} {what} ({details}); check it is running and reachable, "
-                                 f"or raise the deadline", peer)
-    if code is Code.UNAUTHENTICATED:
-        return E.PeerError(f"{who} refused the call: missing or wrong token ({details}); "
-                           f"set --token-file to the peer's shared token", peer)
-    if code is Code.PERMISSION_DENIED:
-        return E.PeerError(f"{who} denied the call ({details}); check its access rules", peer)
+        return _unreachable(code, details, who, peer)
     if code is Code.RESOURCE_EXHAUSTED:
-        return E.PeerError(f"{who} is overloaded or the message is too large ({details}); "
-                           f"retry later or send less than {MAX_MESSAGE_BYTES} bytes", peer)
-    if code is Code.UNIMPLEMENTED:
-        return E.PeerError(f"{who} does not serve this fedflow call ({details}); "
-                           f"check the address points at a fedflow instance of the same version", peer)
-    if code is Code.NOT_FOUND:
-        return E.PeerError(f"{who} found nothing by that name ({details}); check the name", peer)
+        return _exhausted(details, who, peer)
+    if code is Code.UNAUTHENTICATED:
+        return E.PeerError(f"{who} refused the call: missing or wrong token ({details}); set --token-file "
+                           f"(or FEDFLOW_TOKEN, or token_file in its [peers] entry) to its shared token", peer)
     if code is Code.FAILED_PRECONDITION:
         return E.FlowError(f"{who} refused: {details}; check the flow's status there")
+    if code in _BY_CODE_HINT:
+        return E.PeerError(f"{who} {_BY_CODE_HINT[code].format(details)}", peer)
     name = code.name if code is not None else "no status"
     return E.PeerError(f"{who} failed the call ({name}: {details}); see the peer's log", peer)
 
@@ -233,11 +295,16 @@ def error_for(rpc_error: grpc.RpcError, peer: str | None = None) -> E.FedflowErr
 
 
 def is_transient(rpc_error: grpc.RpcError) -> bool:
-    """True for a transport-level failure worth retrying within the deadline
-    (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, and no fedflow answer)."""
+    """True for a transport-level failure worth retrying within the deadline: UNAVAILABLE,
+    DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED with no fedflow answer, except a failed TLS
+    handshake or a message over the size limit (retrying cannot fix those)."""
     code_fn = getattr(rpc_error, "code", None)
+    details_fn = getattr(rpc_error, "details", None)
     code = code_fn() if callable(code_fn) else None
     if code not in (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.RESOURCE_EXHAUSTED):
+        return False
+    details = (details_fn() if callable(details_fn) else None) or ""
+    if _tls_failure(details) or _message_too_large(details):
         return False
     return not _trailers(rpc_error)[0]
 
@@ -288,61 +355,3 @@ def service_handler(service: str, servicer: Any) -> grpc.GenericRpcHandler:
                                   request_deserializer=_lenient(getattr(pb, method.input_type.name)),
                                   response_serializer=getattr(pb, method.output_type.name).SerializeToString)
     return grpc.method_handlers_generic_handler(desc.full_name, table)
-
-
-
-# ------------------------------------------------------------------ replicas
-def replica_parts(source: str, text: str, chunk: int = CHUNK_BYTES) -> Iterator[pb.ReplicaHeader | bytes]:
-    """A replica as a header (size, SHA-256) followed by byte chunks of `chunk` bytes."""
-    data = text.encode("utf-8")
-    yield pb.ReplicaHeader(source=source, total_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
-    for start in range(0, len(data), chunk):
-        yield data[start:start + chunk]
-
-
-class ReplicaAssembler:
-    """Collects a replica stream (header first, then chunks) and checks it;
-    every problem raises ReplicaError."""
-
-    def __init__(self, limit: int = MAX_REPLICA_BYTES) -> None:
-        self.header: pb.ReplicaHeader | None = None
-        self._limit = limit
-        self._digest = hashlib.sha256()
-        self._parts: list[bytes] = []
-        self._size = 0
-
-    def add(self, message: Any) -> None:
-        """Take one PushReplicaRequest / FetchReplicaResponse."""
-        part = message.WhichOneof("part")
-        if part == "header":
-            if self.header is not None:
-                raise E.ReplicaError("a replica stream carries one header; resend the replica")
-            if message.header.total_bytes > self._limit:
-                raise E.ReplicaError(f"replica of {message.header.total_bytes} bytes exceeds the "
-                                     f"{self._limit}-byte limit; gc the source store first")
-            self.header = message.header
-        elif part == "chunk":
-            if self.header is None:
-                raise E.ReplicaError("a replica stream must start with its header; resend the replica")
-            self._size += len(message.chunk)
-            if self._size > self.header.total_bytes:
-                raise E.ReplicaError("replica is longer than its header says; resend the replica")
-            self._digest.update(message.chunk)
-            self._parts.append(message.chunk)
-        else:
-            raise E.ReplicaError("empty replica message; send a header, then chunks")
-
-    def finish(self) -> tuple[str, str]:
-        """`(source, export_text)` once the stream is complete and its checksum matches."""
-        if self.header is None:
-            raise E.ReplicaError("replica stream had no header; resend the replica")
-        if self._size != self.header.total_bytes:
-            raise E.ReplicaError(f"replica truncated: got {self._size} of {self.header.total_bytes} "
-                                 f"bytes; resend the replica")
-        if self._digest.hexdigest() != self.header.sha256.lower():
-            raise E.ReplicaError("replica checksum mismatch (sha256); it was corrupted: resend it")
-        try:
-            text = b"".join(self._parts).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise E.ReplicaError(f"replica is not UTF-8 JSON text: {exc}; resend a store export") from exc
-        return self.header.source, text

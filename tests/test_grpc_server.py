@@ -358,15 +358,6 @@ def test_a_second_server_on_the_same_port_is_refused():
         second.close()
 
 
-def test_tls_is_not_implemented_yet():
-    engine = fedflow.Engine(name="tls")
-    with pytest.raises(NotImplementedError), run_server(engine, tls=object()):
-        pass
-    with pytest.raises(NotImplementedError):
-        GrpcTransport("x", "127.0.0.1:1", tls=object())
-    engine.close()
-
-
 # ---------------------------------------------------------------- auth
 @pytest.fixture
 def guarded() -> Iterator[str]:

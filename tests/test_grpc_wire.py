@@ -10,6 +10,7 @@ import pytest
 import fedflow
 from fedflow import errors as E
 from fedflow import wire
+from fedflow.limits import LimitExceeded
 from fedflow.v1 import fedflow_pb2 as pb
 
 Code = grpc.StatusCode
@@ -164,3 +165,42 @@ def test_a_damaged_replica_stream_is_a_replica_error(damage):
         parts.append(b"extra")
     with pytest.raises(E.ReplicaError):
         _assemble(parts)
+
+
+# ---------------------------------------------------------------- every status, both ways
+@pytest.mark.parametrize("code", list(Code), ids=lambda c: c.name)
+def test_every_status_code_maps_to_a_fedflow_error_with_advice(code):
+    err = wire.error_for(FakeRpcError(code, "detail"), "p")
+    assert isinstance(err, E.FedflowError)
+    assert "detail" in str(err) and ";" in str(err), "says what happened and what to do"
+    if isinstance(err, E.PeerError):
+        assert err.peer == "p"
+
+
+def test_a_limit_exceeded_travels_by_name_with_its_limit():
+    back = over_the_wire(LimitExceeded("too big; raise --max-replica-bytes", None, "max_replica_bytes"), "far")
+    assert type(back) is LimitExceeded and back.limit == "max_replica_bytes" and back.peer == "far"
+    assert wire.status_for(LimitExceeded("x"))[0] is Code.RESOURCE_EXHAUSTED
+
+
+def test_a_replica_looked_up_by_name_that_is_missing_is_not_found():
+    assert wire.status_for(E.ReplicaError("holds no replica"), lookup=True)[0] is Code.NOT_FOUND
+    assert wire.status_for(E.ReplicaError("bad"))[0] is Code.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize(("code", "details", "cls", "words", "transient"), [
+    (Code.RESOURCE_EXHAUSTED, "Received message larger than max (9 vs. 8)", LimitExceeded, "--max-message-bytes",
+     False),
+    (Code.RESOURCE_EXHAUSTED, "Sent message larger than max (9 vs. 8)", LimitExceeded, "--max-message-bytes", False),
+    (Code.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!", E.PeerUnavailable, "--max-concurrent-rpcs", True),
+    (Code.UNAVAILABLE, "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: "
+     "Tls handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: CERTIFICATE_VERIFY_FAILED", E.PeerError,
+     "--tls-ca", False),
+    (Code.UNAVAILABLE, "failed to connect to all addresses; Socket closed", E.PeerUnavailable, "--tls-", True),
+])
+def test_limit_and_tls_failures_name_their_flag_and_only_retryable_ones_are_transient(
+        code, details, cls, words, transient):
+    failure = FakeRpcError(code, details)
+    err = wire.error_for(failure, "p")
+    assert type(err) is cls and words in str(err)
+    assert wire.is_transient(failure) is transient

@@ -9,6 +9,15 @@ peer is passed over quickly, and replica transfers use `REPLICA_RETRY_WINDOW`);
 each attempt's timeout is the budget that remains. Answers from the peer's own code (a
 fedflow error in the trailers, a RemoteFailure) are never retried. Every
 gRPC failure is mapped to a fedflow error by `fedflow.wire.error_for`.
+
+Security and limits (`fedflow.security`, `fedflow.limits`): `token` is sent
+as `authorization: Bearer <token>` metadata on every call; `tls` (a
+`TlsConfig`, or an object with cert/key/ca paths) makes the channel mutual
+TLS; `limits` sets the message size on both directions of the channel, the
+replica size this side fetches, and the payload size checked before sending.
+
+>>> peer = GrpcTransport("b", "127.0.0.1:50052", token="s3cret")   # doctest: +SKIP
+>>> engine.peers.add(peer)                                          # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -22,7 +31,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_exponential, wait_random
 
 from .. import errors as E
-from .. import wire
+from .. import security, wire
+from ..limits import DEFAULT_LIMITS, Limits
+from ..replica_stream import ReplicaAssembler, replica_parts
 from ..v1 import fedflow_pb2 as pb
 from ..v1 import fedflow_pb2_grpc as pb_grpc
 from .base import Transport
@@ -35,18 +46,23 @@ _RECONNECT = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_b
 T = TypeVar("T")
 #: Seconds a replica transfer keeps retrying a peer that is unreachable.
 REPLICA_RETRY_WINDOW = 2.0
+#: Flow ids per Claims request.
+CLAIMS_BATCH = 2000
 
 
-def open_channel(address: str, *, tls: Any = None, retry_services: tuple[str, ...] = ()) -> grpc.Channel:
-    """A sync channel to `address` with fedflow's limits (TLS is not implemented yet)."""
-    if tls is not None:
-        raise NotImplementedError("TLS is not supported yet; connect without --tls-* for now")
-    return grpc.insecure_channel(address, options=wire.channel_options(retry_services) + _RECONNECT)
+def open_channel(address: str, *, tls: Any = None, limits: Limits | None = None,
+                 retry_services: tuple[str, ...] = ()) -> grpc.Channel:
+    """A sync channel to `address` with fedflow's limits; mutual TLS when `tls` is given."""
+    options = wire.channel_options(limits or DEFAULT_LIMITS, retry_services) + _RECONNECT
+    if security.tls_config(tls) is None:
+        return grpc.insecure_channel(address, options=options)
+    credentials, extra = security.channel_credentials(tls)
+    return grpc.secure_channel(address, credentials, options=options + extra)
 
 
 def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     """The per-call metadata that carries a shared token."""
-    return (("authorization", f"Bearer {token}"),) if token else ()
+    return security.bearer_metadata(token)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -57,12 +73,13 @@ class GrpcTransport(Transport):
     """One peer at `address` (host:port); thread-safe; `close()` releases the channel."""
 
     def __init__(self, name: str, address: str, *, token: str | None = None, tls: Any = None,
-                 default_deadline: float = 10.0) -> None:
+                 limits: Limits | None = None, default_deadline: float = 10.0) -> None:
         self.name = name
         self.address = address
         self.default_deadline = default_deadline
+        self.limits = limits or DEFAULT_LIMITS
         self._metadata = call_metadata(token)
-        self._channel = open_channel(address, tls=tls, retry_services=(PEER_SERVICE,))
+        self._channel = open_channel(address, tls=tls, limits=self.limits, retry_services=(PEER_SERVICE,))
         self._stub = pb_grpc.PeerServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -88,9 +105,9 @@ class GrpcTransport(Transport):
              retry_window: float | None = None) -> Any:
         """Run exposed `fn` on the peer; its answer, or RemoteError if it raised."""
         data = wire.pack(payload, "payload")
-        if len(data) > wire.MAX_MESSAGE_BYTES - 64 * 1024:
-            raise E.PeerError(f"payload for {fn} on peer {self.name} is {len(data)} bytes, over the "
-                              f"{wire.MAX_MESSAGE_BYTES}-byte message limit; send less", self.name)
+        if len(data) > self.limits.payload_bytes:
+            raise self.limits.exceeded("max_message_bytes", len(data), f"the payload for {fn} on peer "
+                                       f"{self.name}", self.name)
         request = pb.CallRequest(fn=fn, payload=data, call_id=call_id)
         try:
             reply = self._with_retries(deadline, lambda t: self._stub.Call(
@@ -110,7 +127,7 @@ class GrpcTransport(Transport):
                               f"check it runs the same fedflow version", self.name) from exc
 
     def _push_messages(self, source: str, export_text: str) -> Iterator[pb.PushReplicaRequest]:
-        for part in wire.replica_parts(source, export_text):
+        for part in replica_parts(source, export_text, self.limits.chunk_bytes):
             if isinstance(part, pb.ReplicaHeader):
                 yield pb.PushReplicaRequest(header=part)
             else:
@@ -127,7 +144,7 @@ class GrpcTransport(Transport):
     def fetch_replica(self, source: str, *, deadline: float) -> str:
         """The export text the peer holds for `source`; ReplicaError if none or corrupted."""
         def attempt(timeout: float) -> str:
-            assembler = wire.ReplicaAssembler()
+            assembler = ReplicaAssembler(self.limits, self.name)
             request = pb.FetchReplicaRequest(source=source)
             for message in self._stub.FetchReplica(request, timeout=timeout, metadata=self._metadata):
                 assembler.add(message)
@@ -143,6 +160,17 @@ class GrpcTransport(Transport):
         reply = self._with_retries(deadline, lambda t: self._stub.Restore(
             request, timeout=t, metadata=self._metadata), REPLICA_RETRY_WINDOW)
         return list(reply.ids)
+
+    def claims(self, ids: list[str], *, deadline: float) -> list[tuple[str, int]]:
+        """Of `ids`, the flows the peer holds (not as moved), with their ownership epochs
+        (asked in batches of `CLAIMS_BATCH` ids, so any number fits the message limit)."""
+        held: list[tuple[str, int]] = []
+        for start in range(0, len(ids), CLAIMS_BATCH):
+            request = pb.ClaimsRequest(ids=ids[start:start + CLAIMS_BATCH])
+            reply = self._with_retries(deadline, lambda t, r=request: self._stub.Claims(
+                r, timeout=t, metadata=self._metadata), REPLICA_RETRY_WINDOW)
+            held.extend((claim.id, int(claim.epoch)) for claim in reply.claims)
+        return held
 
     def health(self, *, deadline: float) -> bool:
         """True when the peer answers its health check with SERVING (one attempt)."""

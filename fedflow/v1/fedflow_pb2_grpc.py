@@ -55,6 +55,11 @@ class PeerServiceStub:
                 request_serializer=fedflow_dot_v1_dot_fedflow__pb2.RestoreRequest.SerializeToString,
                 response_deserializer=fedflow_dot_v1_dot_fedflow__pb2.RestoreResponse.FromString,
                 _registered_method=True)
+        self.Claims = channel.unary_unary(
+                '/fedflow.v1.PeerService/Claims',
+                request_serializer=fedflow_dot_v1_dot_fedflow__pb2.ClaimsRequest.SerializeToString,
+                response_deserializer=fedflow_dot_v1_dot_fedflow__pb2.ClaimsResponse.FromString,
+                _registered_method=True)
 
 
 class PeerServiceServicer:
@@ -89,6 +94,14 @@ class PeerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Claims(self, request, context):
+        """Of the given flow ids, those this instance holds (not as moved), with their
+        ownership epochs: a restarted instance asks this to fence its stale copies.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +124,11 @@ def add_PeerServiceServicer_to_server(servicer, server):
                     servicer.Restore,
                     request_deserializer=fedflow_dot_v1_dot_fedflow__pb2.RestoreRequest.FromString,
                     response_serializer=fedflow_dot_v1_dot_fedflow__pb2.RestoreResponse.SerializeToString,
+            ),
+            'Claims': grpc.unary_unary_rpc_method_handler(
+                    servicer.Claims,
+                    request_deserializer=fedflow_dot_v1_dot_fedflow__pb2.ClaimsRequest.FromString,
+                    response_serializer=fedflow_dot_v1_dot_fedflow__pb2.ClaimsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +240,33 @@ class PeerService:
             '/fedflow.v1.PeerService/Restore',
             fedflow_dot_v1_dot_fedflow__pb2.RestoreRequest.SerializeToString,
             fedflow_dot_v1_dot_fedflow__pb2.RestoreResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Claims(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedflow.v1.PeerService/Claims',
+            fedflow_dot_v1_dot_fedflow__pb2.ClaimsRequest.SerializeToString,
+            fedflow_dot_v1_dot_fedflow__pb2.ClaimsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,217 @@
+"""The fedflow.v1 servicers: PeerService (calls, replicas, claims) and ControlService
+(the CLI verbs), thin layers over one `Engine`.
+
+Handlers decode defensively (bad payload -> INVALID_ARGUMENT), run the
+blocking engine method in a bounded thread pool, and encode the answer. A
+fedflow error becomes its status via `wire.status_for`; anything unexpected
+is logged here and answered INTERNAL with a short message, never UNKNOWN and
+never a traceback. A user function's exception is data (`RemoteFailure`).
+An answer over the message limit is refused here with RESOURCE_EXHAUSTED
+naming the limit, rather than failing inside grpcio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+
+from . import wire
+from .errors import ReplicaError, UnknownFunction
+from .limits import Limits
+from .outcomes import is_suspended
+from .replica_stream import ReplicaAssembler, replica_parts
+from .v1 import fedflow_pb2 as pb
+from .v1 import fedflow_pb2_grpc as pb_grpc
+
+__all__ = ["ControlServicer", "PeerServicer"]
+
+log = logging.getLogger("fedflow.server")
+
+PEER_PROBE_DEADLINE = 1.0
+
+
+def _guard(lookup: bool = False) -> Callable:
+    """Turn any exception a handler raises into a clean status (see module doc)."""
+    def decorate(method: Callable) -> Callable:
+        @functools.wraps(method)
+        async def handler(self: _Base, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return self._checked(method.__name__, await method(self, wire.parsed(request), context))
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:  # every failure gets a status
+                failure = exc
+                code, message = wire.status_for(exc, lookup=lookup)
+                if code is grpc.StatusCode.INTERNAL:
+                    log.exception("%s failed", method.__name__)
+                else:
+                    log.debug("%s: %s: %s", method.__name__, type(exc).__name__, exc)
+            await context.abort(code, message, wire.trailers_for(failure))
+        return handler
+    return decorate
+
+
+class _Base:
+    def __init__(self, engine: Any, pool: ThreadPoolExecutor, limits: Limits) -> None:
+        self._engine = engine
+        self._pool = pool
+        self._limits = limits
+
+    async def _run(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    def _checked(self, method: str, response: Any) -> Any:
+        """`response`, or LimitExceeded when it would not fit in one message."""
+        size = response.ByteSize() if response is not None else 0
+        if size > self._limits.max_message_bytes:
+            raise self._limits.exceeded("max_message_bytes", size, f"the answer to {method}")
+        return response
+
+
+class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
+    """fedflow.v1.PeerService over one engine: calls and replicas."""
+
+    @_guard()
+    async def Call(self, request: pb.CallRequest, context: Any) -> pb.CallResponse:
+        payload = wire.unpack(request.payload, "payload")
+        try:
+            value = await self._run(self._engine.invoke, request.fn, payload, request.call_id or None)
+            return pb.CallResponse(value=wire.pack(value, "result"))
+        except UnknownFunction:
+            raise
+        except Exception as exc:  # the function's own failure travels as data
+            failure = pb.RemoteFailure(type=type(exc).__name__, message=str(exc))
+            return pb.CallResponse(failure=failure)
+
+    @_guard()
+    async def PushReplica(self, request_iterator: Any, context: Any) -> pb.PushReplicaResponse:
+        assembler = ReplicaAssembler(self._limits)
+        async for message in request_iterator:
+            assembler.add(wire.parsed(message))
+        source, text = assembler.finish()
+        if not source:
+            raise ReplicaError("a replica header must name its source engine")
+        flows = await self._run(self._engine.accept_replica, source, text)
+        return pb.PushReplicaResponse(flows=int(flows))
+
+    @_guard(lookup=True)
+    async def FetchReplica(self, request: pb.FetchReplicaRequest, context: Any) -> None:
+        text = await self._run(self._engine.replica_text, request.source)
+        for part in replica_parts(request.source, text, self._limits.chunk_bytes):
+            if isinstance(part, pb.ReplicaHeader):
+                await context.write(pb.FetchReplicaResponse(header=part))
+            else:
+                await context.write(pb.FetchReplicaResponse(chunk=part))
+
+    @_guard(lookup=True)
+    async def Restore(self, request: pb.RestoreRequest, context: Any) -> pb.RestoreResponse:
+        ids = list(request.only.ids) if request.HasField("only") else None
+        restored = await self._run(self._engine.restore_local, request.source, ids)
+        return pb.RestoreResponse(ids=list(restored))
+
+    @_guard()
+    async def Claims(self, request: pb.ClaimsRequest, context: Any) -> pb.ClaimsResponse:
+        held = await self._run(self._engine.claims, list(request.ids))
+        return pb.ClaimsResponse(claims=[pb.FlowClaim(id=i, epoch=int(e)) for i, e in held])
+
+
+class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
+    """fedflow.v1.ControlService: the CLI verbs, run on this instance's engine."""
+
+    def _outcome(self, flow_id: str, value: Any) -> pb.FlowOutcome:
+        if is_suspended(value):
+            return pb.FlowOutcome(id=value.id, status=pb.FLOW_STATUS_SUSPENDED, tag=str(value.tag))
+        return pb.FlowOutcome(id=flow_id, status=pb.FLOW_STATUS_DONE, result=wire.pack(value, "result"))
+
+    def _status(self, flow_id: str) -> int:
+        return wire.status_to_proto(self._engine.status(flow_id))
+
+    @_guard()
+    async def Start(self, request: pb.StartRequest, context: Any) -> pb.StartResponse:
+        value = wire.unpack(request.input, "input")
+        flow_id = request.id if request.HasField("id") else self._engine.new_id()
+        outcome = await self._run(self._engine.start, request.flow, value, id=flow_id)
+        return pb.StartResponse(outcome=self._outcome(flow_id, outcome))
+
+    @_guard()
+    async def Resume(self, request: pb.ResumeRequest, context: Any) -> pb.ResumeResponse:
+        value = wire.unpack(request.value, "value")
+        outcome = await self._run(self._engine.resume, request.id, value)
+        return pb.ResumeResponse(outcome=self._outcome(request.id, outcome))
+
+    @_guard()
+    async def Cancel(self, request: pb.CancelRequest, context: Any) -> pb.CancelResponse:
+        await self._run(self._engine.cancel, request.id)
+        return pb.CancelResponse(id=request.id, status=await self._run(self._status, request.id))
+
+    @_guard()
+    async def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
+        return pb.StatusResponse(id=request.id, status=await self._run(self._status, request.id))
+
+    @_guard()
+    async def Result(self, request: pb.ResultRequest, context: Any) -> pb.ResultResponse:
+        value = await self._run(self._engine.result, request.id)
+        return pb.ResultResponse(id=request.id, result=wire.pack(value, "result"))
+
+    @_guard()
+    async def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
+        rows = await self._run(self._engine.list)
+        flows = [pb.FlowEntry(id=i, status=wire.status_to_proto(s)) for i, s in rows]
+        return pb.ListResponse(flows=flows)
+
+    @_guard()
+    async def Pending(self, request: pb.PendingRequest, context: Any) -> pb.PendingResponse:
+        rows = await self._run(self._engine.pending)
+        return pb.PendingResponse(pending=[pb.PendingEntry(id=i, tag=str(t)) for i, t in rows])
+
+    @_guard()
+    async def Gc(self, request: pb.GcRequest, context: Any) -> pb.GcResponse:
+        return pb.GcResponse(removed=int(await self._run(self._engine.gc)))
+
+    @_guard()
+    async def Forget(self, request: pb.ForgetRequest, context: Any) -> pb.ForgetResponse:
+        await self._run(self._engine.forget, request.id)
+        return pb.ForgetResponse(id=request.id, status=await self._run(self._status, request.id))
+
+    @_guard()
+    async def Replicate(self, request: pb.ReplicateRequest, context: Any) -> pb.ReplicateResponse:
+        flows = await self._run(self._engine.replicate_to, request.peer)
+        return pb.ReplicateResponse(peer=request.peer, flows=int(flows))
+
+    @_guard()
+    async def RestoreFrom(self, request: pb.RestoreFromRequest, context: Any) -> pb.RestoreFromResponse:
+        source = request.source if request.HasField("source") else None
+        ids = await self._run(self._engine.restore_from, request.peer, source)
+        return pb.RestoreFromResponse(ids=list(ids))
+
+    @_guard()
+    async def Handoff(self, request: pb.HandoffRequest, context: Any) -> pb.HandoffResponse:
+        ids = await self._run(self._engine.handoff_to, request.peer)
+        return pb.HandoffResponse(peer=request.peer, ids=list(ids))
+
+    def _probe(self, name: str) -> bool:
+        try:
+            return bool(self._engine.peers.get(name).health(deadline=PEER_PROBE_DEADLINE))
+        except Exception:  # a peer that cannot answer is not serving
+            return False
+
+    @_guard()
+    async def Peers(self, request: pb.PeersRequest, context: Any) -> pb.PeersResponse:
+        peers = self._engine.peers
+        names = list(await self._run(peers.names))
+        serving = await asyncio.gather(*(self._run(self._probe, n) for n in names))
+        infos = []
+        for name, up in zip(names, serving, strict=True):
+            info = pb.PeerInfo(name=name, serving=up)
+            address = peers.address(name)
+            if address is not None:
+                info.address = address
+            infos.append(info)
+        return pb.PeersResponse(peers=infos)
