@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint proto demo serve bench bench-peers soak clean
+.PHONY: venv test lint proto demo serve bench bench-peers soak certs clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,18 @@ $(PEERS_STAMP): pyproject.toml
 
 bench-peers: $(PEERS_STAMP)
 	$(PEERS_VENV)/bin/python bench/dbos_workloads.py
+
+# The long variants of the hardening tests: the kill loop (2000 flows, 15 SIGKILLs), ten times
+# the fuzz cases, more flows per peer fault. `make test` runs the quick variants.
+soak: $(STAMP)
+	FEDFLOW_SOAK=1 $(PY) -m pytest -q tests/test_soak.py tests/test_fuzz.py tests/test_faults.py
+
+# A local test CA and one mTLS certificate per name (IP 127.0.0.1 and DNS localhost in each), with openssl:
+#   make certs CERTS_DIR=certs CERT_NAMES="a b client"   (CERT_SANS=IP:10.0.0.5,DNS:a.lan adds names)
+CERTS_DIR ?= certs
+CERT_NAMES ?= a b c client
+certs:
+	sh scripts/certs.sh $(CERTS_DIR) $(CERT_NAMES)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

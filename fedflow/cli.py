@@ -21,6 +21,10 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+# grpc's C core prints INFO lines (a failed TLS handshake...) to stderr unless told otherwise before it
+# loads; client verbs promise one line on stderr. GRPC_VERBOSITY=INFO in the environment shows them again.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
 from . import __version__
 from .cli_client import CLIENT_VERBS, run_client
 from .config import LOG_LEVELS, UsageError

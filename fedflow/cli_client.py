@@ -182,5 +182,7 @@ def _about_the_instance(exc: PeerUnavailable, ns: argparse.Namespace) -> PeerUna
     if code() is grpc.StatusCode.DEADLINE_EXCEEDED:
         return PeerUnavailable(f"the instance at {ns.at} did not answer within {ns.deadline:g}s; "
                                f"raise --deadline or check its log", ns.at)
+    tls = ("it may serve TLS: pass --tls-ca/--tls-cert/--tls-key" if not ns.tls_ca else
+           "if it serves TLS, check its CA signed --tls-cert")
     return PeerUnavailable(f"no fedflow instance answered at {ns.at} ({details}); check `fedflow serve` "
-                           f"runs there and --at (or FEDFLOW_AT) is right", ns.at)
+                           f"runs there and --at (or FEDFLOW_AT) is right ({tls})", ns.at)
