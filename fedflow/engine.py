@@ -37,7 +37,10 @@ from .store.base import CANCELLED, DONE, FAILED, LIVE, MOVED, RUNNING, SUSPENDED
 log = logging.getLogger("fedflow.engine")
 
 Flow = Callable[[Any], Any]
+#: Answers kept to drop duplicate peer calls: at most this many, and this many bytes in all.
 _CALL_CACHE_SIZE = 4096
+_CALL_CACHE_BYTES = 16 * 1024 * 1024
+_CALL_CACHE_ONE = 256 * 1024
 _AFTER_FAILURE = "fix the cause and start a new flow (forget() or gc() drop the failed record)"
 
 
@@ -56,6 +59,7 @@ class Engine(Federation):
         self._active: set[str] = set()
         self._lock = threading.RLock()
         self._answers: OrderedDict[str, Any] = OrderedDict()
+        self._answer_bytes = 0
         self._inflight: dict[str, threading.Event] = {}
         if recover:
             self.recover()
@@ -98,12 +102,12 @@ class Engine(Federation):
         now = time.time()
         rec = FlowRecord(id=flow_id, name=name, status=RUNNING, input=text, created=now, updated=now)
         with self._lock:
-            if not self.store.create(rec):
+            if not self.store.create(rec, acknowledge=False):
                 return self._outcome(self._get(flow_id))
             self._active.add(flow_id)
             if name is None:
                 self._anonymous[flow_id] = body
-        return self._execute(rec, body)
+        return self._execute(rec, body, [])
 
     def resume(self, id: str, value: Any = None) -> Any:
         """Deliver `value` to the tag the flow waits on and replay it: its result, or `Suspended`."""
@@ -115,7 +119,7 @@ class Engine(Federation):
             body = self._resolve(rec)
             entry = {"t": "s", "tag": rec.waiting, "v": tree}
             changes = {"status": RUNNING, "waiting": None, "request": None, "updated": time.time()}
-            if not self.store.transition(id, [SUSPENDED], changes, [entry]):
+            if not self.store.transition(id, [SUSPENDED], changes, [entry], acknowledge=False):
                 raise FlowError(f"flow {id} stopped being suspended while resuming; check status()", id)
             self._active.add(id)
         return self._execute(rec, body)
@@ -126,11 +130,12 @@ class Engine(Federation):
         self._outcome(rec)  # raises for cancelled, moved and failed
         raise FlowError(f"flow {rec.id} is already done; read its result with result()", rec.id)
 
-    def _execute(self, rec: FlowRecord, body: Flow) -> Any:
+    def _execute(self, rec: FlowRecord, body: Flow, log_entries: list | None = None) -> Any:
+        """Replay `body` against the flow's log; record and report how the run ended."""
         flow_id = rec.id
         try:
-            run = Run(flow_id, self.store.load_log(flow_id),
-                      lambda entry: self.store.append_log(flow_id, entry), self)
+            run = Run(flow_id, self.store.load_log(flow_id) if log_entries is None else log_entries,
+                      lambda entry: self.store.append_log(flow_id, entry, acknowledge=False), self)
             try:
                 result = run_flow(run, body, values.loads(rec.input))
                 tree = values.encode(result, "result")
@@ -309,7 +314,7 @@ class Engine(Federation):
         while True:  # a duplicate waits for the first call with its key, then takes its answer
             with self._lock:
                 if key in self._answers:
-                    return self._answers[key]
+                    return self._answers[key][0]
                 running = self._inflight.get(key)
                 if running is None:
                     self._inflight[key] = threading.Event()
@@ -317,14 +322,23 @@ class Engine(Federation):
             running.wait()
         try:
             answer = func(payload)
-            with self._lock:
-                self._answers[key] = answer
-                while len(self._answers) > _CALL_CACHE_SIZE:
-                    self._answers.popitem(last=False)
+            self._remember(key, answer)
             return answer
         finally:
             with self._lock:
                 self._inflight.pop(key).set()
+
+    def _remember(self, key: str, answer: Any) -> None:
+        """Keep `answer` for duplicates of `key`, within the cache's count and byte bounds."""
+        size = values.approx_size(answer, _CALL_CACHE_ONE)
+        if size > _CALL_CACHE_ONE:
+            return  # a large answer is not kept: a duplicate of it runs again
+        with self._lock:
+            self._answers[key] = (answer, size)
+            self._answer_bytes += size
+            while len(self._answers) > _CALL_CACHE_SIZE or self._answer_bytes > _CALL_CACHE_BYTES:
+                _old, (_answer, old_size) = self._answers.popitem(last=False)
+                self._answer_bytes -= old_size
 
     def call_peer(self, addr: str, fn: str, payload: Any, *, deadline: float | None = None,
                   call_id: str = "", retry_window: float | None = None) -> Any:

@@ -120,6 +120,29 @@ def _decode(tree: Any) -> Any:
     raise UnsupportedValue(f"a {kind.__name__} is not a tagged plain-data tree", path="value")
 
 
+def approx_size(value: Any, limit: int) -> int:
+    """About how many bytes `value` takes as text, counting no further than `limit`."""
+    total, stack = 0, [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bytes:
+            total += len(item) + 2
+        elif kind is list or kind is tuple:
+            total += 2 + len(item)
+            stack.extend(item)
+        elif kind is dict:
+            total += 2 + len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif kind is Fail:
+            total += 10
+            stack.append(item.reason)
+        else:
+            total += 8
+    return total
+
+
 def check(value: Any, path: str = "value") -> Any:
     """Validate `value` and return it normalised exactly as the wire would deliver it."""
     return decode(encode(value, path))

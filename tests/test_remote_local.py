@@ -403,3 +403,23 @@ def test_peer_table_knows_its_peers(engine: Engine, callee: Engine) -> None:
     with pytest.raises(UnknownPeer):
         engine.peers.get("ghost")
     assert isinstance(UnknownPeer("m"), PeerError)
+
+
+def test_the_duplicate_call_cache_keeps_recent_answers_and_bounds_its_bytes() -> None:
+    # Given 600 distinct 64 KiB answers (about 38 MiB, more than the cache keeps),
+    # when the first and the last call ids come again, the last is answered from the
+    # cache and the first, evicted by the byte bound, runs again.
+    engine = fedflow.Engine(name="cache-bound")
+    runs: list[int] = []
+
+    def big(n: int) -> str:
+        runs.append(n)
+        return "x" * 65536 + str(n)
+
+    engine.expose("big", big)
+    for n in range(600):
+        engine.invoke("big", n, call_id=f"call-{n}")
+    assert engine.invoke("big", 599, call_id="call-599").endswith("599")
+    assert runs.count(599) == 1
+    assert engine.invoke("big", 0, call_id="call-0").endswith("0")
+    assert runs.count(0) == 2

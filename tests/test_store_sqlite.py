@@ -93,6 +93,49 @@ def test_default_durability_is_power(store: SQLiteStore) -> None:
     assert store._conn.execute("PRAGMA synchronous").fetchone() == (2,)
 
 
+def _statements_of(made: SQLiteStore, write: Callable[[], object]) -> list[str]:
+    seen: list[str] = []
+    made._conn.set_trace_callback(seen.append)
+    try:
+        write()
+    finally:
+        made._conn.set_trace_callback(None)
+    return seen
+
+
+def test_unacknowledged_writes_skip_their_own_fsync_under_power(db: Path) -> None:
+    # Given a "power" store, when a write no caller hears of is made, it commits with
+    # synchronous=NORMAL (safe against kill -9) and FULL is back in force for the next one.
+    made = SQLiteStore(db, durability="power")
+    try:
+        rec = FlowRecord(id="f", name=None, status="running", input="null")
+        relaxed = _statements_of(made, lambda: made.create(rec, acknowledge=False))
+        assert relaxed[0] == "PRAGMA synchronous = NORMAL" and relaxed[-1] == "PRAGMA synchronous = FULL"
+        relaxed = _statements_of(made, lambda: made.append_log("f", {"t": "j", "k": "0", "n": "s", "v": 1},
+                                                               acknowledge=False))
+        assert relaxed[0] == "PRAGMA synchronous = NORMAL"
+        acked = _statements_of(made, lambda: made.transition("f", ["running"], {"status": "done"}))
+        assert not any("synchronous" in sql for sql in acked)
+        assert made._conn.execute("PRAGMA synchronous").fetchone() == (2,)
+    finally:
+        made.close()
+    again = SQLiteStore(db)
+    try:
+        assert again.get("f").status == "done" and len(again.load_log("f")) == 1
+    finally:
+        again.close()
+
+
+def test_process_durability_never_switches_synchronous(db: Path) -> None:
+    made = SQLiteStore(db, durability="process")
+    try:
+        rec = FlowRecord(id="f", name=None, status="running", input="null")
+        assert not any("synchronous" in sql for sql in _statements_of(
+            made, lambda: made.create(rec, acknowledge=False)))
+    finally:
+        made.close()
+
+
 @pytest.mark.parametrize("make", [lambda p: SQLiteStore(p, durability="disk"),
                                   lambda p: open_store(p, durability="fsync")])
 def test_unknown_durability_names_the_allowed_values(db: Path, make: Callable) -> None:

@@ -4,6 +4,12 @@ A store persists *text*: every value field is tagged JSON made by
 `fedflow.values`, so a store never sees live Python objects and both
 implementations behave the same. Every mutating method is one atomic
 transaction, committed before it returns.
+
+`acknowledge=False` marks an intermediate write that no caller hears of
+(a new flow before it runs, a journal entry, a resume before its replay): it
+must survive a crash of the process, and may wait for the next acknowledged
+write to become durable against power loss too. That is one fsync per
+outcome a caller sees, not one per step.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ class Store(abc.ABC):
     """Persistence for one engine. Implementations: MemoryStore, SQLiteStore."""
 
     @abc.abstractmethod
-    def create(self, record: FlowRecord) -> bool:
+    def create(self, record: FlowRecord, *, acknowledge: bool = True) -> bool:
         """Insert a new flow; False (and nothing changed) if the id already exists."""
 
     @abc.abstractmethod
@@ -62,12 +68,12 @@ class Store(abc.ABC):
         """The flow's log entries in append order (empty if none)."""
 
     @abc.abstractmethod
-    def append_log(self, flow_id: str, entry: LogEntry) -> None:
+    def append_log(self, flow_id: str, entry: LogEntry, *, acknowledge: bool = True) -> None:
         """Append one entry to the flow's log (one transaction)."""
 
     @abc.abstractmethod
     def transition(self, flow_id: str, expect: Iterable[str] | None, changes: dict[str, Any],
-                   append: Sequence[LogEntry] = ()) -> bool:
+                   append: Sequence[LogEntry] = (), *, acknowledge: bool = True) -> bool:
         """Atomically: if the flow's status is in `expect` (any when None), apply
         `changes` (FlowRecord field -> value) and append `append` to its log.
         Returns False, changing nothing, when the flow is missing or the status differs."""

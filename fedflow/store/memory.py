@@ -19,7 +19,7 @@ class MemoryStore(Store):
         self._logs: dict[str, list[LogEntry]] = {}
         self._replicas: dict[str, str] = {}
 
-    def create(self, record: FlowRecord) -> bool:
+    def create(self, record: FlowRecord, *, acknowledge: bool = True) -> bool:
         with self._lock:
             if record.id in self._flows:
                 return False
@@ -36,13 +36,13 @@ class MemoryStore(Store):
         with self._lock:
             return list(self._logs.get(flow_id, ()))
 
-    def append_log(self, flow_id: str, entry: LogEntry) -> None:
+    def append_log(self, flow_id: str, entry: LogEntry, *, acknowledge: bool = True) -> None:
         with self._lock:
             if flow_id in self._logs:
                 self._logs[flow_id].append(entry)
 
     def transition(self, flow_id: str, expect: Iterable[str] | None, changes: dict[str, Any],
-                   append: Sequence[LogEntry] = ()) -> bool:
+                   append: Sequence[LogEntry] = (), *, acknowledge: bool = True) -> bool:
         with self._lock:
             rec = self._flows.get(flow_id)
             if rec is None or (expect is not None and rec.status not in set(expect)):

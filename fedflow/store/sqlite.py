@@ -210,10 +210,17 @@ class SQLiteStore(Store):
                               "check the file, its directory and the disk") from exc
 
     @contextlib.contextmanager
-    def _tx(self, operation: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
+    def _tx(self, operation: str, acknowledge: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error.
+
+        An unacknowledged write under "power" commits without its own fsync (WAL with
+        synchronous=NORMAL survives a process crash); the next acknowledged commit syncs
+        the WAL file, and with it every frame written before."""
+        relaxed = not acknowledge and self.durability == "power"
         with self._lock, self._guard(operation):
             conn = self._live()
+            if relaxed:
+                conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -222,6 +229,9 @@ class SQLiteStore(Store):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            finally:
+                if relaxed:
+                    conn.execute("PRAGMA synchronous = FULL")
 
     @contextlib.contextmanager
     def _reading(self, operation: str) -> Iterator[sqlite3.Connection]:
@@ -251,10 +261,10 @@ class SQLiteStore(Store):
 
     # -- flows ---------------------------------------------------------------
 
-    def create(self, record: FlowRecord) -> bool:
+    def create(self, record: FlowRecord, *, acknowledge: bool = True) -> bool:
         """Insert a new flow; False (and nothing changed) if the id already exists."""
         values = tuple(getattr(record, c) for c in _COLUMNS)
-        with self._tx("create a flow") as conn:
+        with self._tx("create a flow", acknowledge) as conn:
             return conn.execute(_CREATE, values).rowcount == 1
 
     def get(self, flow_id: str) -> FlowRecord | None:
@@ -270,19 +280,19 @@ class SQLiteStore(Store):
                                 (flow_id,)).fetchall()
         return [self._entry(flow_id, n, text) for n, text in rows]
 
-    def append_log(self, flow_id: str, entry: LogEntry) -> None:
+    def append_log(self, flow_id: str, entry: LogEntry, *, acknowledge: bool = True) -> None:
         """Append one entry to the flow's log (one INSERT); a missing flow is ignored."""
         text = _dump(entry)
-        with self._tx("append to a log") as conn:
+        with self._tx("append to a log", acknowledge) as conn:
             conn.execute(_APPEND_LOG, (flow_id, text))
 
     def transition(self, flow_id: str, expect: Iterable[str] | None, changes: dict[str, Any],
-                   append: Sequence[LogEntry] = ()) -> bool:
+                   append: Sequence[LogEntry] = (), *, acknowledge: bool = True) -> bool:
         """Compare-and-set the status, apply `changes` and append `append`, all or nothing."""
         wanted = None if expect is None else tuple(expect)
         sql = _update_sql(tuple(changes), None if wanted is None else len(wanted))
         texts = [_dump(entry) for entry in append]
-        with self._tx("record a transition") as conn:
+        with self._tx("record a transition", acknowledge) as conn:
             if conn.execute(sql, (*changes.values(), flow_id, *(wanted or ()))).rowcount != 1:
                 return False
             if texts:
