@@ -88,6 +88,7 @@ class _Instance:
         return port
 
     async def start(self, address: str) -> int:
+        """Register the services, bind `address`, go SERVING; the bound port."""
         limits = self.opts.limits
         self.server.add_generic_rpc_handlers((
             wire.service_handler("PeerService", PeerServicer(self.engine, self.pool, limits)),
@@ -102,6 +103,7 @@ class _Instance:
         return port
 
     async def stop(self) -> None:
+        """NOT_SERVING, let in-flight calls finish within the grace period, stop."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.opts.grace)
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -120,6 +122,7 @@ class _ServerThread:
         self._thread = threading.Thread(target=self._main, name="fedflow-server", daemon=True)
 
     def start(self) -> int:
+        """Start the thread and wait until the server listens (or failed to); the port."""
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
@@ -127,6 +130,7 @@ class _ServerThread:
         return self._port
 
     def stop(self) -> None:
+        """Ask the server to stop gracefully and wait for its thread."""
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join()

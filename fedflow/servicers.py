@@ -80,6 +80,7 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
 
     @_guard()
     async def Call(self, request: pb.CallRequest, context: Any) -> pb.CallResponse:
+        """Run an exposed function; its own exception comes back as `failure`, not a status."""
         payload = wire.unpack(request.payload, "payload")
         try:
             value = await self._run(self._engine.invoke, request.fn, payload, request.call_id or None)
@@ -92,6 +93,7 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
 
     @_guard()
     async def PushReplica(self, request_iterator: Any, context: Any) -> pb.PushReplicaResponse:
+        """Keep a streamed replica (header, then chunks; size and checksum checked) in its slot."""
         assembler = ReplicaAssembler(self._limits)
         async for message in request_iterator:
             assembler.add(wire.parsed(message))
@@ -103,6 +105,7 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
 
     @_guard(lookup=True)
     async def FetchReplica(self, request: pb.FetchReplicaRequest, context: Any) -> None:
+        """Stream out the replica held of `source` (NOT_FOUND when none)."""
         text = await self._run(self._engine.replica_text, request.source)
         for part in replica_parts(request.source, text, self._limits.chunk_bytes):
             if isinstance(part, pb.ReplicaHeader):
@@ -112,12 +115,14 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
 
     @_guard(lookup=True)
     async def Restore(self, request: pb.RestoreRequest, context: Any) -> pb.RestoreResponse:
+        """Import the replica held of `source` (only `ids`, when given) into this store."""
         ids = list(request.only.ids) if request.HasField("only") else None
         restored = await self._run(self._engine.restore_local, request.source, ids)
         return pb.RestoreResponse(ids=list(restored))
 
     @_guard()
     async def Claims(self, request: pb.ClaimsRequest, context: Any) -> pb.ClaimsResponse:
+        """Of the given ids, the flows held here (not moved) with their ownership epochs."""
         held = await self._run(self._engine.claims, list(request.ids))
         return pb.ClaimsResponse(claims=[pb.FlowClaim(id=i, epoch=int(e)) for i, e in held])
 
@@ -135,6 +140,7 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
 
     @_guard()
     async def Start(self, request: pb.StartRequest, context: Any) -> pb.StartResponse:
+        """Start a registered flow (idempotent with an id)."""
         value = wire.unpack(request.input, "input")
         flow_id = request.id if request.HasField("id") else self._engine.new_id()
         outcome = await self._run(self._engine.start, request.flow, value, id=flow_id)
@@ -142,57 +148,68 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
 
     @_guard()
     async def Resume(self, request: pb.ResumeRequest, context: Any) -> pb.ResumeResponse:
+        """Resume a suspended flow with a value."""
         value = wire.unpack(request.value, "value")
         outcome = await self._run(self._engine.resume, request.id, value)
         return pb.ResumeResponse(outcome=self._outcome(request.id, outcome))
 
     @_guard()
     async def Cancel(self, request: pb.CancelRequest, context: Any) -> pb.CancelResponse:
+        """Cancel a flow; its status afterwards."""
         await self._run(self._engine.cancel, request.id)
         return pb.CancelResponse(id=request.id, status=await self._run(self._status, request.id))
 
     @_guard()
     async def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
+        """A flow's status ("unknown" when absent)."""
         return pb.StatusResponse(id=request.id, status=await self._run(self._status, request.id))
 
     @_guard()
     async def Result(self, request: pb.ResultRequest, context: Any) -> pb.ResultResponse:
+        """A done flow's result; otherwise the FlowError saying why."""
         value = await self._run(self._engine.result, request.id)
         return pb.ResultResponse(id=request.id, result=wire.pack(value, "result"))
 
     @_guard()
     async def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
+        """Every flow and its status."""
         rows = await self._run(self._engine.list)
         flows = [pb.FlowEntry(id=i, status=wire.status_to_proto(s)) for i, s in rows]
         return pb.ListResponse(flows=flows)
 
     @_guard()
     async def Pending(self, request: pb.PendingRequest, context: Any) -> pb.PendingResponse:
+        """Suspended flows and their tags."""
         rows = await self._run(self._engine.pending)
         return pb.PendingResponse(pending=[pb.PendingEntry(id=i, tag=str(t)) for i, t in rows])
 
     @_guard()
     async def Gc(self, request: pb.GcRequest, context: Any) -> pb.GcResponse:
+        """Drop terminal records; the count."""
         return pb.GcResponse(removed=int(await self._run(self._engine.gc)))
 
     @_guard()
     async def Forget(self, request: pb.ForgetRequest, context: Any) -> pb.ForgetResponse:
+        """Drop one terminal record."""
         await self._run(self._engine.forget, request.id)
         return pb.ForgetResponse(id=request.id, status=await self._run(self._status, request.id))
 
     @_guard()
     async def Replicate(self, request: pb.ReplicateRequest, context: Any) -> pb.ReplicateResponse:
+        """Push this store to a peer."""
         flows = await self._run(self._engine.replicate_to, request.peer)
         return pb.ReplicateResponse(peer=request.peer, flows=int(flows))
 
     @_guard()
     async def RestoreFrom(self, request: pb.RestoreFromRequest, context: Any) -> pb.RestoreFromResponse:
+        """Import the replica a peer holds of `source`."""
         source = request.source if request.HasField("source") else None
         ids = await self._run(self._engine.restore_from, request.peer, source)
         return pb.RestoreFromResponse(ids=list(ids))
 
     @_guard()
     async def Handoff(self, request: pb.HandoffRequest, context: Any) -> pb.HandoffResponse:
+        """Move the live flows to a peer."""
         ids = await self._run(self._engine.handoff_to, request.peer)
         return pb.HandoffResponse(peer=request.peer, ids=list(ids))
 
@@ -204,6 +221,7 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
 
     @_guard()
     async def Peers(self, request: pb.PeersRequest, context: Any) -> pb.PeersResponse:
+        """The known peers and whether each answers its health check."""
         peers = self._engine.peers
         names = list(await self._run(peers.names))
         serving = await asyncio.gather(*(self._run(self._probe, n) for n in names))
