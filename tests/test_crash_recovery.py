@@ -45,6 +45,14 @@ def note(path: Path, line: str) -> None:
         os.close(fd)
 
 
+def hold_if_asked(work: Path) -> None:
+    """Inside a step: once the parent asks (a `hold` file), say so and wait to be killed,
+    so every kill lands while a flow is running mid-step."""
+    if (work / "hold").exists():
+        note(work / "held", "holding")
+        time.sleep(3600)
+
+
 # -- the child: a simulated engine over the Store API -----------------------------
 
 def plan(rec: FlowRecord, log: list[LogEntry], gen: int) -> Move | None:
@@ -68,6 +76,7 @@ def drive(store: SQLiteStore, flow_id: str, gen: int, work: Path) -> None:
         ack, expect, changes, append = move
         if ack.startswith("step"):
             note(work / "effects", f"{flow_id} {ack.split()[1]} {gen}")
+            hold_if_asked(work)
         if not store.transition(flow_id, [expect], changes, append):
             raise RuntimeError(f"transition {ack} of {flow_id} lost its compare-and-set")
         note(work / "acks", f"{flow_id} {ack}")
@@ -98,6 +107,8 @@ def build_flow(gen: int, work: Path) -> Any:
     def effect(k: int) -> Any:
         def run(x: dict) -> dict:
             note(work / "effects", f"{x['id']} {k} {gen}")
+            if k == 1:
+                hold_if_asked(work)
             return {**x, "gen": gen}
         return fedflow.step(run, name=f"s{k}")
 
@@ -156,18 +167,34 @@ def wait_for_acks(proc: subprocess.Popen, work: Path, want: int, gen: int) -> No
         time.sleep(0.001)
 
 
+def wait_until_held(proc: subprocess.Popen, work: Path, gen: int) -> None:
+    """Poll until the child says it holds inside a step (bounded; fails if it dies)."""
+    deadline = time.monotonic() + 60
+    while not (work / "held").exists():
+        if proc.poll() is not None:
+            pytest.fail(f"child {gen} exited {proc.returncode}: {(work / f'stderr-{gen}').read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"child {gen} never reached a step after the hold request")
+        time.sleep(0.001)
+
+
 def kill_after(mode: str, db: Path, durability: str, work: Path, gen: int, extra: int) -> None:
-    """Run one child generation and SIGKILL it once it has acked `extra` more transitions."""
+    """Run one child generation; once it has acked `extra` more transitions, ask it to hold
+    inside its next step and SIGKILL it there."""
     want = count_lines(work / "acks") + extra
     proc = spawn(mode, db, durability, work, gen)
     try:
         wait_for_acks(proc, work, want, gen)
+        note(work / "hold", "please")
+        wait_until_held(proc, work, gen)
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for flag in ("hold", "held"):
+            (work / flag).unlink(missing_ok=True)
 
 
 def acked(work: Path) -> dict[str, int]:
