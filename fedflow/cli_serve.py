@@ -1,4 +1,4 @@
-"""`fedflow serve`: open the store, connect peers, load modules, recover, fence, serve.
+"""`fedflow serve`: open the store, connect peers, load modules, fence, recover, serve.
 
 The order matters: peers are connected and every `--load` module has
 registered its flows BEFORE `engine.recover()` re-runs the flows a crash
@@ -118,8 +118,8 @@ def serve(ns: argparse.Namespace) -> int:
         log.info("store %s", conf.db)
         _connect_peers(engine, conf, token)
         _load_modules(engine, modules)
+        _fence(engine, conf)  # first, so a flow another instance now owns is not re-run here
         _recover(engine)
-        _fence(engine, conf)
         serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits)
     finally:
         engine.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import replica
 from .errors import ReplicaError
-from .store.base import LIVE, MOVED, SUSPENDED, FlowRecord, LogEntry, Store
+from .store.base import LIVE, MOVED, RUNNING, SUSPENDED, FlowRecord, LogEntry, Store
 
 log = logging.getLogger("fedflow.federation")
 
@@ -131,16 +131,19 @@ class Federation:
         return held
 
     def fence(self, peer: str) -> list[str]:
-        """Mark `moved` every suspended flow here that `peer` holds at a newer epoch (it was
-        restored or handed off there while this copy was away); the ids fenced."""
-        local = {fid: self.store.get(fid) for fid in self.store.ids(SUSPENDED)}
+        """Mark `moved` every live flow here (suspended, or left running by a crash) that `peer`
+        holds at a newer epoch: it was restored or handed off there while this copy was away.
+        Call it before `recover()`. The ids fenced."""
+        live = [fid for status in (SUSPENDED, RUNNING) for fid in self.store.ids(status)]
+        local = {fid: self.store.get(fid) for fid in live}
         if not local:
             return []
         fenced = []
         for flow_id, epoch in self.peers.get(peer).claims(sorted(local), deadline=self.deadline):
             rec = local.get(flow_id)
             if rec is not None and epoch > rec.epoch and self.store.transition(
-                    flow_id, [SUSPENDED], {"status": MOVED, "owner": peer, "updated": time.time()}):
+                    flow_id, [rec.status], {"status": MOVED, "owner": peer, "waiting": None, "request": None,
+                                            "updated": time.time()}):
                 fenced.append(flow_id)
         if fenced:
             log.warning("%d stale flow(s) now owned by %s marked moved: %s", len(fenced), peer, fenced[:5])

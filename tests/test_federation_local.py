@@ -368,3 +368,24 @@ def test_flows_received_by_handoff_survive_the_receivers_own_restore(make: Calla
     # Then the flow it owned comes back (it is owned nowhere else: a has it as moved)
     assert reborn.restore_from("holder") == [s.id]
     assert reborn.pending() == [(s.id, "first")]
+
+
+def test_fence_marks_a_flow_left_running_by_a_crash_moved_so_recover_does_not_rerun_it() -> None:
+    # Given A's flow was restored on B (B claims it at a newer epoch) while A's own copy was
+    # left `running` by a crash, when A fences against B before recovering, the copy is
+    # `moved` to B and recover() runs nothing.
+    runs: list[Any] = []
+    name = f"fence-running-{uuid.uuid4().hex[:8]}"
+    fedflow.defflow(name, fedflow.sequence(fedflow.step(lambda x: runs.append(x) or x, name="effect"),
+                                           fedflow.node(lambda x: fedflow.suspend("go"))))
+    a, b = fedflow.Engine(name="fr-a"), fedflow.Engine(name="fr-b")
+    a.peers.register("fr-b", b)
+    flow_id = a.start(name, 1).id
+    a.replicate_to("fr-b")
+    assert b.restore_from("fr-b", source="fr-a") == [flow_id]
+    assert a.store.transition(flow_id, ["suspended"], {"status": "running", "waiting": None})
+    assert a.fence("fr-b") == [flow_id]
+    assert a.status(flow_id) == "moved"
+    assert a.recover() == []
+    assert runs == [1]
+    assert b.resume(flow_id, "on b") == "on b"
