@@ -16,7 +16,8 @@
         ├── UnknownPeer
         ├── PeerUnavailable        unreachable, deadline exceeded, draining
         ├── RemoteError            .remote_type, .remote_message
-        └── UnknownFunction
+        ├── UnknownFunction
+        └── LimitExceeded          .limit (a message, replica or call count past a limit)
 
 Every message says what to do about it.
 """
@@ -132,3 +133,12 @@ class RemoteError(PeerError):
 
 class UnknownFunction(PeerError):
     """Raised when the peer exposes no function of that name."""
+
+
+class LimitExceeded(PeerError):
+    """Raised when a message, a replica or the number of calls goes past a configured limit;
+    `.limit` names the `fedflow.limits.Limits` field, the message says how to raise it."""
+
+    def __init__(self, message: str, peer: str | None = None, limit: str = "") -> None:
+        super().__init__(message, peer)
+        self.limit = limit

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .errors import PeerError
+from .errors import LimitExceeded
 
 __all__ = ["DEFAULT_LIMITS", "FLAGS", "LimitExceeded", "Limits"]
 
@@ -36,15 +36,6 @@ FLAGS = {"max_message_bytes": "--max-message-bytes", "max_concurrent_rpcs": "--m
 _MINIMUM = {"max_message_bytes": 64 * 1024, "max_concurrent_rpcs": 1, "max_replica_bytes": 1024}
 #: Room left in a message for everything but the payload bytes (field tags, names, call id).
 ENVELOPE_BYTES = 16 * 1024
-
-
-class LimitExceeded(PeerError):
-    """Raised when a message, a replica or the number of calls goes past a configured limit;
-    `.limit` names the `Limits` field, the message says how to raise it."""
-
-    def __init__(self, message: str, peer: str | None = None, limit: str = "") -> None:
-        super().__init__(message, peer)
-        self.limit = limit
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,7 +37,8 @@ from typing import Any
 import grpc
 
 from . import errors as E
-from .limits import DEFAULT_LIMITS, FLAGS, LimitExceeded, Limits
+from .errors import LimitExceeded
+from .limits import DEFAULT_LIMITS, FLAGS, Limits
 from .replica_stream import CHUNK_BYTES, ReplicaAssembler, replica_parts
 from .v1 import fedflow_pb2 as pb
 from .values import dumps, loads
@@ -67,8 +68,6 @@ MAX_REPLICA_BYTES = DEFAULT_LIMITS.max_replica_bytes
 ERROR_KEY = "fedflow-error"
 DETAIL_KEY = "fedflow-detail-bin"
 Code = grpc.StatusCode
-#: fedflow errors defined outside `fedflow.errors` that travel by name.
-_EXTRA_ERRORS: dict[str, type[E.FedflowError]] = {"LimitExceeded": LimitExceeded}
 
 
 # ------------------------------------------------------------------ values
@@ -187,7 +186,7 @@ def _trailers(rpc_error: grpc.RpcError) -> tuple[str, dict[str, Any]]:
 
 
 def _error_class(name: str) -> type[E.FedflowError] | None:
-    cls = _EXTRA_ERRORS.get(name) or getattr(E, name, None)
+    cls = getattr(E, name, None)
     return cls if isinstance(cls, type) and issubclass(cls, E.FedflowError) else None
 
 

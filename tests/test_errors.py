@@ -21,6 +21,7 @@ from fedflow import (
     FlowMoved,
     FlowNotDone,
     FlowTimeout,
+    LimitExceeded,
     NonDeterminism,
     PeerError,
     PeerUnavailable,
@@ -61,6 +62,7 @@ TREE: dict[type[BaseException], tuple[type, ...]] = {
     PeerUnavailable: (PeerError,),
     RemoteError: (PeerError,),
     UnknownFunction: (PeerError,),
+    LimitExceeded: (PeerError,),
 }
 
 

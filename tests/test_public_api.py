@@ -17,6 +17,7 @@ PINNED = [
     "FlowMoved",
     "FlowNotDone",
     "FlowTimeout",
+    "LimitExceeded",
     "NonDeterminism",
     "PeerError",
     "PeerUnavailable",
