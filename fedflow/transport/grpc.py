@@ -22,6 +22,7 @@ replica size this side fetches, and the payload size checked before sending.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -89,13 +90,21 @@ class GrpcTransport(Transport):
     def _with_retries(self, deadline: float | None, attempt: Callable[[float], T],
                       retry_window: float | None = None) -> T:
         """Run `attempt(timeout)` until it succeeds, fails for good, or the retry window
-        (at most the deadline) is spent."""
+        (at most the deadline) is spent. The first attempt is a plain call: the retry
+        machinery is only built once a transient error happened."""
         budget = self.default_deadline if deadline is None else deadline
         window = budget if retry_window is None else min(retry_window, budget)
-        end = time.monotonic() + budget
+        start = time.monotonic()
+        end = start + budget
+        try:
+            return attempt(budget)
+        except grpc.RpcError as exc:
+            if not _retryable(exc) or time.monotonic() - start >= window:
+                raise wire.error_for(exc, self.name) from exc
+        time.sleep(min(random.uniform(0.05, 0.1), max(window - (time.monotonic() - start), 0.0)))
         backoff = wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05)  # jittered
-        retrying = Retrying(stop=stop_before_delay(window), wait=backoff,
-                            retry=retry_if_exception(_retryable), reraise=True)
+        retrying = Retrying(stop=stop_before_delay(max(window - (time.monotonic() - start), 0.0)),
+                            wait=backoff, retry=retry_if_exception(_retryable), reraise=True)
         try:
             return retrying(lambda: attempt(max(end - time.monotonic(), 0.001)))
         except grpc.RpcError as exc:
