@@ -55,8 +55,8 @@ soak: $(STAMP)
 #   make certs CERTS_DIR=certs CERT_NAMES="a b client"   (CERT_SANS=IP:10.0.0.5,DNS:a.lan adds names)
 CERTS_DIR ?= certs
 CERT_NAMES ?= a b c client
-certs:
-	sh scripts/certs.sh $(CERTS_DIR) $(CERT_NAMES)
+certs: $(STAMP)
+	$(PY) -m fedflow.certs $(CERTS_DIR) $(CERT_NAMES)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -12,7 +12,7 @@
   only TLS and requires a client certificate signed by `ca`; a client with it
   checks the server's certificate against `ca` and presents its own. Peers
   reached by IP need that IP in their certificate's subjectAltName
-  (`scripts/certs.sh` puts 127.0.0.1 and localhost in; `make certs`).
+  (`python -m fedflow.certs` puts 127.0.0.1 and localhost in; `make certs`).
 
 `tls_config(obj)` also takes any object with `cert`, `key` and `ca` file
 paths (such as `fedflow.config.TlsFiles`), so the command line can hand its

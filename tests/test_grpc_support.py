@@ -19,11 +19,11 @@ from typing import Any
 
 import grpc
 
+from fedflow import certs
 from fedflow.security import TlsConfig
 from fedflow.v1 import fedflow_pb2 as pb
 
 ROOT = Path(__file__).resolve().parent.parent
-CERTS_SCRIPT = ROOT / "scripts" / "certs.sh"
 SERVICES = [pb.DESCRIPTOR.services_by_name[name] for name in ("PeerService", "ControlService")]
 METHODS = [(service.full_name, method) for service in SERVICES for method in service.methods]
 REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
@@ -31,9 +31,8 @@ REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
 
 # ------------------------------------------------------------------ certificates
 def make_certs(folder: Path, *names: str) -> Path:
-    """A CA and one certificate per name in `folder` (via scripts/certs.sh); the folder."""
-    subprocess.run(["sh", str(CERTS_SCRIPT), str(folder), *names], check=True, capture_output=True, timeout=30)
-    return folder
+    """A CA and one certificate per name in `folder` (via fedflow.certs, i.e. openssl); the folder."""
+    return certs.make_certs(folder, list(names))
 
 
 def tls_for(folder: Path, name: str, ca_folder: Path | None = None) -> TlsConfig:

@@ -276,3 +276,14 @@ def test_unusable_tls_settings_are_refused_before_serving_naming_the_flag(engine
     with pytest.raises(TypeError, match="TlsConfig"):
         GrpcTransport("x", "127.0.0.1:1", tls=object())
     assert "BEGIN" not in repr(tls_for(ours, "client")), "a private key is never printed"
+
+
+def test_the_certs_command_refuses_bad_usage_and_makes_what_it_says(tmp_path: Path, capsys) -> None:
+    from fedflow import certs
+
+    assert certs.main([str(tmp_path / "x")]) == 2
+    assert certs.main([str(tmp_path / "pki"), "peer-a"]) == 0
+    made = sorted(p.name for p in (tmp_path / "pki").iterdir())
+    assert {"ca.pem", "ca.key", "peer-a.pem", "peer-a.key"} <= set(made)
+    assert oct((tmp_path / "pki" / "peer-a.key").stat().st_mode & 0o777) == "0o600"
+    assert "peer-a.pem" in capsys.readouterr().out
