@@ -28,9 +28,10 @@ from .errors import (
     UnknownFunction,
 )
 from .federation import Federation
+from .opening import Opening
 from .outcomes import Suspended
 from .peers import PeerTable
-from .replay import DivergedSignal, Run, SuspendSignal, describe_error, rebuild_error, run_flow
+from .replay import AbortSignal, DivergedSignal, Run, SuspendSignal, describe_error, rebuild_error, run_flow
 from .store import open_store
 from .store.base import CANCELLED, DONE, FAILED, LIVE, MOVED, RUNNING, SUSPENDED, TERMINAL, FlowRecord, Store
 
@@ -102,27 +103,43 @@ class Engine(Federation):
         now = time.time()
         rec = FlowRecord(id=flow_id, name=name, status=RUNNING, input=text, created=now, updated=now)
         with self._lock:
-            if not self.store.create(rec, acknowledge=False):
-                return self._outcome(self._get(flow_id))
+            self._refuse_if_active(flow_id)
+            existing = self.store.get(flow_id) if id is not None else None
+            if existing is not None:
+                return self._outcome(existing)
             self._active.add(flow_id)
             if name is None:
                 self._anonymous[flow_id] = body
-        return self._execute(rec, body, [])
+        return self._execute(rec, body, [], Opening(self.store, rec, explain=self._changed_meanwhile))
 
     def resume(self, id: str, value: Any = None) -> Any:
         """Deliver `value` to the tag the flow waits on and replay it: its result, or `Suspended`."""
         tree = values.encode(value, "resume value")
         with self._lock:
+            self._refuse_if_active(id)
             rec = self._get(id)
             if rec.status != SUSPENDED:
                 self._refuse_resume(rec)
             body = self._resolve(rec)
-            entry = {"t": "s", "tag": rec.waiting, "v": tree}
-            changes = {"status": RUNNING, "waiting": None, "request": None, "updated": time.time()}
-            if not self.store.transition(id, [SUSPENDED], changes, [entry], acknowledge=False):
-                raise FlowError(f"flow {id} stopped being suspended while resuming; check status()", id)
             self._active.add(id)
-        return self._execute(rec, body)
+        opening = Opening(self.store, rec, resume_entry={"t": "s", "tag": rec.waiting, "v": tree},
+                          explain=self._changed_meanwhile)
+        return self._execute(rec, body, None, opening)
+
+    def _refuse_if_active(self, flow_id: str) -> None:
+        if flow_id in self._active:
+            raise FlowError(f"flow {flow_id} is running, not waiting; resume it once it is suspended", flow_id)
+
+    def _changed_meanwhile(self, flow_id: str) -> Exception:
+        """The error for a run whose flow was cancelled, moved or replaced while it ran."""
+        rec = self.store.get(flow_id)
+        if rec is not None and rec.status == CANCELLED:
+            return FlowCancelled(f"flow {flow_id} was cancelled while it ran; its outcome was discarded", flow_id)
+        if rec is not None and rec.status == MOVED:
+            return FlowMoved(f"flow {flow_id} was handed off to {rec.owner!r} while it ran; resume it there",
+                             flow_id, owner=rec.owner)
+        return FlowError(f"flow {flow_id} changed in the store while it ran (now "
+                         f"{rec.status if rec else 'gone'}); its outcome was discarded: check status()", flow_id)
 
     def _refuse_resume(self, rec: FlowRecord) -> None:
         if rec.status == RUNNING:
@@ -130,18 +147,24 @@ class Engine(Federation):
         self._outcome(rec)  # raises for cancelled, moved and failed
         raise FlowError(f"flow {rec.id} is already done; read its result with result()", rec.id)
 
-    def _execute(self, rec: FlowRecord, body: Flow, log_entries: list | None = None) -> Any:
+    def _execute(self, rec: FlowRecord, body: Flow, log_entries: list | None, opening: Opening) -> Any:
         """Replay `body` against the flow's log; record and report how the run ended."""
         flow_id = rec.id
         try:
-            run = Run(flow_id, self.store.load_log(flow_id) if log_entries is None else log_entries,
-                      lambda entry: self.store.append_log(flow_id, entry, acknowledge=False), self)
+            log_entries = self.store.load_log(flow_id) if log_entries is None else log_entries
+            if opening.resume_entry is not None:
+                log_entries = [*log_entries, opening.resume_entry]
+            run = Run(flow_id, log_entries, lambda entry: self.store.append_log(flow_id, entry, acknowledge=False),
+                      self, before_effect=opening.flush)
             try:
                 result = run_flow(run, body, values.loads(rec.input))
                 tree = values.encode(result, "result")
+            except AbortSignal as sig:
+                self._anonymous.pop(flow_id, None)
+                raise sig.error from None
             except SuspendSignal as sig:
                 request = json.dumps(sig.request) if sig.request is not None else None
-                self._finish(flow_id, SUSPENDED, waiting=sig.tag, request=request)
+                self._finish(opening, flow_id, SUSPENDED, waiting=sig.tag, request=request)
                 return Suspended(flow_id, sig.tag)
             except DivergedSignal as sig:
                 err = NonDeterminism(
@@ -149,26 +172,25 @@ class Engine(Federation):
                     f"but the log recorded {sig.recorded!r}; check that your workflow is deterministic "
                     f"(side effects go through step, remote_node or suspend)", flow_id,
                     expected=sig.expected, recorded=sig.recorded)
-                self._finish(flow_id, FAILED, error=json.dumps(describe_error(err)))
+                self._finish(opening, flow_id, FAILED, error=json.dumps(describe_error(err)))
                 raise err from None
             except Exception as exc:
-                self._finish(flow_id, FAILED, error=json.dumps(describe_error(exc)))
+                self._finish(opening, flow_id, FAILED, error=json.dumps(describe_error(exc)))
                 raise FlowFailed(f"flow {flow_id} failed: {type(exc).__name__}: {exc}; {_AFTER_FAILURE}",
                                  flow_id, cause=exc) from exc
-            self._finish(flow_id, DONE, result=json.dumps(tree, separators=(",", ":")))
+            self._finish(opening, flow_id, DONE, result=json.dumps(tree, separators=(",", ":")))
             return values.decode(tree)
         finally:
             with self._lock:
                 self._active.discard(flow_id)
 
-    def _finish(self, flow_id: str, status: str, **fields: Any) -> None:
-        """Record the end of a run; a flow cancelled while it ran reports FlowCancelled instead."""
-        done = self.store.transition(flow_id, [RUNNING], {"status": status, "updated": time.time(), **fields})
-        if status in TERMINAL:
+    def _finish(self, opening: Opening, flow_id: str, status: str, **fields: Any) -> None:
+        """Record the end of a run; a flow cancelled or moved while it ran raises instead."""
+        recorded = opening.finish(status, fields)
+        if status in TERMINAL or not recorded:
             self._anonymous.pop(flow_id, None)
-        if not done and self.status(flow_id) == CANCELLED:
-            self._anonymous.pop(flow_id, None)
-            raise FlowCancelled(f"flow {flow_id} was cancelled while it ran; its outcome was discarded", flow_id)
+        if not recorded:
+            raise self._changed_meanwhile(flow_id)
 
     def recover(self) -> list[str]:
         """Re-run, by replay, every flow left `running` by a crash; the ids re-run.
@@ -188,7 +210,8 @@ class Engine(Federation):
                 self._active.add(flow_id)
             log.info("recovering flow %s (%s) by replay", flow_id, rec.name)
             try:
-                self._execute(rec, body)
+                self._execute(rec, body, None, Opening(self.store, rec, written=True,
+                                                       explain=self._changed_meanwhile))
             except FlowError as exc:
                 log.warning("recovered flow %s failed: %s", flow_id, exc)
             rerun.append(flow_id)
@@ -222,6 +245,9 @@ class Engine(Federation):
     def cancel(self, id: str) -> None:
         """Cancel a live flow; a later resume raises FlowCancelled. Cancelling twice is harmless."""
         with self._lock:
+            rec = self.store.get(id)
+            if rec is None and id in self._active:
+                raise FlowError(f"flow {id} is starting; cancel it once it has suspended", id)
             rec = self._get(id)
             if rec.status == CANCELLED:
                 return
@@ -233,6 +259,8 @@ class Engine(Federation):
 
     def status(self, id: str) -> str:
         """running, suspended, done, failed, cancelled, moved, or unknown."""
+        if id in self._active:
+            return RUNNING
         rec = self.store.get(id)
         return rec.status if rec else "unknown"
 
@@ -245,22 +273,26 @@ class Engine(Federation):
         return self._outcome(rec)
 
     def list(self) -> list[tuple[str, str]]:
-        """[(id, status), ...] for every flow in the store."""
-        return self.store.list()
+        """[(id, status), ...] for every flow, running ones included."""
+        with self._lock:
+            active = set(self._active)
+        listed = [(fid, RUNNING if fid in active else status) for fid, status in self.store.list()]
+        stored = {fid for fid, _status in listed}
+        return listed + [(fid, RUNNING) for fid in sorted(active - stored)]
 
     def pending(self) -> list[tuple[str, str]]:
         """[(id, waiting_tag), ...] for every suspended flow."""
-        return [(fid, tag or "") for fid, tag, _req in self.store.pending()]
+        return [(fid, tag or "") for fid, tag, _req in self.store.pending() if fid not in self._active]
 
     def resumable_ids(self) -> list[str]:
         """Ids of the suspended flows."""
-        return self.store.ids(SUSPENDED)
+        return [fid for fid in self.store.ids(SUSPENDED) if fid not in self._active]
 
     def requests(self) -> list[tuple[str, str, Any]]:
         """Pending host requests: [(id, kind, payload), ...]."""
         out = []
         for fid, _tag, req in self.store.pending():
-            if req is not None:
+            if req is not None and fid not in self._active:
                 kind, payload = json.loads(req)
                 out.append((fid, kind, values.decode(payload)))
         return out

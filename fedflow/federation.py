@@ -52,6 +52,7 @@ class Federation:
     store: Store
     peers: Any
     deadline: float
+    _active: set[str]  # flows running in this process (a resume may not have written yet)
 
     @property
     def _replica_deadline(self) -> float:
@@ -190,7 +191,7 @@ class Federation:
         moved = set()
         for flow_id in self.store.ids(SUSPENDED):
             rec = self.store.get(flow_id)
-            if rec is not None and self.store.transition(
+            if rec is not None and flow_id not in self._active and self.store.transition(
                     flow_id, [SUSPENDED], {"status": MOVED, "owner": peer, "epoch": rec.epoch + 1,
                                            "updated": time.time()}):
                 moved.add(flow_id)

@@ -26,11 +26,13 @@ class PeerTable:
                             f"got {type(table_or_engine).__name__}")
         self.add(LocalTransport(addr, table_or_engine))
 
-    def connect(self, addr: str, target: str, *, token: str | None = None, tls: Any = None) -> None:
-        """A real peer over gRPC at `target` ("host:port"), reached under the name `addr`."""
+    def connect(self, addr: str, target: str, *, token: str | None = None, tls: Any = None,
+                limits: Any = None) -> None:
+        """A real peer over gRPC at `target` ("host:port"), reached under the name `addr`;
+        `tls` a `fedflow.security.TlsConfig`, `limits` a `fedflow.limits.Limits`."""
         from .transport.grpc import GrpcTransport  # grpc is only loaded when a real peer is used
 
-        self.add(GrpcTransport(addr, target, token=token, tls=tls, default_deadline=self._deadline))
+        self.add(GrpcTransport(addr, target, token=token, tls=tls, limits=limits, default_deadline=self._deadline))
 
     def add(self, transport: Transport) -> None:
         """Register a ready-made transport under its own name (replacing any old one)."""

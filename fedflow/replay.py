@@ -37,6 +37,15 @@ class DivergedSignal(BaseException):
         self.key, self.expected, self.recorded = key, expected, recorded
 
 
+class AbortSignal(BaseException):
+    """Unwinds a flow whose run can no longer be recorded (cancelled or moved meanwhile);
+    `.error` is the FlowError the engine raises for it."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Scope:
     """A source of deterministic journal keys for one sequential thread of a flow."""
 
@@ -61,7 +70,7 @@ class Run:
     """One execution of one flow: what the log says, and how to add to it."""
 
     def __init__(self, flow_id: str, log: list[LogEntry], persist: Callable[[LogEntry], None],
-                 services: Any) -> None:
+                 services: Any, before_effect: Callable[[], None] | None = None) -> None:
         self.flow_id = flow_id
         self.services = services  # the engine: peers, deadlines
         self.suspends: dict[str, Any] = {}
@@ -72,7 +81,16 @@ class Run:
             else:
                 self.journal[entry["k"]] = entry
         self._persist = persist
+        self._before_effect = before_effect
         self._lock = threading.Lock()
+
+    def before_effect(self) -> None:
+        """Called before a journaled step runs for the first time: the engine writes down,
+        once, that the flow is running, so a crash during the step leaves it recoverable."""
+        with self._lock:
+            if self._before_effect is not None:
+                flush, self._before_effect = self._before_effect, None
+                flush()
 
     def record(self, entry: LogEntry) -> None:
         """Commit a journal entry to the store before the flow goes on."""
@@ -175,9 +193,10 @@ def journaled(name: str, compute: Callable[[str], Any]) -> Any:
         if "e" in entry:
             raise rebuild_error(entry["e"])
         return values.decode(entry["v"])
+    run.before_effect()
     try:
         tree = values.encode(compute(f"{run.flow_id}/{key}"), f"result of {name}")
-    except (SuspendSignal, DivergedSignal):
+    except (SuspendSignal, DivergedSignal, AbortSignal):
         raise
     except Exception as exc:
         run.record({"t": "j", "k": key, "n": name, "e": describe_error(exc)})
