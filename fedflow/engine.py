@@ -26,6 +26,7 @@ from .errors import (
     NonDeterminism,
     UnknownFlow,
     UnknownFunction,
+    UnknownPeer,
 )
 from .federation import Federation
 from .opening import Opening
@@ -58,6 +59,7 @@ class Engine(Federation):
         self._exposed: dict[str, Callable[[Any], Any]] = {}
         self._anonymous: dict[str, Flow] = {}
         self._active: set[str] = set()
+        self._stopped: set[str] = set()  # active flows cancelled meanwhile: no new step may start
         self._lock = threading.RLock()
         self._answers: OrderedDict[str, Any] = OrderedDict()
         self._answer_bytes = 0
@@ -154,8 +156,9 @@ class Engine(Federation):
             log_entries = self.store.load_log(flow_id) if log_entries is None else log_entries
             if opening.resume_entry is not None:
                 log_entries = [*log_entries, opening.resume_entry]
-            run = Run(flow_id, log_entries, lambda entry: self.store.append_log(flow_id, entry, acknowledge=False),
-                      self, before_effect=opening.flush)
+            run = Run(flow_id, log_entries, lambda entry: self._journal(flow_id, entry), self,
+                      before_effect=opening.flush, nonce=repr(rec.created),
+                      still_wanted=lambda: self._still_wanted(flow_id))
             try:
                 result = run_flow(run, body, values.loads(rec.input))
                 tree = values.encode(result, "result")
@@ -174,6 +177,14 @@ class Engine(Federation):
                     expected=sig.expected, recorded=sig.recorded)
                 self._finish(opening, flow_id, FAILED, error=json.dumps(describe_error(err)))
                 raise err from None
+            except UnknownPeer as exc:
+                if opening.recovering:  # peers are registered after the store opened: try again later
+                    log.warning("flow %s waits for peer %r; it stays running until recover() is called "
+                                "again after the peer is registered", flow_id, exc.peer)
+                    return None
+                self._finish(opening, flow_id, FAILED, error=json.dumps(describe_error(exc)))
+                raise FlowFailed(f"flow {flow_id} failed: UnknownPeer: {exc}; {_AFTER_FAILURE}",
+                                 flow_id, cause=exc) from exc
             except Exception as exc:
                 self._finish(opening, flow_id, FAILED, error=json.dumps(describe_error(exc)))
                 raise FlowFailed(f"flow {flow_id} failed: {type(exc).__name__}: {exc}; {_AFTER_FAILURE}",
@@ -183,6 +194,17 @@ class Engine(Federation):
         finally:
             with self._lock:
                 self._active.discard(flow_id)
+                self._stopped.discard(flow_id)
+
+    def _still_wanted(self, flow_id: str) -> None:
+        """Before a new step: a flow cancelled while it runs stops here, before the effect."""
+        if flow_id in self._stopped:
+            raise AbortSignal(self._changed_meanwhile(flow_id))
+
+    def _journal(self, flow_id: str, entry: dict) -> None:
+        """Commit one journal entry; a flow cancelled or moved meanwhile stops its run."""
+        if not self.store.append_log(flow_id, entry, acknowledge=False):
+            raise AbortSignal(self._changed_meanwhile(flow_id))
 
     def _finish(self, opening: Opening, flow_id: str, status: str, **fields: Any) -> None:
         """Record the end of a run; a flow cancelled or moved while it ran raises instead."""
@@ -212,8 +234,8 @@ class Engine(Federation):
             try:
                 self._execute(rec, body, None, Opening(self.store, rec, written=True,
                                                        explain=self._changed_meanwhile))
-            except FlowError as exc:
-                log.warning("recovered flow %s failed: %s", flow_id, exc)
+            except Exception as exc:  # one bad flow must not stop recovery of the rest
+                log.warning("recovered flow %s failed: %s: %s", flow_id, type(exc).__name__, exc)
             rerun.append(flow_id)
         return rerun
 
@@ -256,6 +278,8 @@ class Engine(Federation):
             self.store.transition(id, LIVE, {"status": CANCELLED, "waiting": None, "request": None,
                                              "updated": time.time()})
             self._anonymous.pop(id, None)
+            if id in self._active:
+                self._stopped.add(id)
 
     def status(self, id: str) -> str:
         """running, suspended, done, failed, cancelled, moved, or unknown."""

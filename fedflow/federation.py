@@ -24,25 +24,30 @@ log = logging.getLogger("fedflow.federation")
 Row = tuple[FlowRecord, list[LogEntry]]
 
 
-def _same_flow(mine: Row, theirs: Row) -> bool:
-    """True when both copies hold the same state (ownership aside): importing is a no-op."""
+SKIP, WRITE, CLASH = "skip", "write", "clash"
+
+
+def _merge_decision(mine: Row, theirs: Row) -> str:
+    """What importing `theirs` over our copy `mine` of the same id should do.
+
+    Never roll back: a flow that ended here stays ended, and a live flow only takes
+    a copy whose log extends ours. A `moved` tombstone takes the flow back when the
+    copy is at least as new as when it left. Copies of different flows clash."""
     (a, a_log), (b, b_log) = mine, theirs
-    return (a.status, a.result, a.waiting) == (b.status, b.result, b.waiting) and a_log == b_log
-
-
-def _supersedes(mine: Row, theirs: Row) -> bool:
-    """True when the incoming copy is a newer state of the same flow than ours."""
-    (a, a_log), (b, b_log) = mine, theirs
-    if a.status == MOVED or b.epoch > a.epoch:
-        return True
-    same_flow = (a.name, a.input) == (b.name, b.input)
-    return same_flow and a.status in LIVE and len(b_log) > len(a_log) and b_log[:len(a_log)] == a_log
-
-
-def _older(mine: Row, theirs: Row) -> bool:
-    """True when the incoming copy is an earlier state of the flow we hold: nothing to import."""
-    (a, a_log), (b, b_log) = mine, theirs
-    return (a.name, a.input) == (b.name, b.input) and b.epoch <= a.epoch and a_log[:len(b_log)] == b_log
+    if (a.name, a.input) != (b.name, b.input):
+        return CLASH
+    if (a.status, a.result, a.waiting) == (b.status, b.result, b.waiting) and a_log == b_log:
+        return SKIP
+    if a.status == MOVED:
+        return WRITE if b.status != MOVED and b.epoch >= a.epoch else SKIP
+    if b.status == MOVED:
+        return SKIP
+    ours_extends = a_log[:len(b_log)] == b_log
+    if a.status not in LIVE:  # ours ended: an older live copy is nothing new
+        return SKIP if ours_extends and b.status in LIVE else CLASH
+    if len(b_log) > len(a_log) and b_log[:len(a_log)] == a_log:
+        return WRITE
+    return SKIP if ours_extends else CLASH
 
 
 class Federation:
@@ -53,6 +58,8 @@ class Federation:
     peers: Any
     deadline: float
     _active: set[str]  # flows running in this process (a resume may not have written yet)
+    _lock: Any
+    recover: Any
 
     @property
     def _replica_deadline(self) -> float:
@@ -66,25 +73,32 @@ class Federation:
         """Merge an export in; malformed data or a clashing flow raises ReplicaError, changing nothing."""
         return self._merge(replica.parse_export(data))
 
-    def _merge(self, rows: list[Row]) -> list[str]:
+    def _merge(self, rows: list[Row], claim: bool = False) -> list[str]:
+        """Write the rows that bring something new (see `_merge_decision`), all in one
+        transaction; ReplicaError naming the clashes, writing nothing, if any clash.
+        With `claim`, written flows become this engine's at the next epoch."""
         writes, clashes = [], []
-        for rec, log_entries in rows:
-            existing = self.store.get(rec.id)
-            if existing is None:
-                writes.append((rec, log_entries))
-                continue
-            mine = (existing, self.store.load_log(rec.id))
-            if _same_flow(mine, (rec, log_entries)):
-                continue
-            if _supersedes(mine, (rec, log_entries)):
-                writes.append((rec, log_entries))
-            elif not _older(mine, (rec, log_entries)):
-                clashes.append(rec.id)
-        if clashes:
-            raise ReplicaError(f"{len(clashes)} flow(s) in the replica clash with different flows here "
-                               f"({', '.join(clashes[:5])}); forget them here first, or restore into "
-                               f"an instance that does not have them")
-        self.store.put_flows(writes)
+        with self._lock:
+            for rec, log_entries in rows:
+                existing = self.store.get(rec.id)
+                if existing is None:
+                    decision = WRITE
+                elif rec.id in self._active:
+                    decision = CLASH
+                else:
+                    decision = _merge_decision((existing, self.store.load_log(rec.id)), (rec, log_entries))
+                if decision == WRITE:
+                    if claim:
+                        rec = dataclasses.replace(rec, owner=self.name, epoch=max(rec.epoch, existing.epoch
+                                                  if existing else 0) + 1)
+                    writes.append((rec, log_entries))
+                elif decision == CLASH:
+                    clashes.append(rec.id)
+            if clashes:
+                raise ReplicaError(f"{len(clashes)} flow(s) in the replica clash with different or newer flows "
+                                   f"here ({', '.join(clashes[:5])}); forget them here first, or restore into "
+                                   f"an instance that does not have them")
+            self.store.put_flows(writes)
         return [rec.id for rec, _log in writes]
 
     # ------------------------------------------------------------ serving side
@@ -105,21 +119,21 @@ class Federation:
 
     def restore_local(self, source: str, ids: list[str] | None = None) -> list[str]:
         """Import the replica this engine holds of `source` (only `ids`, when given)."""
-        return self._restore_rows(replica.parse_text(self.replica_text(source)), ids)
+        return self._restore_rows(replica.parse_text(self.replica_text(source)), ids, source)
 
-    def _restore_rows(self, rows: list[Row], ids: list[str] | None) -> list[str]:
-        """Import rows as this engine's own: a handoff (`ids`) arrives with its epoch already
-        bumped; a plain restore claims each flow with the next epoch and leaves out flows
-        that were moved or that belong to another instance."""
+    def _restore_rows(self, rows: list[Row], ids: list[str] | None, source: str) -> list[str]:
+        """Import rows of engine `source` as this engine's own: a handoff (`ids`) arrives with
+        its epoch already bumped; a plain restore claims each flow at the next epoch and leaves
+        out flows that were moved or that belong to an instance other than `source`."""
         if ids is not None:
             wanted = set(ids)
-            claimed = [(dataclasses.replace(rec, owner=self.name), log_entries)
-                       for rec, log_entries in rows if rec.id in wanted]
-        else:
-            claimed = [(dataclasses.replace(rec, owner=self.name, epoch=rec.epoch + 1), log_entries)
-                       for rec, log_entries in rows
-                       if rec.status != MOVED and rec.owner in (None, self.name)]
-        return self._merge(claimed)
+            return self._merge([(dataclasses.replace(rec, owner=self.name), log_entries)
+                                for rec, log_entries in rows if rec.id in wanted])
+        restored = self._merge([(rec, log_entries) for rec, log_entries in rows
+                                if rec.status != MOVED and rec.owner in (None, source, self.name)], claim=True)
+        if any(rec.status == RUNNING for rec, _log in rows if rec.id in set(restored)):
+            self.recover()  # a flow the source was running when it went away: finish it here
+        return restored
 
     # ------------------------------------------------------------ ownership fencing
     def claims(self, ids: list[str]) -> list[tuple[str, int]]:
@@ -163,36 +177,63 @@ class Federation:
         if peer == self.name and peer not in self.peers.names():
             return self.restore_local(source)
         text = self.peers.get(peer).fetch_replica(source, deadline=self._replica_deadline)
-        return self._restore_rows(replica.parse_text(text), None)
+        return self._restore_rows(replica.parse_text(text), None, source)
 
     def handoff_to(self, peer: str) -> list[str]:
-        """Move every suspended flow to `peer`: they become `moved` here; the moved ids."""
-        transport = self.peers.get(peer)
-        moved = self._mark_moved(peer)
-        if not moved:
-            return []
-        snapshot = []
-        for rec, log_entries in self.store.records():
-            if rec.id in moved:
-                rec = dataclasses.replace(rec, status=SUSPENDED)
-            snapshot.append((rec, log_entries))
-        text = json.dumps(replica.build_export(self.name, snapshot), separators=(",", ":"))
-        try:
-            transport.push_replica(self.name, text, deadline=self._replica_deadline)
-            transport.restore(self.name, sorted(moved), deadline=self._replica_deadline)
-        except Exception:
-            for flow_id in moved:
-                self.store.transition(flow_id, [MOVED], {"status": SUSPENDED, "owner": None})
-            raise
-        log.info("handed off %d flow(s) to %s", len(moved), peer)
-        return [fid for fid in self.store.ids(MOVED) if fid in moved]
+        """Move every suspended flow to `peer`; they become `moved` here. The moved ids.
 
-    def _mark_moved(self, peer: str) -> set[str]:
-        moved = set()
-        for flow_id in self.store.ids(SUSPENDED):
+        Crash-safe order: the flows are held (not resumable) while the peer receives and
+        restores them at the next epoch; only then are they marked moved here. A crash in
+        between leaves them suspended here at the older epoch, which the start-up fence
+        resolves; a failure asks the peer which flows it took before giving any back."""
+        transport = self.peers.get(peer)
+        held = self._hold_suspended()
+        if not held:
+            return []
+        try:
+            epochs = {rec.id: rec.epoch for rec in held}
+            snapshot = [(dataclasses.replace(rec, owner=peer, epoch=rec.epoch + 1) if rec.id in epochs else rec,
+                         log_entries) for rec, log_entries in self.store.records()]
+            text = json.dumps(replica.build_export(self.name, snapshot), separators=(",", ":"))
+            try:
+                transport.push_replica(self.name, text, deadline=self._replica_deadline)
+                transport.restore(self.name, sorted(epochs), deadline=self._replica_deadline)
+                taken = sorted(epochs)
+            except Exception:
+                self._mark_moved(self._taken_by(transport, epochs), peer)
+                raise
+            self._mark_moved(taken, peer)
+        finally:
+            with self._lock:
+                self._active.difference_update(rec.id for rec in held)
+        log.info("handed off %d flow(s) to %s", len(taken), peer)
+        return taken
+
+    def _hold_suspended(self) -> list[FlowRecord]:
+        """Reserve every suspended flow not running here, so nothing resumes it meanwhile."""
+        held = []
+        with self._lock:
+            for flow_id in self.store.ids(SUSPENDED):
+                rec = self.store.get(flow_id)
+                if rec is not None and rec.status == SUSPENDED and flow_id not in self._active:
+                    self._active.add(flow_id)
+                    held.append(rec)
+        return held
+
+    def _taken_by(self, transport: Any, epochs: dict[str, int]) -> list[str]:
+        """After a failed handoff: the flows the peer holds at a newer epoch (it did take them)."""
+        try:
+            claimed = transport.claims(sorted(epochs), deadline=self.deadline)
+        except Exception as exc:  # the peer is gone: keep them; the start-up fence settles it later
+            log.warning("handoff failed and the peer cannot say what it took (%s); flows stay here", exc)
+            return []
+        return sorted(fid for fid, epoch in claimed if fid in epochs and epoch > epochs[fid])
+
+    def _mark_moved(self, ids: list[str], peer: str) -> None:
+        """Mark `ids` moved to `peer` (one fsync for the lot: the last write is acknowledged)."""
+        for n, flow_id in enumerate(ids):
             rec = self.store.get(flow_id)
-            if rec is not None and flow_id not in self._active and self.store.transition(
-                    flow_id, [SUSPENDED], {"status": MOVED, "owner": peer, "epoch": rec.epoch + 1,
-                                           "updated": time.time()}):
-                moved.add(flow_id)
-        return moved
+            if rec is not None:
+                self.store.transition(flow_id, [SUSPENDED], {"status": MOVED, "owner": peer, "epoch": rec.epoch + 1,
+                                                             "updated": time.time()},
+                                      acknowledge=n == len(ids) - 1)

@@ -31,6 +31,7 @@ class Opening:
         self.resume_entry = resume_entry
         self._explain = explain
         self.written = written
+        self.recovering = written  # a run over a record a crash left running
 
     def flush(self) -> None:
         """Write the running state now (before a side effect); AbortSignal if the flow changed."""

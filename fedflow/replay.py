@@ -70,8 +70,14 @@ class Run:
     """One execution of one flow: what the log says, and how to add to it."""
 
     def __init__(self, flow_id: str, log: list[LogEntry], persist: Callable[[LogEntry], None],
-                 services: Any, before_effect: Callable[[], None] | None = None) -> None:
+                 services: Any, before_effect: Callable[[], None] | None = None, nonce: str = "",
+                 still_wanted: Callable[[], None] | None = None) -> None:
+        """`persist` commits an entry (raising AbortSignal if the flow changed); `before_effect`
+        is called once, before the first new step; `still_wanted` before every new step (it
+        raises AbortSignal once the flow is cancelled); `nonce` tells this flow apart from
+        another flow that had or will have the same id."""
         self.flow_id = flow_id
+        self.call_prefix = f"{flow_id}@{nonce}" if nonce else flow_id
         self.services = services  # the engine: peers, deadlines
         self.suspends: dict[str, Any] = {}
         self.journal: dict[str, LogEntry] = {}
@@ -82,15 +88,26 @@ class Run:
                 self.journal[entry["k"]] = entry
         self._persist = persist
         self._before_effect = before_effect
+        self._still_wanted = still_wanted
+        self._lost: Exception | None = None
         self._lock = threading.Lock()
 
     def before_effect(self) -> None:
         """Called before a journaled step runs for the first time: the engine writes down,
-        once, that the flow is running, so a crash during the step leaves it recoverable."""
+        once, that the flow is running, so a crash during the step leaves it recoverable.
+        If that write failed (the flow was cancelled or moved), every later call fails too."""
         with self._lock:
+            if self._lost is not None:
+                raise AbortSignal(self._lost)
             if self._before_effect is not None:
                 flush, self._before_effect = self._before_effect, None
-                flush()
+                try:
+                    flush()
+                except AbortSignal as sig:
+                    self._lost = sig.error
+                    raise
+        if self._still_wanted is not None:
+            self._still_wanted()
 
     def record(self, entry: LogEntry) -> None:
         """Commit a journal entry to the store before the flow goes on."""
@@ -195,9 +212,9 @@ def journaled(name: str, compute: Callable[[str], Any]) -> Any:
         return values.decode(entry["v"])
     run.before_effect()
     try:
-        tree = values.encode(compute(f"{run.flow_id}/{key}"), f"result of {name}")
-    except (SuspendSignal, DivergedSignal, AbortSignal):
-        raise
+        tree = values.encode(compute(f"{run.call_prefix}/{key}"), f"result of {name}")
+    except (SuspendSignal, DivergedSignal, AbortSignal, errors.UnknownPeer):
+        raise  # not outcomes of the step (an unknown peer: nothing was sent), so not journaled
     except Exception as exc:
         run.record({"t": "j", "k": key, "n": name, "e": describe_error(exc)})
         raise
@@ -239,24 +256,36 @@ def rebuild_error(desc: dict[str, Any]) -> Exception:
     comes back as `ReplayedError` carrying the original type name and message."""
     kind, module, message = desc.get("type", ""), desc.get("module", ""), desc.get("message", "")
     exc: Exception
+    kind, message = str(kind), str(message)
+    exc: Exception | None = None
     if module == "builtins" and isinstance(getattr(builtins, kind, None), type) \
             and issubclass(getattr(builtins, kind), Exception):
-        args = values.decode(desc["args"]) if "args" in desc else [message]
-        try:
-            exc = getattr(builtins, kind)(*args)
-        except Exception:
-            exc = getattr(builtins, kind)(message)
-    elif module.startswith("fedflow") and isinstance(getattr(errors, kind, None), type) \
+        exc = _builtin_error(getattr(builtins, kind), desc.get("args"), message)
+    elif str(module).startswith("fedflow") and isinstance(getattr(errors, kind, None), type) \
             and issubclass(getattr(errors, kind), errors.FedflowError):
         cls = getattr(errors, kind)
         exc = cls.__new__(cls)
         Exception.__init__(exc, message)
-        for attr, value in (desc.get("attrs") or {}).items():
-            setattr(exc, attr, value)
-    else:
+        attrs = desc.get("attrs")
+        for attr, value in (attrs.items() if isinstance(attrs, dict) else ()):
+            if attr in _ERROR_ATTRS and (value is None or type(value) in (str, int, bool)):
+                setattr(exc, attr, value)
+    if exc is None:
         exc = errors.ReplayedError(f"{kind}: {message}", type_name=kind, message=message)
     exc._fedflow_replayed = True  # type: ignore[attr-defined]
     return exc
+
+
+def _builtin_error(cls: type[Exception], args: Any, message: str) -> Exception | None:
+    """`cls(*args)`, else `cls(message)`, else None: journal data never breaks a replay."""
+    try:
+        decoded = values.decode(args) if args is not None else [message]
+        return cls(*decoded) if isinstance(decoded, list) else cls(message)
+    except Exception:
+        try:
+            return cls(message)
+        except Exception:
+            return None
 
 
 def is_replayed(exc: BaseException) -> bool:

@@ -96,6 +96,8 @@ def parse_flow(data: Any, where: str) -> Row:
     request = data.get("request")
     _want(request is None or (isinstance(request, list) and len(request) == 2 and isinstance(request[0], str)),
           where, "request must be [kind, payload]")
+    _want(data["status"] != "suspended" or isinstance(data.get("waiting"), str), where,
+          "a suspended flow must name the tag it waits on")
     error = data.get("error")
     _want(error is None or isinstance(error, dict), where, "error must be an object")
     rec = FlowRecord(

@@ -4,9 +4,10 @@ Plain data is None, bool, int (any size), finite float, str, bytes, list
 (tuples become lists), dict with str keys, and `Fail`, nested freely.
 Anything else raises `UnsupportedValue` naming its path.
 
-The text form is JSON with three tagged one-key objects, so it is exact:
-``{"$bytes": "<base64>"}``, ``{"$fail": <reason>}``, and ``{"$map": [[k, v], ...]}``
-for a one-key dict whose key starts with "$" (so user data never reads as a tag).
+The text form is JSON with four tagged one-key objects, so it is exact:
+``{"$bytes": "<base64>"}``, ``{"$fail": <reason>}``, ``{"$map": [[k, v], ...]}``
+for a one-key dict whose key starts with "$" (so user data never reads as a tag),
+and ``{"$int": "<hex>"}`` for an int too long for Python's decimal conversion.
 
 >>> loads(dumps({"n": 2**64 + 1, "raw": b"\\x00", "no": fail("x")}))
 {'n': 18446744073709551617, 'raw': b'\\x00', 'no': Fail('x')}
@@ -25,7 +26,9 @@ from .railway import Fail, fail
 
 __all__ = ["check", "decode", "dumps", "encode", "loads"]
 
-_SCALARS = (str, int, type(None), bool)
+_SCALARS = (str, type(None), bool)
+#: Ints longer than this many bits travel as hex: Python refuses decimal text past 4,300 digits.
+_DECIMAL_BITS = 12_000
 
 
 def _refuse(value: Any, path: str, why: str = "") -> UnsupportedValue:
@@ -48,6 +51,8 @@ def _encode(value: Any, path: str) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
+    if kind is int:
+        return value if value.bit_length() <= _DECIMAL_BITS else {"$int": hex(value)}
     if kind is float:
         if not math.isfinite(value):
             raise _refuse(value, path, f"{value!r} is not a finite float")
@@ -84,6 +89,13 @@ def _untag(obj: dict) -> Any:
                                    path="$bytes") from exc
     if tag == "$fail":
         return fail(inner)
+    if tag == "$int":
+        if type(inner) is not str:
+            raise UnsupportedValue("$int must hold a hex string", path="$int")
+        try:
+            return int(inner, 16)
+        except ValueError as exc:
+            raise UnsupportedValue(f"$int holds invalid hex ({exc}); use hex() of the int", path="$int") from exc
     if tag == "$map":
         if type(inner) is not list or not all(
                 type(p) is list and len(p) == 2 and type(p[0]) is str for p in inner):
@@ -102,7 +114,7 @@ def decode(tree: Any) -> Any:
 
 def _decode(tree: Any) -> Any:
     kind = type(tree)
-    if kind in _SCALARS:
+    if kind in _SCALARS or kind is int:
         return tree
     if kind is float:
         if not math.isfinite(tree):

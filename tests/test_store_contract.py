@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 
@@ -37,6 +38,14 @@ FULL = FlowRecord(id="full", name="publish", status=SUSPENDED, input='[1,"\u00e9
                   owner="b", epoch=3, created=1700000000.25, updated=1700000001.5)
 ENTRY = {"t": "j", "k": "step:0", "n": "render",
          "v": {"big": 2**64 + 1, "s": "\u2603\U0001f600\ud800", "l": [1.5, None]}}
+
+
+def seed(store: Store, record: FlowRecord, entries: list) -> None:
+    """Store `record` with `entries` journaled the way an engine does: appended while running."""
+    assert store.create(dataclasses.replace(record, status=RUNNING))
+    for entry in entries:
+        assert store.append_log(record.id, entry)
+    assert store.transition(record.id, None, {"status": record.status})
 
 
 # -- create / get -------------------------------------------------------------
@@ -175,8 +184,7 @@ def test_delete_only_in_allowed_statuses(store: Store) -> None:
 def test_delete_terminal_counts_and_keeps_live_flows_in_order(store: Store) -> None:
     statuses = [RUNNING, DONE, SUSPENDED, FAILED, CANCELLED, MOVED, SUSPENDED]
     for i, status in enumerate(statuses):
-        store.create(rec(f"f{i}", status))
-        store.append_log(f"f{i}", {"i": i})
+        seed(store, rec(f"f{i}", status), [{"i": i}])
     assert store.delete_terminal() == 4
     assert store.list() == [("f0", RUNNING), ("f2", SUSPENDED), ("f6", SUSPENDED)]
     assert store.load_log("f2") == [{"i": 2}]
@@ -205,12 +213,9 @@ def test_empty_store_lists_nothing(store: Store) -> None:
 # -- records / put_flows ------------------------------------------------------
 
 def test_records_put_flows_round_trip(store: Store, other: Store) -> None:
-    store.create(FULL)
-    store.append_log("full", ENTRY)
+    seed(store, FULL, [ENTRY])
     for i in range(1203):  # more than one SQLite batch
-        store.create(rec(f"f{i:04}", DONE if i % 3 else SUSPENDED))
-        if i % 2:
-            store.append_log(f"f{i:04}", {"i": i})
+        seed(store, rec(f"f{i:04}", DONE if i % 3 else SUSPENDED), [{"i": i}] if i % 2 else [])
     exported = list(store.records())
     assert [r.id for r, _ in exported] == [flow_id for flow_id, _ in store.list()]
     assert exported[0] == (FULL, [ENTRY])
@@ -230,8 +235,18 @@ def test_put_flows_replaces_row_and_whole_log_in_place(store: Store) -> None:
     assert store.get("b").result == "1"
     assert store.load_log("b") == [{"new": 1}]
     assert store.load_log("a") == [{"old": "a"}, {"old2": "a"}]
-    store.append_log("b", {"after": 1})
-    assert store.load_log("b") == [{"new": 1}, {"after": 1}]
+    assert store.append_log("b", {"after": 1}) is False, "a done flow's log is closed"
+    assert store.load_log("b") == [{"new": 1}]
+    assert store.append_log("a", {"after": 1}) is True
+    assert store.load_log("a") == [{"old": "a"}, {"old2": "a"}, {"after": 1}]
+
+
+@pytest.mark.parametrize("status", [SUSPENDED, DONE, FAILED, CANCELLED, MOVED])
+def test_append_log_only_while_running(store: Store, status: str) -> None:
+    store.create(rec("f", status))
+    assert store.append_log("f", {"late": 1}) is False
+    assert store.append_log("missing", {"late": 1}) is False
+    assert store.load_log("f") == []
 
 
 def test_put_flows_repeated_id_last_wins(store: Store) -> None:

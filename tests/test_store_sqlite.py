@@ -70,7 +70,7 @@ def test_reopen_restores_records_logs_requests_and_replicas(db: Path) -> None:
         assert (list(again.records()), again.pending(), again.list()) == before
         assert again.get_replica("peer") == '{"flows":[]}'
         assert again.replica_sources() == ["peer"]
-        again.append_log("a", {"t": "s", "tag": "t", "v": 2})
+        assert again.transition("a", {SUSPENDED}, {"status": RUNNING}, [{"t": "s", "tag": "t", "v": 2}])
         assert [e.get("tag") for e in again.load_log("a")] == [None, "t"]
     finally:
         again.close()

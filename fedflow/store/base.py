@@ -68,8 +68,9 @@ class Store(abc.ABC):
         """The flow's log entries in append order (empty if none)."""
 
     @abc.abstractmethod
-    def append_log(self, flow_id: str, entry: LogEntry, *, acknowledge: bool = True) -> None:
-        """Append one entry to the flow's log (one transaction)."""
+    def append_log(self, flow_id: str, entry: LogEntry, *, acknowledge: bool = True) -> bool:
+        """Append one entry to the log of a `running` flow (one transaction); False, changing
+        nothing, when the flow is missing or not running (cancelled or moved meanwhile)."""
 
     @abc.abstractmethod
     def transition(self, flow_id: str, expect: Iterable[str] | None, changes: dict[str, Any],

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from .base import SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store
+from .base import RUNNING, SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store
 
 
 class MemoryStore(Store):
@@ -36,10 +36,13 @@ class MemoryStore(Store):
         with self._lock:
             return list(self._logs.get(flow_id, ()))
 
-    def append_log(self, flow_id: str, entry: LogEntry, *, acknowledge: bool = True) -> None:
+    def append_log(self, flow_id: str, entry: LogEntry, *, acknowledge: bool = True) -> bool:
         with self._lock:
-            if flow_id in self._logs:
-                self._logs[flow_id].append(entry)
+            rec = self._flows.get(flow_id)
+            if rec is None or rec.status != RUNNING:
+                return False
+            self._logs[flow_id].append(entry)
+            return True
 
     def transition(self, flow_id: str, expect: Iterable[str] | None, changes: dict[str, Any],
                    append: Sequence[LogEntry] = (), *, acknowledge: bool = True) -> bool:

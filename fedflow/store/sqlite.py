@@ -53,7 +53,7 @@ _CREATE = (f"INSERT INTO flows ({_COLS}) VALUES ({', '.join('?' * len(_COLUMNS))
 _INSERT_LOG = "INSERT INTO log (flow_id, n, entry) VALUES (?, ?, ?)"
 _APPEND_LOG = ("INSERT INTO log (flow_id, n, entry) SELECT id, "
                "(SELECT COALESCE(MAX(n), -1) + 1 FROM log WHERE flow_id = ?1), ?2 "
-               "FROM flows WHERE id = ?1")
+               "FROM flows WHERE id = ?1 AND status = 'running'")
 _NEXT_N = "SELECT COALESCE(MAX(n), -1) + 1 FROM log WHERE flow_id = ?"
 _TERMINAL = tuple(sorted(TERMINAL))
 _TABLES = frozenset({"meta", "flows", "log", "replicas"})
@@ -280,11 +280,11 @@ class SQLiteStore(Store):
                                 (flow_id,)).fetchall()
         return [self._entry(flow_id, n, text) for n, text in rows]
 
-    def append_log(self, flow_id: str, entry: LogEntry, *, acknowledge: bool = True) -> None:
-        """Append one entry to the flow's log (one INSERT); a missing flow is ignored."""
+    def append_log(self, flow_id: str, entry: LogEntry, *, acknowledge: bool = True) -> bool:
+        """Append one entry to a running flow's log (one INSERT); False if it is not running."""
         text = _dump(entry)
         with self._tx("append to a log", acknowledge) as conn:
-            conn.execute(_APPEND_LOG, (flow_id, text))
+            return conn.execute(_APPEND_LOG, (flow_id, text)).rowcount == 1
 
     def transition(self, flow_id: str, expect: Iterable[str] | None, changes: dict[str, Any],
                    append: Sequence[LogEntry] = (), *, acknowledge: bool = True) -> bool:
