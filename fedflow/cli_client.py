@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -160,7 +161,7 @@ def run_client(ns: argparse.Namespace) -> str:
     if not ns.at:
         raise UsageError(f"{ns.verb} needs --at HOST:PORT (or FEDFLOW_AT in the environment)")
     parse_address(ns.at)
-    if ns.deadline is None or ns.deadline <= 0:
+    if ns.deadline is None or not math.isfinite(ns.deadline) or ns.deadline <= 0:
         raise UsageError("--deadline must be a number of seconds above 0")
     if hasattr(ns, "value"):
         ns.value = parse_json_arg(ns.value)

@@ -104,6 +104,14 @@ def _fence(engine: Engine, conf: ServeSettings) -> None:
             log.info("flow %s is owned by %s now: marked moved", flow_id, peer.name)
 
 
+def _warn_if_open(listen: str, token: str | None, tls: object) -> None:
+    """Say loudly when a port off loopback takes every verb from anyone who reaches it."""
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if token is None and tls is None and not (host in ("localhost", "::1") or host.startswith("127.")):
+        log.warning("%s is reachable beyond this machine with no --token-file and no --tls-*: anyone who "
+                    "reaches it can start, resume, cancel, forget and hand off flows; set a token and TLS", listen)
+
+
 def serve(ns: argparse.Namespace) -> int:
     """Run `fedflow serve` with parsed flags `ns` until SIGTERM/SIGINT; the exit status."""
     conf = config.settings(ns)
@@ -111,7 +119,11 @@ def serve(ns: argparse.Namespace) -> int:
     token = read_secret(conf.token_file) if conf.token_file else None
     check_listen(conf.listen)
     modules = [(target, import_target(target)) for target in conf.load]  # before the store is touched
+    from . import security
     from .server import serve_forever  # grpc loads only once the settings are known to be usable
+
+    security.tls_config(conf.tls)  # read the certificate files now: a bad path fails before recovery runs
+    _warn_if_open(conf.listen, token, conf.tls)
 
     engine = _open_engine(conf)
     try:

@@ -1,8 +1,9 @@
 """The engine: runs flows by replay over a store, and answers for them.
 
 Every state change is committed to the store before the caller hears of it:
-a new flow is stored as `running` before its body runs, each journaled step
-before the flow goes on, and the final state before `start`/`resume` return.
+a flow is on disk as `running` before its first new side effect (see
+`opening.py`), each journaled step is committed before the flow goes on, and
+the final state before `start`/`resume` return.
 """
 
 from __future__ import annotations

@@ -150,13 +150,12 @@ class Federation:
         holds at a newer epoch: it was restored or handed off there while this copy was away.
         Call it before `recover()`. The ids fenced."""
         live = [fid for status in (SUSPENDED, RUNNING) for fid in self.store.ids(status)]
-        local = {fid: self.store.get(fid) for fid in live}
-        if not local:
+        if not live:
             return []
         fenced = []
-        for flow_id, epoch in self.peers.get(peer).claims(sorted(local), deadline=self.deadline):
-            rec = local.get(flow_id)
-            if rec is not None and epoch > rec.epoch and self.store.transition(
+        for flow_id, epoch in self.peers.get(peer).claims(sorted(live), deadline=self.deadline):
+            rec = self.store.get(flow_id)
+            if rec is not None and rec.status in LIVE and epoch > rec.epoch and self.store.transition(
                     flow_id, [rec.status], {"status": MOVED, "owner": peer, "waiting": None, "request": None,
                                             "updated": time.time()}):
                 fenced.append(flow_id)
