@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,29 +35,10 @@ from fedflow import (
 )
 from fedflow import combinators as combinators_module
 
-WAIT = 5.0  # bound on every cross-thread wait: a broken engine fails, it never hangs
-
-
-class Calls:
-    """A thread-safe record of calls, to count side effects."""
-
-    def __init__(self) -> None:
-        self.seen: list[Any] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, item: Any = None) -> None:
-        with self._lock:
-            self.seen.append(item)
-
-    @property
-    def n(self) -> int:
-        return len(self.seen)
-
-
-@pytest.fixture
-def engine() -> Iterator[Engine]:
-    with Engine(name=f"comb-{uuid.uuid4().hex[:8]}") as made:
-        yield made
+try:
+    from support import WAIT, Calls
+except ImportError:  # tests/ imported as a package
+    from tests.support import WAIT, Calls
 
 
 def ticks(n: int) -> Any:

@@ -4,8 +4,6 @@ list, pending, gc, forget, resumable_ids; restart, recovery, concurrency, close.
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,33 +28,10 @@ from fedflow import (
 from fedflow.store.base import CANCELLED, DONE, FAILED, MOVED, RUNNING, SUSPENDED, FlowRecord
 from fedflow.store.memory import MemoryStore
 
-WAIT = 5.0
-
-
-class Calls:
-    """A thread-safe record of calls, to count side effects."""
-
-    def __init__(self) -> None:
-        self.seen: list[Any] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, item: Any = None) -> None:
-        with self._lock:
-            self.seen.append(item)
-
-    @property
-    def n(self) -> int:
-        return len(self.seen)
-
-
-@pytest.fixture
-def engine() -> Iterator[Engine]:
-    with Engine(name=f"life-{uuid.uuid4().hex[:8]}") as made:
-        yield made
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+try:
+    from support import WAIT, Calls, unique
+except ImportError:  # tests/ imported as a package
+    from tests.support import WAIT, Calls, unique
 
 
 def waiting(tag: str = "go") -> Any:

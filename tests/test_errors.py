@@ -128,12 +128,6 @@ def test_the_errors_are_catchable_as_fedflow_error() -> None:
 
 # -- real errors, real messages ---------------------------------------------------------------------
 
-@pytest.fixture
-def engine() -> Iterator[Engine]:
-    with Engine(name=f"err-{uuid.uuid4().hex[:8]}") as made:
-        yield made
-
-
 def raised(fn: Callable[[], Any]) -> BaseException:
     try:
         fn()

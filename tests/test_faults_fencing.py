@@ -9,7 +9,6 @@ RPC), reports the flow moved with owner B and refuses to resume it; B resumes it
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,15 +31,6 @@ MODULE = textwrap.dedent('''
             fedflow.step(lambda x: {"prepared": x}),
             fedflow.node(lambda p: {"p": p, "go": fedflow.suspend("go")})))
 ''')
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[ServerPool]:
-    servers = ServerPool(tmp_path)
-    try:
-        yield servers
-    finally:
-        servers.stop_all()
 
 
 def test_a_restarted_instance_fences_flows_restored_elsewhere(pool: ServerPool, tmp_path: Path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,21 +14,10 @@ import pytest
 import fedflow
 from fedflow import Engine, FlowMoved, PeerError, ReplicaError, UnknownPeer, node, sequence, step, suspend
 
-
-class Calls:
-    """A thread-safe record of calls, to count side effects."""
-
-    def __init__(self) -> None:
-        self.seen: list[Any] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, item: Any = None) -> None:
-        with self._lock:
-            self.seen.append(item)
-
-    @property
-    def n(self) -> int:
-        return len(self.seen)
+try:
+    from support import Calls
+except ImportError:  # tests/ imported as a package
+    from tests.support import Calls
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -12,9 +11,10 @@ import fedflow
 from fedflow.client import ControlClient
 from fedflow.server import run_server
 
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+try:
+    from support import unique
+except ImportError:  # tests/ imported as a package
+    from tests.support import unique
 
 
 class Served:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,12 +19,13 @@ import fedflow
 from fedflow import const, node, remote_failover, remote_node, sequence, step, suspend, try_catch
 from fedflow.server import run_server
 
+try:
+    from support import unique
+except ImportError:  # tests/ imported as a package
+    from tests.support import unique
+
 ROOT = Path(__file__).resolve().parent.parent
 Link = Callable[[fedflow.Engine, str, fedflow.Engine], None]
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(params=["local", "grpc"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -30,12 +29,6 @@ class Dispatch:
 
     def kinds(self) -> list[str]:
         return [k for k, _p in self.asked]
-
-
-@pytest.fixture
-def engine() -> Iterator[Engine]:
-    with Engine(name=f"host-{uuid.uuid4().hex[:8]}") as made:
-        yield made
 
 
 def asks(kind: str) -> Any:

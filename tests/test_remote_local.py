@@ -33,32 +33,15 @@ from fedflow import (
 from fedflow.store.base import RUNNING, FlowRecord
 from fedflow.store.memory import MemoryStore
 
-
-class Calls:
-    """A thread-safe record of calls, to count side effects."""
-
-    def __init__(self) -> None:
-        self.seen: list[Any] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, item: Any = None) -> None:
-        with self._lock:
-            self.seen.append(item)
-
-    @property
-    def n(self) -> int:
-        return len(self.seen)
-
-
-@pytest.fixture
-def engine() -> Iterator[Engine]:
-    with Engine(name=f"caller-{uuid.uuid4().hex[:8]}") as made:
-        yield made
+try:
+    from support import Calls, unique
+except ImportError:  # tests/ imported as a package
+    from tests.support import Calls, unique
 
 
 @pytest.fixture
 def callee() -> Iterator[Engine]:
-    with Engine(name=f"callee-{uuid.uuid4().hex[:8]}") as made:
+    with Engine(name=unique("callee")) as made:
         yield made
 
 

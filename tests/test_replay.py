@@ -4,8 +4,6 @@ journaled errors, non-determinism, request tags, and the log as a recorded histo
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,33 +29,10 @@ from fedflow import (
 )
 from fedflow.store.base import SUSPENDED, FlowRecord
 
-WAIT = 5.0
-
-
-class Calls:
-    """A thread-safe record of calls, to count side effects."""
-
-    def __init__(self) -> None:
-        self.seen: list[Any] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, item: Any = None) -> None:
-        with self._lock:
-            self.seen.append(item)
-
-    @property
-    def n(self) -> int:
-        return len(self.seen)
-
-
-@pytest.fixture
-def engine() -> Iterator[Engine]:
-    with Engine(name=f"replay-{uuid.uuid4().hex[:8]}") as made:
-        yield made
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+try:
+    from support import WAIT, Calls, unique
+except ImportError:  # tests/ imported as a package
+    from tests.support import WAIT, Calls, unique
 
 
 # -- the author contract ------------------------------------------------------------------------

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,15 +27,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     ours = make_certs(tmp_path_factory.mktemp("cli-ours"), "a", "b", "client")
     other = make_certs(tmp_path_factory.mktemp("cli-other"), "client")
     return ours, other
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[ServerPool]:
-    servers = ServerPool(tmp_path)
-    try:
-        yield servers
-    finally:
-        servers.stop_all()
 
 
 def _tls_flags(folder: Path, name: str, ca_folder: Path | None = None) -> list[str]:

@@ -61,16 +61,6 @@ GATED_PEER = textwrap.dedent('''
 
 
 @pytest.fixture
-def pool(tmp_path: Path):
-    """A ServerPool whose servers are all killed at teardown."""
-    servers = ServerPool(tmp_path)
-    try:
-        yield servers
-    finally:
-        servers.stop_all()
-
-
-@pytest.fixture
 def gated(tmp_path: Path) -> tuple[Path, Path]:
     """(the gated peer module, its gate folder)."""
     gate = tmp_path / "gate"

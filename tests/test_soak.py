@@ -29,11 +29,6 @@ import fedflow
 from fedflow.client import ControlClient
 from fedflow.server import run_server
 
-try:
-    from test_cli_support import ServerPool
-except ImportError:  # tests/ imported as a package
-    from tests.test_cli_support import ServerPool
-
 pytestmark = pytest.mark.slow
 
 SOAK = bool(os.environ.get("FEDFLOW_SOAK"))
@@ -90,15 +85,6 @@ def counter() -> Iterator[tuple[CountingPeer, str]]:
     with run_server(peer, grace=0.2) as port:
         yield peer, f"127.0.0.1:{port}"
     peer.close()
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[ServerPool]:
-    servers = ServerPool(tmp_path)
-    try:
-        yield servers
-    finally:
-        servers.stop_all()
 
 
 def _drive(address: str, todo: SimpleQueue, done: dict[int, Any], stop: threading.Event) -> None:

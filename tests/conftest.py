@@ -1,0 +1,34 @@
+"""Fixtures shared by several test files. A test file's own fixture of the same name overrides these."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fedflow import Engine
+
+try:
+    from support import unique
+    from test_cli_support import ServerPool
+except ImportError:  # tests/ imported as a package
+    from tests.support import unique
+    from tests.test_cli_support import ServerPool
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    """An in-memory Engine with a unique name, closed at teardown."""
+    with Engine(name=unique("test")) as made:
+        yield made
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[ServerPool]:
+    """A ServerPool in tmp_path whose servers are all killed at teardown."""
+    servers = ServerPool(tmp_path)
+    try:
+        yield servers
+    finally:
+        servers.stop_all()
