@@ -357,9 +357,10 @@ def test_a_call_repeated_after_a_crash_reaches_the_peer_once() -> None:
         with Engine(name="shop") as shop:
             shop.peers.register("bank", bank)
             assert shop.start(name, 10, id="order-1") == {"charged": 10}
-        # When the same flow is recovered from a store where it was still running
+            created = shop.store.get("order-1").created
+        # When the same flow (same record) is recovered from a store where it was still running
         store = MemoryStore()
-        store.create(FlowRecord(id="order-1", name=name, status=RUNNING, input=values.dumps(10)))
+        store.create(FlowRecord(id="order-1", name=name, status=RUNNING, input=values.dumps(10), created=created))
         reborn = Engine(name="shop", store=store, recover=False)
         reborn.peers.register("bank", bank)
         assert reborn.recover() == ["order-1"]

@@ -277,9 +277,8 @@ RECORDED = [
 
 def seed_history(engine: Engine, name: str) -> str:
     flow_id = unique("recorded")
-    engine.store.create(FlowRecord(id=flow_id, name=name, status=SUSPENDED, input='"draft"', waiting="publish"))
-    for entry in RECORDED:
-        engine.store.append_log(flow_id, entry)
+    engine.store.put_flows([(FlowRecord(id=flow_id, name=name, status=SUSPENDED, input='"draft"',
+                                        waiting="publish"), list(RECORDED))])
     return flow_id
 
 
