@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from typing import Any
 
 import pytest
@@ -18,9 +17,10 @@ from fedflow.store import MemoryStore
 from fedflow.store.base import RUNNING, FlowRecord
 from fedflow.transport.local import LocalTransport
 
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+try:
+    from support import unique
+except ImportError:  # collected with --import-mode=importlib
+    from tests.support import unique
 
 
 def charge_then_wait(effects: list) -> Any:
