@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 
-from . import values
+from . import security, values
 from .client import ControlClient
 from .config import TlsFiles, UsageError, parse_address, read_secret
 from .errors import PeerUnavailable, UnsupportedValue
@@ -135,7 +135,7 @@ def to_json(obj: Any) -> str:
 def _token(ns: argparse.Namespace) -> str | None:
     if ns.token_file:
         return read_secret(ns.token_file)
-    return os.environ.get("FEDFLOW_TOKEN", "").strip() or None
+    return security.token_from_env()
 
 
 def _tls(ns: argparse.Namespace) -> TlsFiles | None:

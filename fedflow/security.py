@@ -36,6 +36,7 @@ from typing import Any
 import grpc
 
 from .errors import FedflowError
+from .wire import HANDLER_KINDS
 
 __all__ = [
     "HEALTH_PREFIX",
@@ -61,14 +62,12 @@ _PEM = b"-----BEGIN "
 # ------------------------------------------------------------------ tokens
 def read_token(path: str | os.PathLike[str], flag: str = "--token-file") -> str:
     """The stripped text of a token file; FedflowError naming `flag` when unreadable or empty."""
+    from .config import ConfigError, read_secret  # the one token-file reader (grpc-free, for the CLI)
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            token = fh.read().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FedflowError(f"cannot read {flag} {path}: {exc}; point it at a readable file") from exc
-    if not token:
-        raise FedflowError(f"{flag} {path} is empty; put the shared token in it")
-    return token
+        return read_secret(os.fspath(path), flag)
+    except ConfigError as exc:
+        raise FedflowError(str(exc)) from exc
 
 
 def token_from_env() -> str | None:
@@ -108,18 +107,12 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         return _denied(handler)
 
 
-_HANDLER_KINDS = {(False, False): grpc.unary_unary_rpc_method_handler,
-                  (False, True): grpc.unary_stream_rpc_method_handler,
-                  (True, False): grpc.stream_unary_rpc_method_handler,
-                  (True, True): grpc.stream_stream_rpc_method_handler}
-
-
 def _denied(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     """A handler of the same shape as `handler` that refuses without reading the request."""
     async def deny(_request: Any, context: grpc.aio.ServicerContext) -> None:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
 
-    make = _HANDLER_KINDS[(handler.request_streaming, handler.response_streaming)]
+    make = HANDLER_KINDS[(handler.request_streaming, handler.response_streaming)]
     return make(deny, request_deserializer=None, response_serializer=handler.response_serializer)
 
 

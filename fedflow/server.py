@@ -37,14 +37,12 @@ from grpc_reflection.v1alpha import reflection
 from . import security, wire
 from .limits import DEFAULT_LIMITS, Limits
 from .servicers import ControlServicer, PeerServicer
-from .v1 import fedflow_pb2 as pb
 
 __all__ = ["run_server", "serve_forever"]
 
 log = logging.getLogger("fedflow.server")
 
-PEER_SERVICE = pb.DESCRIPTOR.services_by_name["PeerService"].full_name
-CONTROL_SERVICE = pb.DESCRIPTOR.services_by_name["ControlService"].full_name
+PEER_SERVICE, CONTROL_SERVICE = wire.PEER_SERVICE, wire.CONTROL_SERVICE
 WORKERS = 32
 
 

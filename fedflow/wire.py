@@ -337,6 +337,10 @@ def _lenient(cls: Any) -> Callable[[bytes], Any]:
     return parse
 
 
+#: The fully qualified names of fedflow's two services.
+PEER_SERVICE = pb.DESCRIPTOR.services_by_name["PeerService"].full_name
+CONTROL_SERVICE = pb.DESCRIPTOR.services_by_name["ControlService"].full_name
+
 #: (request_streaming, response_streaming) -> the grpc method-handler factory.
 HANDLER_KINDS = {(False, False): grpc.unary_unary_rpc_method_handler,
                  (False, True): grpc.unary_stream_rpc_method_handler,

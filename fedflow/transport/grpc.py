@@ -41,7 +41,7 @@ from .base import Transport
 
 __all__ = ["PEER_SERVICE", "GrpcTransport", "call_metadata", "open_channel"]
 
-PEER_SERVICE = pb.DESCRIPTOR.services_by_name["PeerService"].full_name
+PEER_SERVICE = wire.PEER_SERVICE
 _RECONNECT = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
               ("grpc.max_reconnect_backoff_ms", 2000)]
 T = TypeVar("T")
