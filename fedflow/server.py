@@ -44,6 +44,8 @@ log = logging.getLogger("fedflow.server")
 
 PEER_SERVICE, CONTROL_SERVICE = wire.PEER_SERVICE, wire.CONTROL_SERVICE
 WORKERS = 32
+#: Threads for the control verbs (start/resume run flows; the rest are quick store reads).
+CONTROL_WORKERS = 8
 
 
 # ------------------------------------------------------------------ lifecycle
@@ -58,12 +60,14 @@ class _Options:
 
 
 class _Instance:
-    """One started aio server with its health service and thread pool."""
+    """One started aio server with its health service and thread pools: peer calls run user
+    functions that may block, so the control verbs (status, list, ...) get a pool of their own."""
 
     def __init__(self, engine: Any, opts: _Options) -> None:
         self.engine = engine
         self.opts = opts
-        self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="fedflow-rpc")
+        self.peer_pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="fedflow-peer")
+        self.control_pool = ThreadPoolExecutor(max_workers=CONTROL_WORKERS, thread_name_prefix="fedflow-control")
         interceptors = [security.TokenInterceptor(opts.token)] if opts.token else None
         self.server = grpc.aio.server(options=[*wire.channel_options(opts.limits), ("grpc.so_reuseport", 0)],
                                       interceptors=interceptors,
@@ -81,7 +85,7 @@ class _Instance:
         else:
             why = "the address is in use or invalid"
         if not port:
-            self.pool.shutdown(wait=False)
+            self._shutdown_pools()
             raise OSError(f"cannot listen on {address}: {why}; pick a free HOST:PORT")
         return port
 
@@ -89,8 +93,8 @@ class _Instance:
         """Register the services, bind `address`, go SERVING; the bound port."""
         limits = self.opts.limits
         self.server.add_generic_rpc_handlers((
-            wire.service_handler("PeerService", PeerServicer(self.engine, self.pool, limits)),
-            wire.service_handler("ControlService", ControlServicer(self.engine, self.pool, limits))))
+            wire.service_handler("PeerService", PeerServicer(self.engine, self.peer_pool, limits)),
+            wire.service_handler("ControlService", ControlServicer(self.engine, self.control_pool, limits))))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = (PEER_SERVICE, CONTROL_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, self.server)
@@ -104,7 +108,11 @@ class _Instance:
         """NOT_SERVING, let in-flight calls finish within the grace period, stop."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.opts.grace)
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self._shutdown_pools()
+
+    def _shutdown_pools(self) -> None:
+        for pool in (self.peer_pool, self.control_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _ServerThread:
