@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import host, registry, values
+from .combinators import Flow
 from .errors import (
     FlowCancelled,
     FlowError,
@@ -39,12 +40,16 @@ from .store.base import CANCELLED, DONE, FAILED, LIVE, MOVED, RUNNING, SUSPENDED
 
 log = logging.getLogger("fedflow.engine")
 
-Flow = Callable[[Any], Any]
 #: Answers kept to drop duplicate peer calls: at most this many, and this many bytes in all.
 _CALL_CACHE_SIZE = 4096
 _CALL_CACHE_BYTES = 16 * 1024 * 1024
 _CALL_CACHE_ONE = 256 * 1024
 _AFTER_FAILURE = "fix the cause and start a new flow (forget() or gc() drop the failed record)"
+
+
+def _running(flow_id: str) -> FlowError:
+    return FlowError(f"flow {flow_id} is running, not waiting; wait for it to suspend or finish, then "
+                     f"resume it or read its result", flow_id)
 
 
 class Engine(Federation):
@@ -131,7 +136,7 @@ class Engine(Federation):
 
     def _refuse_if_active(self, flow_id: str) -> None:
         if flow_id in self._active:
-            raise FlowError(f"flow {flow_id} is running, not waiting; resume it once it is suspended", flow_id)
+            raise _running(flow_id)
 
     def _changed_meanwhile(self, flow_id: str) -> Exception:
         """The error for a run whose flow was cancelled, moved or replaced while it ran."""
@@ -145,9 +150,7 @@ class Engine(Federation):
                          f"{rec.status if rec else 'gone'}); its outcome was discarded: check status()", flow_id)
 
     def _refuse_resume(self, rec: FlowRecord) -> None:
-        if rec.status == RUNNING:
-            raise FlowError(f"flow {rec.id} is running, not waiting; resume it once it is suspended", rec.id)
-        self._outcome(rec)  # raises for cancelled, moved and failed
+        self._outcome(rec)  # raises for running, cancelled, moved and failed
         raise FlowError(f"flow {rec.id} is already done; read its result with result()", rec.id)
 
     def _execute(self, rec: FlowRecord, body: Flow, log_entries: list | None, opening: Opening) -> Any:
@@ -263,7 +266,7 @@ class Engine(Federation):
         if rec.status == MOVED:
             raise FlowMoved(f"flow {rec.id} was handed off to {rec.owner!r}; resume it there", rec.id,
                             owner=rec.owner)
-        raise FlowError(f"flow {rec.id} is running; wait for it to suspend or finish", rec.id)
+        raise _running(rec.id)
 
     def cancel(self, id: str) -> None:
         """Cancel a live flow; a later resume raises FlowCancelled. Cancelling twice is harmless."""

@@ -105,7 +105,7 @@ class Federation:
     def accept_replica(self, source: str, export_text: str) -> int:
         """Keep a validated replica of engine `source` in its slot; the count of flows in it."""
         rows = replica.parse_text(export_text)
-        self.store.put_replica(source, export_text if isinstance(export_text, str) else export_text.decode())
+        self.store.put_replica(source, export_text)
         log.info("holding a replica of %s (%d flows)", source, len(rows))
         return len(rows)
 
@@ -131,7 +131,8 @@ class Federation:
                                 for rec, log_entries in rows if rec.id in wanted])
         restored = self._merge([(rec, log_entries) for rec, log_entries in rows
                                 if rec.status != MOVED and rec.owner in (None, source, self.name)], claim=True)
-        if any(rec.status == RUNNING for rec, _log in rows if rec.id in set(restored)):
+        brought = set(restored)
+        if any(rec.status == RUNNING for rec, _log in rows if rec.id in brought):
             self.recover()  # a flow the source was running when it went away: finish it here
         return restored
 

@@ -9,15 +9,15 @@ so a peer can drop the duplicate.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from . import replay
+from .combinators import Flow
 from .errors import FlowError, PeerError
 
 log = logging.getLogger("fedflow.remote")
 
-Flow = Callable[[Any], Any]
 
 #: Seconds a failover walk keeps retrying one unreachable peer before moving on.
 FAILOVER_RETRY_WINDOW = 1.0
