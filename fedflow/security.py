@@ -84,7 +84,7 @@ def _digest(value: str | bytes) -> bytes:
     return hashlib.sha256(value.encode() if isinstance(value, str) else value).digest()
 
 
-class TokenInterceptor(grpc.aio.ServerInterceptor):
+class TokenInterceptor(grpc.ServerInterceptor):
     """Answers UNAUTHENTICATED to every RPC but health checks that lacks `authorization: Bearer <token>`."""
 
     def __init__(self, token: str) -> None:
@@ -99,9 +99,9 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         given = [value for key, value in metadata or () if key == "authorization"]
         return len(given) == 1 and hmac.compare_digest(_digest(given[0]), self._expected)
 
-    async def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
+    def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
         """Pass allowed calls on; answer the rest UNAUTHENTICATED (same streaming shape)."""
-        handler = await continuation(details)
+        handler = continuation(details)
         if handler is None or self.allowed(details.method, details.invocation_metadata):
             return handler
         return _denied(handler)
@@ -109,8 +109,8 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
 
 def _denied(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     """A handler of the same shape as `handler` that refuses without reading the request."""
-    async def deny(_request: Any, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+    def deny(_request: Any, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
 
     make = HANDLER_KINDS[(handler.request_streaming, handler.response_streaming)]
     return make(deny, request_deserializer=None, response_serializer=handler.response_serializer)

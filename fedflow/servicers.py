@@ -1,21 +1,30 @@
 """The fedflow.v1 servicers: PeerService (calls, replicas, claims) and ControlService
 (the CLI verbs), thin layers over one `Engine`.
 
-Handlers decode defensively (bad payload -> INVALID_ARGUMENT), run the
-blocking engine method in a bounded thread pool, and encode the answer. A
-fedflow error becomes its status via `wire.status_for`; anything unexpected
-is logged here and answered INTERNAL with a short message, never UNKNOWN and
-never a traceback. A user function's exception is data (`RemoteFailure`).
-An answer over the message limit is refused here with RESOURCE_EXHAUSTED
-naming the limit, rather than failing inside grpcio.
+They run on grpcio's sync server, one thread per in-flight RPC, so a peer
+call runs its exposed function on the thread that received it: no hand-off
+to another thread (an aio loop plus a worker pool cost a quarter of the
+calls/s; `make bench`). Each service takes a slot in its own `Gate` first,
+so hung exposed functions can fill the peer slots but never the control
+ones: `status` and `list` keep answering.
+
+Handlers decode defensively (bad payload -> INVALID_ARGUMENT), call the
+engine, and encode the answer. A fedflow error becomes its status via
+`wire.status_for`; anything unexpected is logged here and answered INTERNAL
+with a short message, never UNKNOWN and never a traceback. A user function's
+exception is data (`RemoteFailure`). An answer over the message limit is
+refused here with RESOURCE_EXHAUSTED naming the limit, rather than failing
+inside grpcio.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import functools
+import inspect
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,43 +38,81 @@ from .replica_stream import ReplicaAssembler, replica_parts
 from .v1 import fedflow_pb2 as pb
 from .v1 import fedflow_pb2_grpc as pb_grpc
 
-__all__ = ["ControlServicer", "PeerServicer"]
+__all__ = ["ControlServicer", "Gate", "PeerServicer"]
 
 log = logging.getLogger("fedflow.server")
 
 PEER_PROBE_DEADLINE = 1.0
+#: Longest a call waits for a slot when it has no deadline of its own.
+GATE_WAIT = 30.0
+
+
+class Gate:
+    """At most `slots` handlers of one service at once; the others wait for a slot (at most
+    their own deadline, or `GATE_WAIT`), then get RESOURCE_EXHAUSTED, which callers retry."""
+
+    def __init__(self, service: str, slots: int) -> None:
+        self.service = service
+        self.slots = slots
+        self._free = threading.BoundedSemaphore(slots)
+
+    @contextlib.contextmanager
+    def slot(self, context: grpc.ServicerContext) -> Iterator[None]:
+        """Hold one slot for the block; abort RESOURCE_EXHAUSTED when none frees up in time."""
+        if not self._free.acquire(blocking=False):
+            remaining = context.time_remaining()
+            wait = GATE_WAIT if remaining is None else max(min(remaining, GATE_WAIT), 0.0)
+            if not self._free.acquire(timeout=wait):
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"all {self.slots} {self.service} workers are busy; retry later")
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
+def _failed(context: grpc.ServicerContext, method: str, exc: Exception, lookup: bool) -> None:
+    """Abort the RPC with the status (and fedflow trailers) that `exc` maps to."""
+    code, message = wire.status_for(exc, lookup=lookup)
+    if code is grpc.StatusCode.INTERNAL:
+        log.error("%s failed", method, exc_info=exc)
+    else:
+        log.debug("%s: %s: %s", method, type(exc).__name__, exc)
+    context.set_trailing_metadata(wire.trailers_for(exc))
+    context.abort(code, message)
 
 
 def _guard(lookup: bool = False) -> Callable:
-    """Turn any exception a handler raises into a clean status (see module doc)."""
+    """Run a handler in a slot of its service's gate and turn any exception it raises
+    into a clean status (see module doc). Generator handlers (server streams) are
+    guarded for as long as they stream."""
     def decorate(method: Callable) -> Callable:
+        if inspect.isgeneratorfunction(method):
+            @functools.wraps(method)
+            def stream(self: _Base, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                with self._gate.slot(context):
+                    try:
+                        yield from method(self, wire.parsed(request), context)
+                    except Exception as exc:  # every failure gets a status
+                        _failed(context, method.__name__, exc, lookup)
+            return stream
+
         @functools.wraps(method)
-        async def handler(self: _Base, request: Any, context: grpc.aio.ServicerContext) -> Any:
-            try:
-                return self._checked(method.__name__, await method(self, wire.parsed(request), context))
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:  # every failure gets a status
-                failure = exc
-                code, message = wire.status_for(exc, lookup=lookup)
-                if code is grpc.StatusCode.INTERNAL:
-                    log.exception("%s failed", method.__name__)
-                else:
-                    log.debug("%s: %s: %s", method.__name__, type(exc).__name__, exc)
-            await context.abort(code, message, wire.trailers_for(failure))
+        def handler(self: _Base, request: Any, context: grpc.ServicerContext) -> Any:
+            with self._gate.slot(context):
+                try:
+                    return self._checked(method.__name__, method(self, wire.parsed(request), context))
+                except Exception as exc:  # every failure gets a status
+                    _failed(context, method.__name__, exc, lookup)
         return handler
     return decorate
 
 
 class _Base:
-    def __init__(self, engine: Any, pool: ThreadPoolExecutor, limits: Limits) -> None:
+    def __init__(self, engine: Any, gate: Gate, limits: Limits) -> None:
         self._engine = engine
-        self._pool = pool
+        self._gate = gate
         self._limits = limits
-
-    async def _run(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
     def _checked(self, method: str, response: Any) -> Any:
         """`response`, or LimitExceeded when it would not fit in one message."""
@@ -79,11 +126,11 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
     """fedflow.v1.PeerService over one engine: calls and replicas."""
 
     @_guard()
-    async def Call(self, request: pb.CallRequest, context: Any) -> pb.CallResponse:
+    def Call(self, request: pb.CallRequest, context: Any) -> pb.CallResponse:
         """Run an exposed function; its own exception comes back as `failure`, not a status."""
         payload = wire.unpack(request.payload, "payload")
         try:
-            value = await self._run(self._engine.invoke, request.fn, payload, request.call_id or None)
+            value = self._engine.invoke(request.fn, payload, request.call_id or None)
             return pb.CallResponse(value=wire.pack(value, "result"))
         except UnknownFunction:
             raise
@@ -92,38 +139,38 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
             return pb.CallResponse(failure=failure)
 
     @_guard()
-    async def PushReplica(self, request_iterator: Any, context: Any) -> pb.PushReplicaResponse:
+    def PushReplica(self, request_iterator: Any, context: Any) -> pb.PushReplicaResponse:
         """Keep a streamed replica (header, then chunks; size and checksum checked) in its slot."""
         assembler = ReplicaAssembler(self._limits)
-        async for message in request_iterator:
+        for message in request_iterator:
             assembler.add(wire.parsed(message))
         source, text = assembler.finish()
         if not source:
             raise ReplicaError("a replica header must name its source engine")
-        flows = await self._run(self._engine.accept_replica, source, text)
+        flows = self._engine.accept_replica(source, text)
         return pb.PushReplicaResponse(flows=int(flows))
 
     @_guard(lookup=True)
-    async def FetchReplica(self, request: pb.FetchReplicaRequest, context: Any) -> None:
+    def FetchReplica(self, request: pb.FetchReplicaRequest, context: Any) -> Iterator[pb.FetchReplicaResponse]:
         """Stream out the replica held of `source` (NOT_FOUND when none)."""
-        text = await self._run(self._engine.replica_text, request.source)
+        text = self._engine.replica_text(request.source)
         for part in replica_parts(request.source, text, self._limits.chunk_bytes):
             if isinstance(part, pb.ReplicaHeader):
-                await context.write(pb.FetchReplicaResponse(header=part))
+                yield pb.FetchReplicaResponse(header=part)
             else:
-                await context.write(pb.FetchReplicaResponse(chunk=part))
+                yield pb.FetchReplicaResponse(chunk=part)
 
     @_guard(lookup=True)
-    async def Restore(self, request: pb.RestoreRequest, context: Any) -> pb.RestoreResponse:
+    def Restore(self, request: pb.RestoreRequest, context: Any) -> pb.RestoreResponse:
         """Import the replica held of `source` (only `ids`, when given) into this store."""
         ids = list(request.only.ids) if request.HasField("only") else None
-        restored = await self._run(self._engine.restore_local, request.source, ids)
+        restored = self._engine.restore_local(request.source, ids)
         return pb.RestoreResponse(ids=list(restored))
 
     @_guard()
-    async def Claims(self, request: pb.ClaimsRequest, context: Any) -> pb.ClaimsResponse:
+    def Claims(self, request: pb.ClaimsRequest, context: Any) -> pb.ClaimsResponse:
         """Of the given ids, the flows held here (not moved) with their ownership epochs."""
-        held = await self._run(self._engine.claims, list(request.ids))
+        held = self._engine.claims(list(request.ids))
         return pb.ClaimsResponse(claims=[pb.FlowClaim(id=i, epoch=int(e)) for i, e in held])
 
 
@@ -139,78 +186,78 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
         return wire.status_to_proto(self._engine.status(flow_id))
 
     @_guard()
-    async def Start(self, request: pb.StartRequest, context: Any) -> pb.StartResponse:
+    def Start(self, request: pb.StartRequest, context: Any) -> pb.StartResponse:
         """Start a registered flow (idempotent with an id)."""
         value = wire.unpack(request.input, "input")
         flow_id = request.id if request.HasField("id") else self._engine.new_id()
-        outcome = await self._run(self._engine.start, request.flow, value, id=flow_id)
+        outcome = self._engine.start(request.flow, value, id=flow_id)
         return pb.StartResponse(outcome=self._outcome(flow_id, outcome))
 
     @_guard()
-    async def Resume(self, request: pb.ResumeRequest, context: Any) -> pb.ResumeResponse:
+    def Resume(self, request: pb.ResumeRequest, context: Any) -> pb.ResumeResponse:
         """Resume a suspended flow with a value."""
         value = wire.unpack(request.value, "value")
-        outcome = await self._run(self._engine.resume, request.id, value)
+        outcome = self._engine.resume(request.id, value)
         return pb.ResumeResponse(outcome=self._outcome(request.id, outcome))
 
     @_guard()
-    async def Cancel(self, request: pb.CancelRequest, context: Any) -> pb.CancelResponse:
+    def Cancel(self, request: pb.CancelRequest, context: Any) -> pb.CancelResponse:
         """Cancel a flow; its status afterwards."""
-        await self._run(self._engine.cancel, request.id)
-        return pb.CancelResponse(id=request.id, status=await self._run(self._status, request.id))
+        self._engine.cancel(request.id)
+        return pb.CancelResponse(id=request.id, status=self._status(request.id))
 
     @_guard()
-    async def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
+    def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
         """A flow's status ("unknown" when absent)."""
-        return pb.StatusResponse(id=request.id, status=await self._run(self._status, request.id))
+        return pb.StatusResponse(id=request.id, status=self._status(request.id))
 
     @_guard()
-    async def Result(self, request: pb.ResultRequest, context: Any) -> pb.ResultResponse:
+    def Result(self, request: pb.ResultRequest, context: Any) -> pb.ResultResponse:
         """A done flow's result; otherwise the FlowError saying why."""
-        value = await self._run(self._engine.result, request.id)
+        value = self._engine.result(request.id)
         return pb.ResultResponse(id=request.id, result=wire.pack(value, "result"))
 
     @_guard()
-    async def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
+    def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
         """Every flow and its status."""
-        rows = await self._run(self._engine.list)
+        rows = self._engine.list()
         flows = [pb.FlowEntry(id=i, status=wire.status_to_proto(s)) for i, s in rows]
         return pb.ListResponse(flows=flows)
 
     @_guard()
-    async def Pending(self, request: pb.PendingRequest, context: Any) -> pb.PendingResponse:
+    def Pending(self, request: pb.PendingRequest, context: Any) -> pb.PendingResponse:
         """Suspended flows and their tags."""
-        rows = await self._run(self._engine.pending)
+        rows = self._engine.pending()
         return pb.PendingResponse(pending=[pb.PendingEntry(id=i, tag=str(t)) for i, t in rows])
 
     @_guard()
-    async def Gc(self, request: pb.GcRequest, context: Any) -> pb.GcResponse:
+    def Gc(self, request: pb.GcRequest, context: Any) -> pb.GcResponse:
         """Drop terminal records; the count."""
-        return pb.GcResponse(removed=int(await self._run(self._engine.gc)))
+        return pb.GcResponse(removed=int(self._engine.gc()))
 
     @_guard()
-    async def Forget(self, request: pb.ForgetRequest, context: Any) -> pb.ForgetResponse:
+    def Forget(self, request: pb.ForgetRequest, context: Any) -> pb.ForgetResponse:
         """Drop one terminal record."""
-        await self._run(self._engine.forget, request.id)
-        return pb.ForgetResponse(id=request.id, status=await self._run(self._status, request.id))
+        self._engine.forget(request.id)
+        return pb.ForgetResponse(id=request.id, status=self._status(request.id))
 
     @_guard()
-    async def Replicate(self, request: pb.ReplicateRequest, context: Any) -> pb.ReplicateResponse:
+    def Replicate(self, request: pb.ReplicateRequest, context: Any) -> pb.ReplicateResponse:
         """Push this store to a peer."""
-        flows = await self._run(self._engine.replicate_to, request.peer)
+        flows = self._engine.replicate_to(request.peer)
         return pb.ReplicateResponse(peer=request.peer, flows=int(flows))
 
     @_guard()
-    async def RestoreFrom(self, request: pb.RestoreFromRequest, context: Any) -> pb.RestoreFromResponse:
+    def RestoreFrom(self, request: pb.RestoreFromRequest, context: Any) -> pb.RestoreFromResponse:
         """Import the replica a peer holds of `source`."""
         source = request.source if request.HasField("source") else None
-        ids = await self._run(self._engine.restore_from, request.peer, source)
+        ids = self._engine.restore_from(request.peer, source)
         return pb.RestoreFromResponse(ids=list(ids))
 
     @_guard()
-    async def Handoff(self, request: pb.HandoffRequest, context: Any) -> pb.HandoffResponse:
+    def Handoff(self, request: pb.HandoffRequest, context: Any) -> pb.HandoffResponse:
         """Move the live flows to a peer."""
-        ids = await self._run(self._engine.handoff_to, request.peer)
+        ids = self._engine.handoff_to(request.peer)
         return pb.HandoffResponse(peer=request.peer, ids=list(ids))
 
     def _probe(self, name: str) -> bool:
@@ -220,11 +267,12 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
             return False
 
     @_guard()
-    async def Peers(self, request: pb.PeersRequest, context: Any) -> pb.PeersResponse:
+    def Peers(self, request: pb.PeersRequest, context: Any) -> pb.PeersResponse:
         """The known peers and whether each answers its health check."""
         peers = self._engine.peers
-        names = list(await self._run(peers.names))
-        serving = await asyncio.gather(*(self._run(self._probe, n) for n in names))
+        names = list(peers.names())
+        with ThreadPoolExecutor(max_workers=max(len(names), 1), thread_name_prefix="fedflow-probe") as probes:
+            serving = list(probes.map(self._probe, names))
         infos = []
         for name, up in zip(names, serving, strict=True):
             info = pb.PeerInfo(name=name, serving=up)
