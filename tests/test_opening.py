@@ -23,7 +23,23 @@ def commits_during(engine: fedflow.Engine, action: Callable[[], Any]) -> tuple[A
         out = action()
     finally:
         engine.store._conn.set_trace_callback(None)
-    return out, sum(sql == "COMMIT" for sql in seen)
+    return out, _transactions(seen)
+
+
+def _transactions(statements: list[str]) -> int:
+    """Committed write transactions in a statement trace: each COMMIT, and each write run
+    on its own (SQLite's autocommit) outside BEGIN ... COMMIT."""
+    count, inside = 0, False
+    for sql in statements:
+        verb = sql.split(None, 1)[0].upper()
+        if verb == "BEGIN":
+            inside = True
+        elif verb in ("COMMIT", "ROLLBACK"):
+            count += verb == "COMMIT"
+            inside = False
+        elif verb in ("INSERT", "UPDATE", "DELETE") and not inside:
+            count += 1
+    return count
 
 
 @pytest.fixture

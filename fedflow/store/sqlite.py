@@ -1,8 +1,9 @@
 """A durable Store in one SQLite file (stdlib `sqlite3`, WAL).
 
 One connection per store, guarded by a lock, so the engine may call from
-many threads. Every mutating method is exactly one ``BEGIN IMMEDIATE`` ...
-``COMMIT`` transaction, committed before it returns: once a call returns,
+many threads. Every mutating method is exactly one transaction (``BEGIN
+IMMEDIATE`` ... ``COMMIT``, or a single statement in SQLite's autocommit
+mode, which is just as atomic), committed before it returns: once a call returns,
 its change survives ``kill -9`` (``durability="process"``, WAL with
 ``synchronous=NORMAL``) or power loss (``durability="power"``, the default,
 ``synchronous=FULL``).
@@ -22,6 +23,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import operator
 import os
 import sqlite3
 import threading
@@ -44,6 +46,7 @@ DURABILITY = {"process": "NORMAL", "power": "FULL"}
 _BATCH = 500  # flows per read in records()
 _COLUMNS = tuple(field.name for field in dataclasses.fields(FlowRecord))
 _COLS = ", ".join(_COLUMNS)
+_row = operator.attrgetter(*_COLUMNS)  # a FlowRecord as a flows row
 _SELECT = f"SELECT {_COLS} FROM flows"
 _UPSERT = (f"INSERT INTO flows ({_COLS}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
            f"ON CONFLICT(id) DO UPDATE SET "
@@ -190,24 +193,44 @@ class SQLiteStore(Store):
 
     @contextlib.contextmanager
     def _guard(self, operation: str) -> Iterator[None]:
-        """Translate sqlite3 errors into FedflowErrors naming the file (in ONE place)."""
+        """Translate sqlite3 errors into FedflowErrors naming the file (see `_translated`)."""
         try:
             yield
-        except (sqlite3.ProgrammingError, sqlite3.InterfaceError):
-            raise  # misuse of the API by the caller: a bug, keep it visible
         except sqlite3.Error as exc:
-            code = getattr(exc, "sqlite_errorcode", -1) & 0xFF
-            if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                raise self._error(f"is locked by another connection (waited {self._timeout:g}s "
-                                  f"to {operation})", "stop the other process using the file, "
-                                  "or pass a longer timeout") from exc
-            if code == sqlite3.SQLITE_NOTADB:
-                raise self._error(f"is not a SQLite database ({exc})", "point fedflow at a "
-                                  "fedflow store or a new path; fedflow left it unchanged") from exc
-            if code == sqlite3.SQLITE_CORRUPT:
-                raise self._error(f"is damaged ({exc})", "restore it from a replica or a backup") from exc
-            raise self._error(f"could not {operation} ({exc})",
-                              "check the file, its directory and the disk") from exc
+            raise self._translated(exc, operation) from exc
+
+    def _translated(self, exc: sqlite3.Error, operation: str) -> BaseException:
+        """The FedflowError for a failed `operation` (in ONE place); API misuse stays as it is."""
+        if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+            return exc  # misuse of the API by the caller: a bug, keep it visible
+        code = getattr(exc, "sqlite_errorcode", -1) & 0xFF
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return self._error(f"is locked by another connection (waited {self._timeout:g}s "
+                               f"to {operation})", "stop the other process using the file, "
+                               "or pass a longer timeout")
+        if code == sqlite3.SQLITE_NOTADB:
+            return self._error(f"is not a SQLite database ({exc})", "point fedflow at a "
+                               "fedflow store or a new path; fedflow left it unchanged")
+        if code == sqlite3.SQLITE_CORRUPT:
+            return self._error(f"is damaged ({exc})", "restore it from a replica or a backup")
+        return self._error(f"could not {operation} ({exc})", "check the file, its directory and the disk")
+
+    def _write_one(self, operation: str, sql: str, params: Sequence[Any], acknowledge: bool = True) -> int:
+        """One statement as its own transaction (SQLite's autocommit: atomic, no BEGIN/COMMIT
+        round trips); its rowcount. `acknowledge` as in `_tx`."""
+        relaxed = not acknowledge and self.durability == "power"
+        with self._lock:
+            conn = self._live()
+            try:
+                if relaxed:
+                    conn.execute("PRAGMA synchronous = NORMAL")
+                try:
+                    return conn.execute(sql, params).rowcount
+                finally:
+                    if relaxed:
+                        conn.execute("PRAGMA synchronous = FULL")
+            except sqlite3.Error as exc:
+                raise self._translated(exc, operation) from exc
 
     @contextlib.contextmanager
     def _tx(self, operation: str, acknowledge: bool = True) -> Iterator[sqlite3.Connection]:
@@ -263,9 +286,7 @@ class SQLiteStore(Store):
 
     def create(self, record: FlowRecord, *, acknowledge: bool = True) -> bool:
         """Insert a new flow; False (and nothing changed) if the id already exists."""
-        values = tuple(getattr(record, c) for c in _COLUMNS)
-        with self._tx("create a flow", acknowledge) as conn:
-            return conn.execute(_CREATE, values).rowcount == 1
+        return self._write_one("create a flow", _CREATE, _row(record), acknowledge) == 1
 
     def get(self, flow_id: str) -> FlowRecord | None:
         """The record for `flow_id`, or None."""
@@ -282,18 +303,19 @@ class SQLiteStore(Store):
 
     def append_log(self, flow_id: str, entry: LogEntry, *, acknowledge: bool = True) -> bool:
         """Append one entry to a running flow's log (one INSERT); False if it is not running."""
-        text = _dump(entry)
-        with self._tx("append to a log", acknowledge) as conn:
-            return conn.execute(_APPEND_LOG, (flow_id, text)).rowcount == 1
+        return self._write_one("append to a log", _APPEND_LOG, (flow_id, _dump(entry)), acknowledge) == 1
 
     def transition(self, flow_id: str, expect: Iterable[str] | None, changes: dict[str, Any],
                    append: Sequence[LogEntry] = (), *, acknowledge: bool = True) -> bool:
         """Compare-and-set the status, apply `changes` and append `append`, all or nothing."""
         wanted = None if expect is None else tuple(expect)
         sql = _update_sql(tuple(changes), None if wanted is None else len(wanted))
+        params = (*changes.values(), flow_id, *(wanted or ()))
+        if not append:
+            return self._write_one("record a transition", sql, params, acknowledge) == 1
         texts = [_dump(entry) for entry in append]
         with self._tx("record a transition", acknowledge) as conn:
-            if conn.execute(sql, (*changes.values(), flow_id, *(wanted or ()))).rowcount != 1:
+            if conn.execute(sql, params).rowcount != 1:
                 return False
             if texts:
                 (start,) = conn.execute(_NEXT_N, (flow_id,)).fetchone()
@@ -371,7 +393,7 @@ class SQLiteStore(Store):
     def put_flows(self, flows: Sequence[tuple[FlowRecord, list[LogEntry]]]) -> None:
         """Insert or replace these flows and their whole logs, all in one transaction."""
         latest = {rec.id: (rec, log) for rec, log in flows}  # a repeated id: the last one wins
-        rows = [tuple(getattr(rec, c) for c in _COLUMNS) for rec, _ in latest.values()]
+        rows = [_row(rec) for rec, _ in latest.values()]
         entries = [(fid, n, _dump(e)) for fid, (_, log) in latest.items() for n, e in enumerate(log)]
         with self._tx("store flows") as conn:
             conn.executemany(_UPSERT, rows)
