@@ -47,6 +47,10 @@ TARGETS = (
     Target("remote_direct_p50_ms", "<=", 1.3, "<= 1.3x echo", "echo_p50_ms", "remote_direct_p50_vs_echo"),
     Target("remote_direct_per_s", ">=", 0.8, ">= 0.8x echo", "echo_per_s", "remote_direct_per_s_vs_echo"),
     Target("remote_flow_p50_ms", "<=", 2.0, "<= 2x echo", "echo_p50_ms", "remote_flow_p50_vs_echo"),
+    Target("remote_direct_64k_p50_ms", "<=", 1.3, "<= 1.3x echo", "echo_64k_p50_ms", "remote_direct_64k_p50_vs_echo"),
+    Target("remote_direct_64k_per_s", ">=", 0.8, ">= 0.8x echo", "echo_64k_per_s",
+           "remote_direct_64k_per_s_vs_echo"),
+    Target("remote_flow_64k_p50_ms", "<=", 2.0, "<= 2x echo", "echo_64k_p50_ms", "remote_flow_64k_p50_vs_echo"),
     Target("replay_1000_ms", "<=", 10, "<= 10 ms"),
     Target("replay_growth_1000_to_10000", "<=", 15, "~linear: <= 15x"),
     Target("replicate_10000_s", "<=", 2, "<= 2 s"),
@@ -96,7 +100,8 @@ SECTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
         ("(a) direct calls/s     vs echo", "remote_direct_per_s", "echo_per_s"),
         ("(b) remote_node flow p50  vs echo", "remote_flow_p50_ms", "echo_p50_ms"),
         ("(b) remote_node flow p99  vs echo", "remote_flow_p99_ms", "echo_p99_ms"),
-        ("(b) remote_node flows/s   vs echo", "remote_flow_per_s", "echo_per_s"))),
+        ("(b) remote_node flows/s   vs echo", "remote_flow_per_s", "echo_per_s"),
+        ("(b) same flow, process p50 vs echo", "remote_flow_process_p50_ms", "echo_p50_ms"))),
     ("3  same, 64 KiB payload", (
         ("raw grpcio echo p50", "echo_64k_p50_ms", None),
         ("raw grpcio echo calls/s", "echo_64k_per_s", None),
@@ -104,6 +109,7 @@ SECTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
         ("(a) direct calls/s     vs echo", "remote_direct_64k_per_s", "echo_64k_per_s"),
         ("(b) remote_node flow p50  vs echo", "remote_flow_64k_p50_ms", "echo_64k_p50_ms"),
         ("(b) remote_node flows/s   vs echo", "remote_flow_64k_per_s", "echo_64k_per_s"),
+        ("(b) same flow, process p50 vs echo", "remote_flow_process_64k_p50_ms", "echo_64k_p50_ms"),
         ("RSS of the called peer afterwards (MiB)", "remote_peer_rss_mb", None))),
     ("4  replay: one resume of a flow holding N journaled steps (ms)", (
         ("N = 10", "replay_10_ms", None),

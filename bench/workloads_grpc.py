@@ -127,15 +127,18 @@ def _checked(call: Callable[[], Any], expected: Any, what: str) -> Callable[[], 
 # ------------------------------------------------------------------ workload 3
 @dataclasses.dataclass
 class Callers:
-    """The three ways of making one echo, for one payload size."""
+    """The ways of making one echo, for one payload size."""
 
     raw: Callable[[], Any]
     direct: Callable[[], Any]
     flow: Callable[[], Any]
+    flow_process: Callable[[], Any]
 
 
-def make_callers(raw_channel: grpc.Channel, engine: fedflow.Engine, size: int) -> Callers:
-    """Echo callers for a `size`-byte payload: the raw bytes, and a str that is `size` bytes as JSON."""
+def make_callers(raw_channel: grpc.Channel, engine: fedflow.Engine, process_engine: fedflow.Engine,
+                 size: int) -> Callers:
+    """Echo callers for a `size`-byte payload: the raw bytes, and a str that is `size` bytes as JSON.
+    `engine` keeps its flows at durability "power" (the default), `process_engine` at "process"."""
     raw_payload = b"x" * size
     text = "x" * (size - 2)  # '"xx...x"' on the wire: exactly `size` bytes
     stub = raw_channel.unary_unary(ECHO_METHOD)
@@ -143,13 +146,16 @@ def make_callers(raw_channel: grpc.Channel, engine: fedflow.Engine, size: int) -
         raw=_checked(lambda: stub(raw_payload, timeout=CALL_DEADLINE), raw_payload, "raw echo"),
         direct=_checked(lambda: engine.call_peer(PEER, "echo", text, deadline=CALL_DEADLINE), text,
                         "fedflow call_peer"),
-        flow=_checked(lambda: engine.start(flows.REMOTE_ECHO, text), text, "remote_node flow"))
+        flow=_checked(lambda: engine.start(flows.REMOTE_ECHO, text), text, "remote_node flow"),
+        flow_process=_checked(lambda: process_engine.start(flows.REMOTE_ECHO, text), text,
+                              "remote_node flow (process)"))
 
 
 def _remote_round(callers: Callers, suffix: str, count: int, per_caller: int) -> dict[str, float]:
-    """One repeat: raw, direct and flow measured back to back (so drift hits all three)."""
+    """One repeat: every caller measured back to back (so drift hits them all)."""
     out = {}
-    for label, call in (("echo", callers.raw), ("remote_direct", callers.direct), ("remote_flow", callers.flow)):
+    for label, call in (("echo", callers.raw), ("remote_direct", callers.direct), ("remote_flow", callers.flow),
+                        ("remote_flow_process", callers.flow_process)):
         for key, value in measure(call, count, per_caller).items():
             out[f"{label}{suffix}_{key}"] = value
     return out
@@ -157,7 +163,7 @@ def _remote_round(callers: Callers, suffix: str, count: int, per_caller: int) ->
 
 def _remote_ratios(out: dict[str, float], suffix: str) -> None:
     """Add fedflow/raw ratios for the keys with `suffix` (p50: lower is better; per_s: higher)."""
-    for label in ("remote_direct", "remote_flow"):
+    for label in ("remote_direct", "remote_flow", "remote_flow_process"):
         out[f"{label}{suffix}_p50_vs_echo"] = common.ratio(out[f"{label}{suffix}_p50_ms"], out[f"echo{suffix}_p50_ms"])
         out[f"{label}{suffix}_per_s_vs_echo"] = common.ratio(out[f"{label}{suffix}_per_s"], out[f"echo{suffix}_per_s"])
 
@@ -168,10 +174,12 @@ def workload_remote(tmp: Path, repeats: int, count: int, per_caller: int) -> dic
     with raw_echo(tmp) as raw_address, fedflow_serve(tmp, "bench-peer") as (peer, peer_address), \
             grpc.insecure_channel(raw_address, options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                                         ("grpc.max_send_message_length", MAX_MESSAGE)]) as chan, \
-            fedflow.Engine(name="bench-caller", store=str(tmp / "caller.db")) as engine:
+            fedflow.Engine(name="bench-caller", store=str(tmp / "caller.db")) as engine, \
+            fedflow.Engine(name="bench-caller-p", store=str(tmp / "caller-p.db"), durability="process") as fast:
         engine.peers.connect(PEER, peer_address)
+        fast.peers.connect(PEER, peer_address)
         for suffix, size in PAYLOADS.items():
-            callers = make_callers(chan, engine, size)
+            callers = make_callers(chan, engine, fast, size)
             out.update(common.repeat(repeats, lambda c=callers, s=suffix: _remote_round(c, s, count, per_caller)))
             _remote_ratios(out, suffix)
         out["remote_peer_rss_mb"] = common.vm_rss_mb(peer.pid)  # the called peer, after every call

@@ -1,12 +1,18 @@
-"""Hung peer functions do not starve the control verbs: they run on separate pools."""
+"""Hung peer functions do not starve the control verbs: each service has its own slots."""
 
 from __future__ import annotations
 
 import threading
 
+import grpc
+import pytest
+
 import fedflow
-from fedflow import server
+from fedflow import server, servicers, wire
 from fedflow.client import ControlClient
+from fedflow.servicers import Gate
+from fedflow.v1 import fedflow_pb2 as pb
+from fedflow.v1 import fedflow_pb2_grpc as pb_grpc
 
 
 def test_control_verbs_answer_while_every_peer_worker_is_stuck() -> None:
@@ -48,4 +54,90 @@ def test_control_verbs_answer_while_every_peer_worker_is_stuck() -> None:
         release.set()
         for caller in callers:
             caller.join(30)
+        engine.close()
+
+
+class _Context:
+    """The two ServicerContext methods a Gate uses; abort raises like grpcio's does."""
+
+    def __init__(self, remaining: float | None) -> None:
+        self.remaining = remaining
+        self.aborted: tuple[grpc.StatusCode, str] | None = None
+
+    def time_remaining(self) -> float | None:
+        return self.remaining
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        self.aborted = (code, details)
+        raise RuntimeError("aborted")
+
+
+def test_a_full_gate_makes_a_call_wait_for_the_next_free_slot() -> None:
+    gate = Gate("PeerService", 1)
+    entered = threading.Event()
+    with gate.slot(_Context(5.0)):
+        waiter = threading.Thread(target=lambda: _enter(gate, entered))
+        waiter.start()
+        assert not entered.wait(0.2), "the second call must wait while the only slot is held"
+    assert entered.wait(5), "the second call runs once the slot is free"
+    waiter.join(5)
+
+
+def _enter(gate: Gate, entered: threading.Event) -> None:
+    with gate.slot(_Context(5.0)):
+        entered.set()
+
+
+def test_a_call_whose_deadline_passes_while_waiting_gets_resource_exhausted_and_frees_nothing() -> None:
+    gate = Gate("PeerService", 1)
+    late = _Context(0.05)
+    with gate.slot(_Context(5.0)):
+        with pytest.raises(RuntimeError, match="aborted"):
+            with gate.slot(late):
+                pytest.fail("no slot should have been given")
+    assert late.aborted is not None
+    code, details = late.aborted
+    assert code is grpc.StatusCode.RESOURCE_EXHAUSTED and "all 1 PeerService workers are busy" in details
+    with gate.slot(_Context(0.05)):  # the holder's release left exactly one slot, not two
+        other = _Context(0.05)
+        with pytest.raises(RuntimeError):
+            with gate.slot(other):
+                pass
+        assert other.aborted is not None
+
+
+def test_a_busy_peer_service_answers_resource_exhausted_which_callers_treat_as_transient(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(servicers, "GATE_WAIT", 0.2)  # wait this long for a slot, not 30 s
+    engine = fedflow.Engine(name="busy")
+    release, all_in = threading.Event(), threading.Event()
+    inside: list[int] = []
+    lock = threading.Lock()
+
+    def hang(_x: object) -> bool:
+        with lock:
+            inside.append(1)
+            if len(inside) == server.WORKERS:
+                all_in.set()
+        return release.wait(30)
+
+    engine.expose("hang", hang)
+    try:
+        with server.run_server(engine, "127.0.0.1:0") as port, \
+                grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.PeerServiceStub(channel)
+            calls = [stub.Call.future(pb.CallRequest(fn="hang"), timeout=30) for _ in range(server.WORKERS)]
+            assert all_in.wait(20), "every peer slot should be taken by a hung call"
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.Call(pb.CallRequest(fn="hang"), timeout=10)
+            assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert f"all {server.WORKERS} PeerService workers are busy" in caught.value.details()
+            assert wire.is_transient(caught.value), "callers retry it within their deadline"
+            assert len(inside) == server.WORKERS, "the refused call never ran"
+            with ControlClient(f"127.0.0.1:{port}", deadline=5) as client:
+                assert client.status("nobody")["status"] == "unknown"
+            release.set()
+            assert all(call.result(timeout=30).WhichOneof("outcome") == "value" for call in calls)
+    finally:
+        release.set()
         engine.close()
