@@ -75,7 +75,11 @@ class _Instance:
         self.engine = engine
         self.opts = opts
         limits = opts.limits
-        self.pool = ThreadPoolExecutor(max_workers=limits.max_concurrent_rpcs, thread_name_prefix="fedflow-rpc")
+        # grpcio stops counting a call when its client leaves, but a hung handler keeps its thread:
+        # room for every admitted call beyond the ones the gates may hold.
+        threads = limits.max_concurrent_rpcs + WORKERS + CONTROL_WORKERS
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fedflow-rpc")
+        self.gates = (Gate("PeerService", WORKERS), Gate("ControlService", CONTROL_WORKERS))
         interceptors = [security.TokenInterceptor(opts.token)] if opts.token else None
         self.server = grpc.server(self.pool, options=[*wire.channel_options(limits), ("grpc.so_reuseport", 0)],
                                   interceptors=interceptors, maximum_concurrent_rpcs=limits.max_concurrent_rpcs)
@@ -99,8 +103,8 @@ class _Instance:
     def start(self, address: str) -> int:
         """Register the services, bind `address`, go SERVING; the bound port."""
         limits = self.opts.limits
-        peer = PeerServicer(self.engine, Gate("PeerService", WORKERS), limits)
-        control = ControlServicer(self.engine, Gate("ControlService", CONTROL_WORKERS), limits)
+        peer = PeerServicer(self.engine, self.gates[0], limits)
+        control = ControlServicer(self.engine, self.gates[1], limits)
         self.server.add_generic_rpc_handlers((wire.service_handler("PeerService", peer),
                                               wire.service_handler("ControlService", control)))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -113,8 +117,11 @@ class _Instance:
         return port
 
     def stop(self) -> None:
-        """NOT_SERVING, let in-flight calls finish within the grace period, stop."""
+        """NOT_SERVING, drop calls still waiting for a slot, let running ones finish within
+        the grace period, stop."""
         self.health.enter_graceful_shutdown()
+        for gate in self.gates:
+            gate.close()
         self.server.stop(self.opts.grace).wait()
         self.pool.shutdown(wait=False, cancel_futures=True)
 
@@ -144,24 +151,26 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """SIGTERM/SIGINT set `stop` for the block (only the main thread can take signals)."""
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(ValueError):  # not the main thread: the caller stops us otherwise
+        with contextlib.suppress(ValueError):  # not the main thread: only the `stop` event stops us
             previous[sig] = signal.signal(sig, lambda _signum, _frame: stop.set())
     try:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set from C
 
 
 def serve_forever(engine: Any, address: str, *, grace: float = 5.0, token: str | None = None, tls: Any = None,
-                  limits: Limits | None = None, on_ready: Callable[[int], Any] | None = None) -> None:
-    """Serve `engine` on `address` until SIGTERM/SIGINT, then stop gracefully.
+                  limits: Limits | None = None, on_ready: Callable[[int], Any] | None = None,
+                  stop: threading.Event | None = None) -> None:
+    """Serve `engine` on `address` until SIGTERM/SIGINT (main thread only) or until `stop`
+    is set, then stop gracefully.
 
     `on_ready(port)` runs once the server listens. Raises OSError when the
     address cannot be bound, FedflowError when the TLS files are unusable."""
     opts = _Options(grace, token, tls, limits)
     instance = _Instance(engine, opts)
-    stop = threading.Event()
+    stop = stop if stop is not None else threading.Event()
     with _stop_on_signals(stop):
         port = instance.start(address)
         secured = ", ".join(w for w, on in (("mTLS", opts.credentials), ("token", opts.token)) if on) or "plaintext"

@@ -24,6 +24,7 @@ import functools
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -43,36 +44,65 @@ __all__ = ["ControlServicer", "Gate", "PeerServicer"]
 log = logging.getLogger("fedflow.server")
 
 PEER_PROBE_DEADLINE = 1.0
-#: Longest a call waits for a slot when it has no deadline of its own.
-GATE_WAIT = 30.0
+#: Longest a call waits for a free slot before it is refused (its caller retries with backoff).
+GATE_WAIT = 1.0
+#: What a waiting call leaves of its deadline, so its refusal reaches the caller before the deadline does.
+_GATE_MARGIN = 0.05
+#: How often a waiting call checks that it is still wanted (client still there, server not stopping).
+_GATE_POLL = 0.05
 
 
 class Gate:
-    """At most `slots` handlers of one service at once; the others wait for a slot (at most
-    their own deadline, or `GATE_WAIT`), then get RESOURCE_EXHAUSTED, which callers retry."""
+    """At most `slots` handlers of one service at once. Another call waits for a slot (at most
+    `GATE_WAIT`, and never past its own deadline), then gets RESOURCE_EXHAUSTED, which fedflow's
+    callers retry with backoff. A waiting call whose client has gone, or whose server is
+    stopping, never runs."""
 
     def __init__(self, service: str, slots: int) -> None:
         self.service = service
         self.slots = slots
         self._free = threading.BoundedSemaphore(slots)
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        """Refuse every call still waiting for a slot, and every later one (the server is stopping)."""
+        self._closed.set()
 
     @contextlib.contextmanager
     def slot(self, context: grpc.ServicerContext) -> Iterator[None]:
-        """Hold one slot for the block; abort RESOURCE_EXHAUSTED when none frees up in time."""
+        """Hold one slot for the block; abort the call when none frees up in time."""
         if not self._free.acquire(blocking=False):
-            remaining = context.time_remaining()
-            wait = GATE_WAIT if remaining is None else max(min(remaining, GATE_WAIT), 0.0)
-            if not self._free.acquire(timeout=wait):
-                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                              f"all {self.slots} {self.service} workers are busy; retry later")
+            self._wait(context)
         try:
             yield
         finally:
             self._free.release()
 
+    def _wait(self, context: grpc.ServicerContext) -> None:
+        """Take a slot once one frees, or abort: RESOURCE_EXHAUSTED when none did in time,
+        CANCELLED when the call is no longer wanted."""
+        remaining = context.time_remaining()
+        budget = GATE_WAIT if remaining is None else min(remaining - _GATE_MARGIN, GATE_WAIT)
+        end = time.monotonic() + budget
+        while not self._closed.is_set() and context.is_active():
+            left = end - time.monotonic()
+            if left <= 0:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"all {self.slots} {self.service} {wire.BUSY_MARK}; retry later")
+            if self._free.acquire(timeout=min(left, _GATE_POLL)):
+                if self._closed.is_set() or not context.is_active():
+                    self._free.release()
+                    break
+                return
+        context.abort(grpc.StatusCode.CANCELLED, f"{self.service} call dropped before it ran: "
+                                                 f"the server is stopping or the caller left")
+
 
 def _failed(context: grpc.ServicerContext, method: str, exc: Exception, lookup: bool) -> None:
     """Abort the RPC with the status (and fedflow trailers) that `exc` maps to."""
+    if not context.is_active():  # the caller left (cancelled, deadline): nobody hears a status
+        log.debug("%s: the caller left (%s: %s)", method, type(exc).__name__, exc)
+        context.abort(grpc.StatusCode.CANCELLED, "the caller left")
     code, message = wire.status_for(exc, lookup=lookup)
     if code is grpc.StatusCode.INTERNAL:
         log.error("%s failed", method, exc_info=exc)
@@ -82,15 +112,16 @@ def _failed(context: grpc.ServicerContext, method: str, exc: Exception, lookup: 
     context.abort(code, message)
 
 
-def _guard(lookup: bool = False) -> Callable:
-    """Run a handler in a slot of its service's gate and turn any exception it raises
-    into a clean status (see module doc). Generator handlers (server streams) are
-    guarded for as long as they stream."""
+def _guard(lookup: bool = False, gated: bool = True) -> Callable:
+    """Turn any exception a handler raises into a clean status (see module doc), running the
+    handler in a slot of its service's gate unless `gated` is False (replica streams take a
+    slot only around their engine work, never while bytes cross the network). Generator
+    handlers (server streams) are guarded for as long as they stream."""
     def decorate(method: Callable) -> Callable:
         if inspect.isgeneratorfunction(method):
             @functools.wraps(method)
             def stream(self: _Base, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                with self._gate.slot(context):
+                with self._gate.slot(context) if gated else contextlib.nullcontext():
                     try:
                         yield from method(self, wire.parsed(request), context)
                     except Exception as exc:  # every failure gets a status
@@ -99,11 +130,12 @@ def _guard(lookup: bool = False) -> Callable:
 
         @functools.wraps(method)
         def handler(self: _Base, request: Any, context: grpc.ServicerContext) -> Any:
-            with self._gate.slot(context):
+            with self._gate.slot(context) if gated else contextlib.nullcontext():
                 try:
                     return self._checked(method.__name__, method(self, wire.parsed(request), context))
                 except Exception as exc:  # every failure gets a status
                     _failed(context, method.__name__, exc, lookup)
+            return None
         return handler
     return decorate
 
@@ -138,7 +170,7 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
             failure = pb.RemoteFailure(type=type(exc).__name__, message=str(exc))
             return pb.CallResponse(failure=failure)
 
-    @_guard()
+    @_guard(gated=False)
     def PushReplica(self, request_iterator: Any, context: Any) -> pb.PushReplicaResponse:
         """Keep a streamed replica (header, then chunks; size and checksum checked) in its slot."""
         assembler = ReplicaAssembler(self._limits)
@@ -147,13 +179,15 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
         source, text = assembler.finish()
         if not source:
             raise ReplicaError("a replica header must name its source engine")
-        flows = self._engine.accept_replica(source, text)
+        with self._gate.slot(context):
+            flows = self._engine.accept_replica(source, text)
         return pb.PushReplicaResponse(flows=int(flows))
 
-    @_guard(lookup=True)
+    @_guard(lookup=True, gated=False)
     def FetchReplica(self, request: pb.FetchReplicaRequest, context: Any) -> Iterator[pb.FetchReplicaResponse]:
         """Stream out the replica held of `source` (NOT_FOUND when none)."""
-        text = self._engine.replica_text(request.source)
+        with self._gate.slot(context):
+            text = self._engine.replica_text(request.source)
         for part in replica_parts(request.source, text, self._limits.chunk_bytes):
             if isinstance(part, pb.ReplicaHeader):
                 yield pb.FetchReplicaResponse(header=part)

@@ -66,6 +66,8 @@ __all__ = [
 MAX_MESSAGE_BYTES = DEFAULT_LIMITS.max_message_bytes
 MAX_REPLICA_BYTES = DEFAULT_LIMITS.max_replica_bytes
 ERROR_KEY = "fedflow-error"
+#: In the details of RESOURCE_EXHAUSTED from a server whose workers for a service are all busy.
+BUSY_MARK = "workers are busy"
 DETAIL_KEY = "fedflow-detail-bin"
 Code = grpc.StatusCode
 
@@ -247,7 +249,7 @@ def _exhausted(details: str, who: str, peer: str | None) -> E.PeerError:
         return LimitExceeded(f"a message to or from {who} is over the gRPC message size limit ({details}); "
                              f"send less, or raise the limit on both ends ({FLAGS['max_message_bytes']}, or "
                              f"Limits(max_message_bytes=...))", peer, "max_message_bytes")
-    if "concurrent rpc" in details.lower():
+    if "concurrent rpc" in details.lower() or BUSY_MARK in details:
         return E.PeerUnavailable(f"{who} is running as many calls as it allows ({details}); retry later, "
                                  f"or raise its {FLAGS['max_concurrent_rpcs']}", peer)
     return E.PeerError(f"{who} is overloaded or the message is too large ({details}); retry later, or "

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 
 import grpc
 import pytest
 
 import fedflow
-from fedflow import server, servicers, wire
+from fedflow import server, wire
 from fedflow.client import ControlClient
 from fedflow.servicers import Gate
 from fedflow.v1 import fedflow_pb2 as pb
@@ -62,10 +64,14 @@ class _Context:
 
     def __init__(self, remaining: float | None) -> None:
         self.remaining = remaining
+        self.active = True
         self.aborted: tuple[grpc.StatusCode, str] | None = None
 
     def time_remaining(self) -> float | None:
         return self.remaining
+
+    def is_active(self) -> bool:
+        return self.active
 
     def abort(self, code: grpc.StatusCode, details: str) -> None:
         self.aborted = (code, details)
@@ -106,9 +112,7 @@ def test_a_call_whose_deadline_passes_while_waiting_gets_resource_exhausted_and_
         assert other.aborted is not None
 
 
-def test_a_busy_peer_service_answers_resource_exhausted_which_callers_treat_as_transient(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(servicers, "GATE_WAIT", 0.2)  # wait this long for a slot, not 30 s
+def test_a_busy_peer_service_answers_resource_exhausted_which_callers_treat_as_transient() -> None:
     engine = fedflow.Engine(name="busy")
     release, all_in = threading.Event(), threading.Event()
     inside: list[int] = []
@@ -134,10 +138,77 @@ def test_a_busy_peer_service_answers_resource_exhausted_which_callers_treat_as_t
             assert f"all {server.WORKERS} PeerService workers are busy" in caught.value.details()
             assert wire.is_transient(caught.value), "callers retry it within their deadline"
             assert len(inside) == server.WORKERS, "the refused call never ran"
+            assert isinstance(wire.error_for(caught.value, "busy"), fedflow.PeerUnavailable)
+            with fedflow.Engine(name="caller") as caller:
+                caller.peers.connect("busy", f"127.0.0.1:{port}")
+                begin = time.monotonic()
+                with pytest.raises(fedflow.PeerUnavailable, match="busy"):
+                    caller.call_peer("busy", "hang", None, deadline=5, retry_window=1.5)
+                assert time.monotonic() - begin < 4.5, "a busy peer is given up on within the retry window"
             with ControlClient(f"127.0.0.1:{port}", deadline=5) as client:
                 assert client.status("nobody")["status"] == "unknown"
             release.set()
             assert all(call.result(timeout=30).WhichOneof("outcome") == "value" for call in calls)
     finally:
         release.set()
+        engine.close()
+
+
+def test_a_waiting_call_whose_client_left_never_runs() -> None:
+    gate = Gate("PeerService", 1)
+    gone = _Context(5.0)
+    ran: list[bool] = []
+
+    def wait_then_run() -> None:
+        with contextlib.suppress(RuntimeError), gate.slot(gone):
+            ran.append(True)
+
+    with gate.slot(_Context(5.0)):
+        waiter = threading.Thread(target=wait_then_run)
+        waiter.start()
+        time.sleep(0.1)
+        gone.active = False  # the client cancelled while waiting
+    waiter.join(5)
+    assert ran == [] and gone.aborted is not None and gone.aborted[0] is grpc.StatusCode.CANCELLED
+
+
+def test_closing_a_gate_drops_its_waiting_calls() -> None:
+    gate = Gate("ControlService", 1)
+    waiting = _Context(None)
+    waiter = threading.Thread(target=lambda: _enter_quietly(gate, waiting))
+    with gate.slot(_Context(5.0)):
+        waiter.start()
+        time.sleep(0.1)
+        gate.close()
+        waiter.join(5)
+    assert waiting.aborted is not None and waiting.aborted[0] is grpc.StatusCode.CANCELLED
+    assert "stopping" in waiting.aborted[1]
+
+
+def _enter_quietly(gate: Gate, context: _Context) -> None:
+    with contextlib.suppress(RuntimeError), gate.slot(context):
+        pytest.fail("a closed gate runs nothing more")
+
+
+def test_an_idle_replica_upload_does_not_hold_a_peer_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server, "WORKERS", 1)  # one peer slot: an upload holding it would block the call
+    engine = fedflow.Engine(name="uploads")
+    engine.expose("echo", lambda x: x)
+    idle = threading.Event()
+
+    def stalled_upload():
+        yield pb.PushReplicaRequest(header=pb.ReplicaHeader(source="x", total_bytes=10, sha256="0" * 64))
+        idle.wait(20)  # the header is in, the bytes never come
+
+    try:
+        with server.run_server(engine, "127.0.0.1:0", grace=0.5) as port, \
+                grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.PeerServiceStub(channel)
+            upload = stub.PushReplica.future(stalled_upload(), timeout=20)
+            time.sleep(0.2)
+            answer = stub.Call(pb.CallRequest(fn="echo", payload=wire.pack("hi")), timeout=5)
+            assert wire.unpack(answer.value) == "hi"
+            upload.cancel()
+    finally:
+        idle.set()
         engine.close()

@@ -144,6 +144,34 @@ def test_unknown_durability_names_the_allowed_values(db: Path, make: Callable) -
     assert not db.exists()
 
 
+@pytest.mark.parametrize("write", ["transition", "create"])
+def test_a_relaxed_write_that_times_out_on_the_lock_leaves_the_store_at_full_sync(db: Path, write: str) -> None:
+    # Given a "power" store and another connection holding the write lock, when an
+    # unacknowledged write gives up waiting, later acknowledged commits still fsync.
+    made = SQLiteStore(db, durability="power", timeout=0.1)
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        made.create(FlowRecord(id="f", name=None, status=SUSPENDED, input="null"))
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(FedflowError, match="locked"):
+            if write == "transition":
+                made.transition("f", [SUSPENDED], {"status": RUNNING}, [{"t": "s"}], acknowledge=False)
+            else:
+                made.create(FlowRecord(id="g", name=None, status=RUNNING, input="null"), acknowledge=False)
+        other.execute("ROLLBACK")
+        assert made._conn.execute("PRAGMA synchronous").fetchone() == (2,), "FULL again"
+        assert made.get("f").status == SUSPENDED and made.get("g") is None, "nothing changed"
+    finally:
+        other.close()
+        made.close()
+
+
+def test_api_misuse_is_raised_as_it_is_not_as_a_store_error(store: SQLiteStore) -> None:
+    with pytest.raises(sqlite3.ProgrammingError) as caught:
+        store.create(FlowRecord(id="f", name=None, status=RUNNING, input=object()))  # type: ignore[arg-type]
+    assert caught.value.__cause__ is not caught.value
+
+
 def test_append_is_one_insert_whatever_the_log_length(store: SQLiteStore) -> None:
     store.create(rec("a"))
     store.put_flows([(rec("a"), [{"i": i} for i in range(2000)])])

@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import FedflowError
 from .base import STATUSES, SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store
@@ -197,7 +197,14 @@ class SQLiteStore(Store):
         try:
             yield
         except sqlite3.Error as exc:
-            raise self._translated(exc, operation) from exc
+            self._raise_translated(exc, operation)
+
+    def _raise_translated(self, exc: sqlite3.Error, operation: str) -> NoReturn:
+        """Raise the FedflowError for `exc`, or `exc` itself when it is API misuse."""
+        translated = self._translated(exc, operation)
+        if translated is exc:
+            raise exc
+        raise translated from exc
 
     def _translated(self, exc: sqlite3.Error, operation: str) -> BaseException:
         """The FedflowError for a failed `operation` (in ONE place); API misuse stays as it is."""
@@ -230,7 +237,7 @@ class SQLiteStore(Store):
                     if relaxed:
                         conn.execute("PRAGMA synchronous = FULL")
             except sqlite3.Error as exc:
-                raise self._translated(exc, operation) from exc
+                self._raise_translated(exc, operation)
 
     @contextlib.contextmanager
     def _tx(self, operation: str, acknowledge: bool = True) -> Iterator[sqlite3.Connection]:
@@ -244,8 +251,8 @@ class SQLiteStore(Store):
             conn = self._live()
             if relaxed:
                 conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            try:  # BEGIN inside: a lock timeout must not leave the connection relaxed
+                conn.execute("BEGIN IMMEDIATE")
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
