@@ -193,7 +193,7 @@ class Engine(Federation):
                 self._finish(opening, flow_id, FAILED, error=json.dumps(describe_error(exc)))
                 raise FlowFailed(f"flow {flow_id} failed: {type(exc).__name__}: {exc}; {_AFTER_FAILURE}",
                                  flow_id, cause=exc) from exc
-            self._finish(opening, flow_id, DONE, result=json.dumps(tree, separators=(",", ":")))
+            self._finish(opening, flow_id, DONE, result=values.dump_tree(tree))
             return values.decode(tree)
         finally:
             with self._lock:

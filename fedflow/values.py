@@ -24,7 +24,7 @@ from typing import Any
 from .errors import UnsupportedValue
 from .railway import Fail, fail
 
-__all__ = ["check", "decode", "dumps", "encode", "loads"]
+__all__ = ["check", "decode", "dump_tree", "dumps", "encode", "loads"]
 
 _SCALARS = (str, type(None), bool)
 #: Ints longer than this many bits travel as hex: Python refuses decimal text past 4,300 digits.
@@ -173,14 +173,27 @@ def _finite_float(text: str) -> float:
 
 def dumps(value: Any, path: str = "value") -> str:
     """Encode plain data as tagged JSON text."""
-    return json.dumps(encode(value, path), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(encode(value, path))
+
+
+def dump_tree(tree: Any) -> str:
+    """Compact JSON text of an already-encoded tree (or any JSON-ready data), as stored."""
+    return _TREE_ENCODER.encode(tree)
 
 
 def loads(text: str | bytes) -> Any:
     """Decode tagged JSON text; malformed text raises `UnsupportedValue`."""
     try:
+        if isinstance(text, str):
+            return _DECODER.decode(text)
         return json.loads(text, object_hook=_untag, parse_constant=_no_constants, parse_float=_finite_float)
     except UnsupportedValue:
         raise
     except (ValueError, TypeError, RecursionError) as exc:
         raise UnsupportedValue(f"not valid tagged JSON: {exc}", path="value") from exc
+
+
+# Built once: json.dumps/json.loads with options build a new encoder/decoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_TREE_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_DECODER = json.JSONDecoder(object_hook=_untag, parse_constant=_no_constants, parse_float=_finite_float)

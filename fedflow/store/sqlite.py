@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from ..errors import FedflowError
+from ..values import dump_tree
 from .base import STATUSES, SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store
 
 __all__ = ["DURABILITY", "FORMAT", "SCHEMA_VERSION", "SQLiteStore"]
@@ -93,7 +94,7 @@ def _update_sql(columns: tuple[str, ...], expect: int | None) -> str:
 
 def _dump(entry: LogEntry) -> str:
     """A log entry as compact JSON text."""
-    return json.dumps(entry, separators=(",", ":"))
+    return dump_tree(entry)
 
 
 class SQLiteStore(Store):
