@@ -220,3 +220,22 @@ def test_property_any_plain_value_round_trips_exactly(value: Any) -> None:
 def test_property_encoded_tree_is_pure_json(value: Any) -> None:
     tree = values.encode(value)
     assert json.loads(json.dumps(tree, allow_nan=False)) == tree
+
+
+_LONG = st.text(min_size=1, max_size=40).map(lambda piece: piece * (5000 // len(piece) + 1))
+
+
+@settings(max_examples=200)
+@given(_LONG)
+def test_long_texts_come_out_exactly_as_json_writes_them(text: str) -> None:
+    # The long-text fast path must agree with json byte for byte, escapes or not.
+    assert values.dumps(text) == json.dumps(text, ensure_ascii=False, separators=(",", ":"))
+    assert values.dump_tree(text) == json.dumps(text, separators=(",", ":"))
+    assert values.loads(values.dumps(text)) == text
+
+
+@pytest.mark.parametrize("tail", ['"', "\\", "\n", "\x00", "\x1f", "\x7f", "é", "\u2028"])
+def test_a_long_text_with_one_character_to_escape_is_escaped(tail: str) -> None:
+    text = "x" * 10_000 + tail
+    assert values.dumps(text) == json.dumps(text, ensure_ascii=False, separators=(",", ":"))
+    assert values.dump_tree(text) == json.dumps(text, separators=(",", ":"))
