@@ -160,10 +160,11 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
     @_guard()
     def Call(self, request: pb.CallRequest, context: Any) -> pb.CallResponse:
         """Run an exposed function; its own exception comes back as `failure`, not a status."""
-        payload = wire.unpack(request.payload, "payload")
+        payload = wire.unpack_call_value(request.payload, request.blobs, "payload")
         try:
             value = self._engine.invoke(request.fn, payload, request.call_id or None)
-            return pb.CallResponse(value=wire.pack(value, "result"))
+            data, blobs = wire.pack_call_value(value, "result")
+            return pb.CallResponse(value=data, blobs=blobs)
         except UnknownFunction:
             raise
         except Exception as exc:  # the function's own failure travels as data

@@ -19,12 +19,13 @@ import base64
 import binascii
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from .errors import UnsupportedValue
 from .railway import Fail, fail
 
-__all__ = ["check", "decode", "dump_tree", "dumps", "encode", "loads"]
+__all__ = ["check", "decode", "dump_tree", "dumps", "dumps_lifting", "encode", "loads", "loads_lifted"]
 
 _SCALARS = (str, type(None), bool)
 #: Ints longer than this many bits travel as hex: Python refuses decimal text past 4,300 digits.
@@ -42,13 +43,41 @@ def _refuse(value: Any, path: str, why: str = "") -> UnsupportedValue:
 def encode(value: Any, path: str = "value") -> Any:
     """Check `value` is plain data and return its JSON-ready tagged tree."""
     try:
-        return _encode(value, path)
+        return _encode(value, path, None)
     except RecursionError as exc:
         raise UnsupportedValue(f"{path}: nested too deeply to be plain data; flatten it", path=path) from exc
 
 
-def _encode(value: Any, path: str) -> Any:
+def dumps_lifting(value: Any, path: str = "value", min_size: int = 4096) -> tuple[str, list[bytes]]:
+    """Like `dumps`, but every str or bytes of at least `min_size` is lifted out as a blob,
+    leaving ``{"$text": i}`` (UTF-8) or ``{"$blob": i}`` in the text; the text and the blobs.
+    `loads_lifted` puts them back. (The wire sends blobs as raw bytes: no JSON escaping, no
+    base64.)"""
+    blobs: list[bytes] = []
+
+    def lift(item: str | bytes) -> Any:
+        if len(item) < min_size:
+            return None
+        if type(item) is bytes:
+            blobs.append(item)
+            return {"$blob": len(blobs) - 1}
+        try:
+            blobs.append(item.encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate: leave it to the JSON text
+            return None
+        return {"$text": len(blobs) - 1}
+
+    try:
+        tree = _encode(value, path, lift)
+    except RecursionError as exc:
+        raise UnsupportedValue(f"{path}: nested too deeply to be plain data; flatten it", path=path) from exc
+    return _ENCODER.encode(tree), blobs
+
+
+def _encode(value: Any, path: str, lift: Callable[[str | bytes], Any] | None) -> Any:
     kind = type(value)
+    if kind is str:
+        return value if lift is None else (lift(value) or value)
     if kind in _SCALARS:
         return value
     if kind is int:
@@ -58,20 +87,21 @@ def _encode(value: Any, path: str) -> Any:
             raise _refuse(value, path, f"{value!r} is not a finite float")
         return value
     if kind is list or kind is tuple:
-        return [_encode(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [_encode(item, f"{path}[{i}]", lift) for i, item in enumerate(value)]
     if kind is dict:
         out = {}
         for key, item in value.items():
             if type(key) is not str:
                 raise _refuse(value, f"{path}[{key!r}]", f"dict key {key!r} is not a str")
-            out[key] = _encode(item, f"{path}[{key!r}]")
+            out[key] = _encode(item, f"{path}[{key!r}]", lift)
         if len(out) == 1 and next(iter(out)).startswith("$"):
             return {"$map": [[k, v] for k, v in out.items()]}
         return out
     if kind is bytes:
-        return {"$bytes": base64.b64encode(value).decode("ascii")}
+        lifted = None if lift is None else lift(value)
+        return lifted or {"$bytes": base64.b64encode(value).decode("ascii")}
     if kind is Fail:
-        return {"$fail": _encode(value.reason, f"{path}.reason")}
+        return {"$fail": _encode(value.reason, f"{path}.reason", lift)}
     raise _refuse(value, path)
 
 
@@ -208,6 +238,37 @@ def loads(text: str | bytes) -> Any:
         if isinstance(text, str):
             return _DECODER.decode(text)
         return json.loads(text, object_hook=_untag, parse_constant=_no_constants, parse_float=_finite_float)
+    except UnsupportedValue:
+        raise
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise UnsupportedValue(f"not valid tagged JSON: {exc}", path="value") from exc
+
+
+def loads_lifted(text: str | bytes, blobs: list[bytes]) -> Any:
+    """Decode text made by `dumps_lifting`, putting `blobs` back in place of their
+    ``{"$text": i}`` / ``{"$blob": i}`` tags; a tag naming no blob, or a text blob that is
+    not UTF-8, raises `UnsupportedValue`."""
+    if not blobs:
+        return loads(text)
+
+    def untag(obj: dict) -> Any:
+        if len(obj) == 1:
+            tag, index = next(iter(obj.items()))
+            if tag in ("$text", "$blob"):
+                if type(index) is not int or not 0 <= index < len(blobs):
+                    raise UnsupportedValue(f"{tag} names blob {index!r}, but {len(blobs)} came with the "
+                                           f"value", path=tag)
+                if tag == "$blob":
+                    return bytes(blobs[index])
+                try:
+                    return bytes(blobs[index]).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise UnsupportedValue(f"text blob {index} is not UTF-8 ({exc})", path=tag) from exc
+        return _untag(obj)
+
+    decoder = json.JSONDecoder(object_hook=untag, parse_constant=_no_constants, parse_float=_finite_float)
+    try:
+        return decoder.decode(text if isinstance(text, str) else text.decode("utf-8"))
     except UnsupportedValue:
         raise
     except (ValueError, TypeError, RecursionError) as exc:

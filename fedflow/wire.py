@@ -41,7 +41,7 @@ from .errors import LimitExceeded
 from .limits import DEFAULT_LIMITS, FLAGS, Limits
 from .replica_stream import CHUNK_BYTES, ReplicaAssembler, replica_parts
 from .v1 import fedflow_pb2 as pb
-from .values import dumps, loads
+from .values import dumps, dumps_lifting, loads, loads_lifted
 
 __all__ = [
     "CHUNK_BYTES",
@@ -53,6 +53,7 @@ __all__ = [
     "error_for",
     "is_transient",
     "pack",
+    "pack_call_value",
     "parsed",
     "replica_parts",
     "service_handler",
@@ -61,10 +62,13 @@ __all__ = [
     "status_to_proto",
     "trailers_for",
     "unpack",
+    "unpack_call_value",
 ]
 
 MAX_MESSAGE_BYTES = DEFAULT_LIMITS.max_message_bytes
 MAX_REPLICA_BYTES = DEFAULT_LIMITS.max_replica_bytes
+#: A str or bytes in a call's payload or answer at least this long travels as a raw blob.
+BLOB_MIN_BYTES = 4096
 ERROR_KEY = "fedflow-error"
 #: In the details of RESOURCE_EXHAUSTED from a server whose workers for a service are all busy.
 BUSY_MARK = "workers are busy"
@@ -76,6 +80,22 @@ Code = grpc.StatusCode
 def pack(value: Any, path: str = "value") -> bytes:
     """Encode plain data for a `bytes` value field; raises UnsupportedValue."""
     return dumps(value, path).encode("utf-8")
+
+
+def pack_call_value(value: Any, path: str) -> tuple[bytes, list[bytes]]:
+    """Encode a call's payload or answer: tagged JSON with every str or bytes of at least
+    `BLOB_MIN_BYTES` lifted out as a raw blob (sent in the message's `blobs`)."""
+    text, blobs = dumps_lifting(value, path, BLOB_MIN_BYTES)
+    return text.encode("utf-8"), blobs
+
+
+def unpack_call_value(data: bytes, blobs: Any, what: str) -> Any:
+    """Decode what `pack_call_value` made (`blobs` as received); raises UnsupportedValue."""
+    if not blobs:
+        return unpack(data, what)
+    if not data:
+        raise E.UnsupportedValue(f"{what} came with {len(blobs)} blob(s) but no value naming them", path=what)
+    return loads_lifted(data, list(blobs))
 
 
 def unpack(data: bytes, what: str = "value") -> Any:

@@ -98,6 +98,33 @@ def test_call_round_trips_plain_data_exactly(transport: GrpcTransport):
     assert same(transport.call("echo", value, deadline=5, call_id="c1"), value)
 
 
+def test_long_strs_and_bytes_travel_as_raw_blobs_and_come_back_exact(peer: Peer, transport: GrpcTransport,
+                                                                      channel: grpc.Channel):
+    value = {"body": "ünïcode " * 9000, "raw": bytes(range(256)) * 300, "short": "hi", "no": fedflow.fail("x" * 5000)}
+    assert same(transport.call("echo", value, deadline=5, call_id="big"), value)
+    assert same(peer.calls[-1], value)
+    data, blobs = wire.pack_call_value(value, "payload")
+    assert len(blobs) == 3 and len(data) < 200, "the long parts left the JSON text"
+    reply = pb_grpc.PeerServiceStub(channel).Call(pb.CallRequest(fn="echo", payload=data, blobs=blobs), timeout=5)
+    assert len(reply.blobs) == 3 and same(wire.unpack_call_value(reply.value, reply.blobs, "result"), value)
+
+
+@pytest.mark.parametrize(("payload", "blobs", "why"), [
+    (b'{"$text":1}', [b"only one"], "names blob 1"),
+    (b'{"$blob":-1}', [b"x"], "names blob -1"),
+    (b'{"$text":"0"}', [b"x"], "names blob '0'"),
+    (b'{"$text":0}', [b"\xff\xfe"], "not UTF-8"),
+    (b"", [b"x"], "no value naming them"),
+])
+def test_blobs_that_do_not_match_their_value_are_invalid_argument(peer: Peer, channel: grpc.Channel,
+                                                                  payload: bytes, blobs: list, why: str):
+    stub = pb_grpc.PeerServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Call(pb.CallRequest(fn="echo", payload=payload, blobs=blobs), timeout=5)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT and why in caught.value.details()
+    assert peer.calls == [], "nothing ran"
+
+
 def test_a_fail_answer_is_a_result_not_an_error(transport: GrpcTransport):
     assert same(transport.call("fail", "stock", deadline=5, call_id="f"), fedflow.fail({"why": "stock"}))
 

@@ -239,3 +239,33 @@ def test_a_long_text_with_one_character_to_escape_is_escaped(tail: str) -> None:
     text = "x" * 10_000 + tail
     assert values.dumps(text) == json.dumps(text, ensure_ascii=False, separators=(",", ":"))
     assert values.dump_tree(text) == json.dumps(text, separators=(",", ":"))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(plain)
+def test_property_lifted_values_round_trip_exactly(value: Any) -> None:
+    text, blobs = values.dumps_lifting(value, min_size=2)  # small: hypothesis's values get lifted too
+    assert same(values.loads_lifted(text, blobs), value)
+
+
+def test_long_strs_and_bytes_are_lifted_out_of_the_text_and_short_ones_stay() -> None:
+    value = {"body": "é" * 5000, "raw": b"\x00" * 5000, "short": "hi", "$k": [b"ab"]}
+    text, blobs = values.dumps_lifting(value)
+    assert blobs == ["é".encode() * 5000, b"\x00" * 5000]
+    assert "é" not in text and len(text) < 120 and '"short":"hi"' in text
+    assert values.loads_lifted(text, blobs) == value
+    assert values.dumps_lifting({"x": 1}) == (values.dumps({"x": 1}), [])
+
+
+@pytest.mark.parametrize(("text", "blobs", "why"), [
+    ('{"$text":1}', [b"a"], "names blob 1"),
+    ('{"$blob":-1}', [b"a"], "names blob -1"),
+    ('{"$blob":true}', [b"a"], "names blob True"),
+    ('{"$text":0.0}', [b"a"], "names blob 0.0"),
+    ('{"$text":0}', [b"\xff"], "not UTF-8"),
+    ('{"$text":', [b"a"], "not valid tagged JSON"),
+])
+def test_a_blob_tag_naming_no_blob_or_a_text_blob_that_is_not_utf8_is_refused(
+        text: str, blobs: list[bytes], why: str) -> None:
+    with pytest.raises(UnsupportedValue, match=why):
+        values.loads_lifted(text, blobs)

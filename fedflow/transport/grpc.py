@@ -113,11 +113,12 @@ class GrpcTransport(Transport):
     def call(self, fn: str, payload: Any, *, deadline: float, call_id: str,
              retry_window: float | None = None) -> Any:
         """Run exposed `fn` on the peer; its answer, or RemoteError if it raised."""
-        data = wire.pack(payload, "payload")
-        if len(data) > self.limits.payload_bytes:
-            raise self.limits.exceeded("max_message_bytes", len(data), f"the payload for {fn} on peer "
+        data, blobs = wire.pack_call_value(payload, "payload")
+        size = len(data) + sum(len(blob) for blob in blobs)
+        if size > self.limits.payload_bytes:
+            raise self.limits.exceeded("max_message_bytes", size, f"the payload for {fn} on peer "
                                        f"{self.name}", self.name)
-        request = pb.CallRequest(fn=fn, payload=data, call_id=call_id)
+        request = pb.CallRequest(fn=fn, payload=data, call_id=call_id, blobs=blobs)
         try:
             reply = self._with_retries(deadline, lambda t: self._stub.Call(
                 request, timeout=t, metadata=self._metadata), retry_window)
@@ -130,7 +131,7 @@ class GrpcTransport(Transport):
                                 f"or catch it with try_catch/remote_failover", self.name,
                                 remote_type=kind, remote_message=text)
         try:
-            return wire.unpack(reply.value, "result")
+            return wire.unpack_call_value(reply.value, reply.blobs, "result")
         except E.UnsupportedValue as exc:
             raise E.PeerError(f"peer {self.name} answered {fn} with an undecodable value ({exc}); "
                               f"check it runs the same fedflow version", self.name) from exc

@@ -27,14 +27,16 @@ FLOW_STATUS_MOVED: FlowStatus
 FLOW_STATUS_UNKNOWN: FlowStatus
 
 class CallRequest(_message.Message):
-    __slots__ = ("fn", "payload", "call_id")
+    __slots__ = ("fn", "payload", "call_id", "blobs")
     FN_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOBS_FIELD_NUMBER: _ClassVar[int]
     fn: str
     payload: bytes
     call_id: str
-    def __init__(self, fn: _Optional[str] = ..., payload: _Optional[bytes] = ..., call_id: _Optional[str] = ...) -> None: ...
+    blobs: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, fn: _Optional[str] = ..., payload: _Optional[bytes] = ..., call_id: _Optional[str] = ..., blobs: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class RemoteFailure(_message.Message):
     __slots__ = ("type", "message")
@@ -45,12 +47,14 @@ class RemoteFailure(_message.Message):
     def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class CallResponse(_message.Message):
-    __slots__ = ("value", "failure")
+    __slots__ = ("value", "failure", "blobs")
     VALUE_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
+    BLOBS_FIELD_NUMBER: _ClassVar[int]
     value: bytes
     failure: RemoteFailure
-    def __init__(self, value: _Optional[bytes] = ..., failure: _Optional[_Union[RemoteFailure, _Mapping]] = ...) -> None: ...
+    blobs: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, value: _Optional[bytes] = ..., failure: _Optional[_Union[RemoteFailure, _Mapping]] = ..., blobs: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class ReplicaHeader(_message.Message):
     __slots__ = ("source", "total_bytes", "sha256")
