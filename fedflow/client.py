@@ -75,14 +75,14 @@ class ControlClient:
 
     def call(self, fn: str, payload: Any = None, *, call_id: str | None = None) -> dict[str, Any]:
         """Run exposed function `fn`: `{"result": value}`; RemoteError if it raised."""
-        request = pb.CallRequest(fn=fn, payload=wire.pack(payload, "payload"),
-                                 call_id=call_id or uuid.uuid4().hex)
+        data, blobs = wire.pack_call_value(payload, "payload")
+        request = pb.CallRequest(fn=fn, payload=data, blobs=blobs, call_id=call_id or uuid.uuid4().hex)
         reply = self._rpc(self._peer.Call, request)
         if reply.WhichOneof("outcome") == "failure":
             kind, text = reply.failure.type, reply.failure.message
             raise RemoteError(f"{fn} on {self.address} raised {kind}: {text}; fix it there",
                               self.address, remote_type=kind, remote_message=text)
-        return {"result": wire.unpack(reply.value, "result")}
+        return {"result": wire.unpack_call_value(reply.value, reply.blobs, "result")}
 
     def start(self, flow: str, value: Any = None, *, flow_id: str | None = None) -> dict[str, Any]:
         """Start registered flow `flow` on input `value`: `{"id", "status": "done", "result"}`

@@ -135,6 +135,14 @@ def test_call_returns_the_result_or_raises_remote_error(served: Served):
         c.call("missing", 1)
 
 
+def test_call_carries_long_texts_and_bytes_both_ways(served: Served):
+    name = unique("callee")
+    c = served.add(name)
+    served.engines[name].expose("double", lambda x: {"text": x["text"] * 2, "raw": x["raw"] * 2})
+    value = {"text": "ß" * 6000, "raw": b"\x01\x02" * 4000}
+    assert c.call("double", value) == {"result": {"text": "ß" * 12000, "raw": b"\x01\x02" * 8000}}
+
+
 def test_replicate_restore_and_handoff_between_served_instances(served: Served, flows: dict):
     a, b, c = unique("a"), unique("b"), unique("c")
     ca, cb, cc = served.add(a), served.add(b), served.add(c)
