@@ -140,7 +140,7 @@ def make_callers(raw_channel: grpc.Channel, engine: fedflow.Engine, process_engi
     """Echo callers for a `size`-byte payload: the raw bytes, and a str that is `size` bytes as JSON.
     `engine` keeps its flows at durability "power" (the default), `process_engine` at "process"."""
     raw_payload = b"x" * size
-    text = "x" * (size - 2)  # '"xx...x"' on the wire: exactly `size` bytes
+    text = "x" * (size - 2)  # as JSON '"xx...x"': `size` bytes (from 4 KiB up it travels as a raw blob of size-2)
     stub = raw_channel.unary_unary(ECHO_METHOD)
     return Callers(
         raw=_checked(lambda: stub(raw_payload, timeout=CALL_DEADLINE), raw_payload, "raw echo"),

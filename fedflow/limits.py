@@ -58,11 +58,6 @@ class Limits:
         """Bytes of replica per streamed message: 1 MiB, or less to fit the message limit."""
         return min(MIB, self.max_message_bytes - ENVELOPE_BYTES)
 
-    @property
-    def payload_bytes(self) -> int:
-        """The largest encoded value one call can carry."""
-        return self.max_message_bytes - ENVELOPE_BYTES
-
     def exceeded(self, limit: str, size: int, what: str, peer: str | None = None) -> LimitExceeded:
         """The error for `what` (`size` bytes) going past `limit` (a field name)."""
         return LimitExceeded(f"{what} is {size} bytes, over the {getattr(self, limit)}-byte {_words(limit)}; "

@@ -126,6 +126,8 @@ def _untag(obj: dict) -> Any:
             return int(inner, 16)
         except ValueError as exc:
             raise UnsupportedValue(f"$int holds invalid hex ({exc}); use hex() of the int", path="$int") from exc
+    if tag in _BLOB_TAGS:
+        raise UnsupportedValue(f"{tag} names a blob, but no blobs came with this value", path=tag)
     if tag == "$map":
         if type(inner) is not list or not all(
                 type(p) is list and len(p) == 2 and type(p[0]) is str for p in inner):
@@ -246,18 +248,22 @@ def loads(text: str | bytes) -> Any:
 
 def loads_lifted(text: str | bytes, blobs: list[bytes]) -> Any:
     """Decode text made by `dumps_lifting`, putting `blobs` back in place of their
-    ``{"$text": i}`` / ``{"$blob": i}`` tags; a tag naming no blob, or a text blob that is
-    not UTF-8, raises `UnsupportedValue`."""
+    ``{"$text": i}`` / ``{"$blob": i}`` tags. Each blob must be named exactly once, in order
+    (as `dumps_lifting` writes them), and a text blob must be UTF-8; anything else raises
+    `UnsupportedValue`, so a small message can never decode into many copies of a blob."""
     if not blobs:
         return loads(text)
+    named = 0
 
     def untag(obj: dict) -> Any:
+        nonlocal named
         if len(obj) == 1:
             tag, index = next(iter(obj.items()))
-            if tag in ("$text", "$blob"):
-                if type(index) is not int or not 0 <= index < len(blobs):
-                    raise UnsupportedValue(f"{tag} names blob {index!r}, but {len(blobs)} came with the "
-                                           f"value", path=tag)
+            if tag in _BLOB_TAGS:
+                if type(index) is not int or index != named or named >= len(blobs):
+                    raise UnsupportedValue(f"{tag} names blob {index!r} where blob {named} of {len(blobs)} "
+                                           f"was due; each blob is named once, in order", path=tag)
+                named += 1
                 if tag == "$blob":
                     return bytes(blobs[index])
                 try:
@@ -268,13 +274,18 @@ def loads_lifted(text: str | bytes, blobs: list[bytes]) -> Any:
 
     decoder = json.JSONDecoder(object_hook=untag, parse_constant=_no_constants, parse_float=_finite_float)
     try:
-        return decoder.decode(text if isinstance(text, str) else text.decode("utf-8"))
+        value = decoder.decode(text if isinstance(text, str) else text.decode("utf-8"))
     except UnsupportedValue:
         raise
     except (ValueError, TypeError, RecursionError) as exc:
         raise UnsupportedValue(f"not valid tagged JSON: {exc}", path="value") from exc
+    if named != len(blobs):
+        raise UnsupportedValue(f"{len(blobs)} blobs came with the value but it names {named}", path="value")
+    return value
 
 
+#: Tags that stand for a lifted blob (only in a call's payload or answer, see `dumps_lifting`).
+_BLOB_TAGS = ("$text", "$blob")
 #: Strings at least this long are checked for the no-escaping fast path (shorter: json is quick).
 _LONG_TEXT = 4096
 _ESCAPED_BYTES = bytes(range(0x20)) + b'"\\'

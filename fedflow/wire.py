@@ -79,14 +79,21 @@ Code = grpc.StatusCode
 # ------------------------------------------------------------------ values
 def pack(value: Any, path: str = "value") -> bytes:
     """Encode plain data for a `bytes` value field; raises UnsupportedValue."""
-    return dumps(value, path).encode("utf-8")
+    return _utf8(dumps(value, path))
+
+
+def _utf8(text: str) -> bytes:
+    """JSON text as UTF-8; a lone surrogate (which UTF-8 cannot hold) is written as its JSON
+    escape, which decodes back to the same str. Surrogates only occur inside JSON strings,
+    after any complete escape, so the escape lands where JSON reads it."""
+    return text.encode("utf-8", "backslashreplace")
 
 
 def pack_call_value(value: Any, path: str) -> tuple[bytes, list[bytes]]:
     """Encode a call's payload or answer: tagged JSON with every str or bytes of at least
     `BLOB_MIN_BYTES` lifted out as a raw blob (sent in the message's `blobs`)."""
     text, blobs = dumps_lifting(value, path, BLOB_MIN_BYTES)
-    return text.encode("utf-8"), blobs
+    return _utf8(text), blobs
 
 
 def unpack_call_value(data: bytes, blobs: Any, what: str) -> Any:

@@ -109,12 +109,20 @@ def test_long_strs_and_bytes_travel_as_raw_blobs_and_come_back_exact(peer: Peer,
     assert len(reply.blobs) == 3 and same(wire.unpack_call_value(reply.value, reply.blobs, "result"), value)
 
 
+def test_a_lone_surrogate_crosses_the_wire_both_ways(peer: Peer, transport: GrpcTransport):
+    value = {"short": "\udc80", "long": "\ud800" + "a" * 5000}
+    assert transport.call("echo", value, deadline=5, call_id="sur") == value
+
+
 @pytest.mark.parametrize(("payload", "blobs", "why"), [
     (b'{"$text":1}', [b"only one"], "names blob 1"),
     (b'{"$blob":-1}', [b"x"], "names blob -1"),
     (b'{"$text":"0"}', [b"x"], "names blob '0'"),
     (b'{"$text":0}', [b"\xff\xfe"], "not UTF-8"),
     (b"", [b"x"], "no value naming them"),
+    (b'[{"$text":0},{"$text":0}]', [b"x" * 100_000], "where blob 1 of 1 was due"),
+    (b"1", [b"unnamed"] * 1000, "1000 blobs came with the value but it names 0"),
+    (b'{"$text":0}', [], "no blobs came"),
 ])
 def test_blobs_that_do_not_match_their_value_are_invalid_argument(peer: Peer, channel: grpc.Channel,
                                                                   payload: bytes, blobs: list, why: str):

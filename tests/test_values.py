@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedflow import Fail, UnsupportedValue, fail, values
+from fedflow import Fail, UnsupportedValue, fail, values, wire
 
 
 def same(a: Any, b: Any) -> bool:
@@ -264,8 +264,20 @@ def test_long_strs_and_bytes_are_lifted_out_of_the_text_and_short_ones_stay() ->
     ('{"$text":0.0}', [b"a"], "names blob 0.0"),
     ('{"$text":0}', [b"\xff"], "not UTF-8"),
     ('{"$text":', [b"a"], "not valid tagged JSON"),
+    ('[{"$text":0},{"$text":0}]', [b"a" * 10**6], "names blob 0 where blob 1"),  # one blob, many copies
+    ('[{"$text":1},{"$text":0}]', [b"a", b"b"], "names blob 1 where blob 0"),
+    ('1', [b"unnamed"], "1 blobs came with the value but it names 0"),
+    ('{"$text":0}', [], "no blobs came"),
+    ('{"x":{"$blob":0}}', [], "no blobs came"),
 ])
 def test_a_blob_tag_naming_no_blob_or_a_text_blob_that_is_not_utf8_is_refused(
         text: str, blobs: list[bytes], why: str) -> None:
     with pytest.raises(UnsupportedValue, match=why):
         values.loads_lifted(text, blobs)
+
+
+@pytest.mark.parametrize("value", ["\udc80" * 3, {"k\ud800": ["\udfff" + "a" * 5000]}])
+def test_lone_surrogates_travel_escaped_and_come_back_exact(value: Any) -> None:
+    data, blobs = wire.pack_call_value(value, "payload")
+    assert wire.unpack_call_value(data, blobs, "payload") == value
+    assert wire.unpack(wire.pack(value), "value") == value

@@ -114,11 +114,11 @@ class GrpcTransport(Transport):
              retry_window: float | None = None) -> Any:
         """Run exposed `fn` on the peer; its answer, or RemoteError if it raised."""
         data, blobs = wire.pack_call_value(payload, "payload")
-        size = len(data) + sum(len(blob) for blob in blobs)
-        if size > self.limits.payload_bytes:
+        request = pb.CallRequest(fn=fn, payload=data, call_id=call_id, blobs=blobs)
+        size = request.ByteSize()
+        if size > self.limits.max_message_bytes:
             raise self.limits.exceeded("max_message_bytes", size, f"the payload for {fn} on peer "
                                        f"{self.name}", self.name)
-        request = pb.CallRequest(fn=fn, payload=data, call_id=call_id, blobs=blobs)
         try:
             reply = self._with_retries(deadline, lambda t: self._stub.Call(
                 request, timeout=t, metadata=self._metadata), retry_window)
