@@ -8,6 +8,9 @@ The text form is JSON with four tagged one-key objects, so it is exact:
 ``{"$bytes": "<base64>"}``, ``{"$fail": <reason>}``, ``{"$map": [[k, v], ...]}``
 for a one-key dict whose key starts with "$" (so user data never reads as a tag),
 and ``{"$int": "<hex>"}`` for an int too long for Python's decimal conversion.
+A peer call's payload and answer may also hold ``{"$text": i}`` / ``{"$blob": i}``,
+naming a long str or bytes sent raw beside the text (`dumps_lifting`, `loads_lifted`);
+anywhere else those two tags are refused.
 
 >>> loads(dumps({"n": 2**64 + 1, "raw": b"\\x00", "no": fail("x")}))
 {'n': 18446744073709551617, 'raw': b'\\x00', 'no': Fail('x')}
