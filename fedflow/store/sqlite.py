@@ -58,7 +58,8 @@ _INSERT_LOG = "INSERT INTO log (flow_id, n, entry) VALUES (?, ?, ?)"
 _APPEND_LOG = ("INSERT INTO log (flow_id, n, entry) SELECT id, "
                "(SELECT COALESCE(MAX(n), -1) + 1 FROM log WHERE flow_id = ?1), ?2 "
                "FROM flows WHERE id = ?1 AND status = 'running'")
-_NEXT_N = "SELECT COALESCE(MAX(n), -1) + 1 FROM log WHERE flow_id = ?"
+_INSERT_NEXT = ("INSERT INTO log (flow_id, n, entry) VALUES "
+                "(?1, (SELECT COALESCE(MAX(n), -1) + 1 FROM log WHERE flow_id = ?1), ?2)")
 _TERMINAL = tuple(sorted(TERMINAL))
 _TABLES = frozenset({"meta", "flows", "log", "replicas"})
 _SCHEMA = (
@@ -326,8 +327,7 @@ class SQLiteStore(Store):
             if conn.execute(sql, params).rowcount != 1:
                 return False
             if texts:
-                (start,) = conn.execute(_NEXT_N, (flow_id,)).fetchone()
-                conn.executemany(_INSERT_LOG, [(flow_id, start + i, t) for i, t in enumerate(texts)])
+                conn.executemany(_INSERT_NEXT, [(flow_id, text) for text in texts])
             return True
 
     def delete(self, flow_id: str, only: Iterable[str]) -> bool:
