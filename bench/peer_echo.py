@@ -3,7 +3,7 @@
     python bench/peer_echo.py [--listen 127.0.0.1:0]
 
 Prints `PORT <n>` once it listens and serves until SIGTERM. It is a grpc.aio
-server (the fastest Python echo we measured) with a generic handler and no
+server with a generic handler and no
 (de)serialisers that answers inline on the event loop: the least work a
 Python gRPC echo can do. fedflow's own side of the workload is a real
 `fedflow serve --load bench/flows.py` child.
