@@ -167,7 +167,7 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
             return pb.CallResponse(value=data, blobs=blobs)
         except UnknownFunction:
             raise
-        except Exception as exc:  # the function's own failure travels as data
+        except (Exception, SystemExit) as exc:  # the function's own failure travels as data (sys.exit too)
             failure = pb.RemoteFailure(type=type(exc).__name__, message=str(exc))
             return pb.CallResponse(failure=failure)
 

@@ -133,6 +133,15 @@ def test_blobs_that_do_not_match_their_value_are_invalid_argument(peer: Peer, ch
     assert peer.calls == [], "nothing ran"
 
 
+def test_an_exposed_function_calling_sys_exit_is_a_remote_error_not_a_hung_call(peer: Peer,
+                                                                                   transport: GrpcTransport):
+    peer.engine.expose("quit", lambda _x: __import__("sys").exit(3))
+    with pytest.raises(fedflow.RemoteError) as caught:
+        transport.call("quit", None, deadline=5, call_id="q")
+    assert caught.value.remote_type == "SystemExit"
+    assert transport.call("echo", 1, deadline=5, call_id="after") == 1, "the server keeps serving"
+
+
 def test_a_fail_answer_is_a_result_not_an_error(transport: GrpcTransport):
     assert same(transport.call("fail", "stock", deadline=5, call_id="f"), fedflow.fail({"why": "stock"}))
 
