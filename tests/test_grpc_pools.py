@@ -17,19 +17,26 @@ from fedflow.v1 import fedflow_pb2 as pb
 from fedflow.v1 import fedflow_pb2_grpc as pb_grpc
 
 
-def test_control_verbs_answer_while_every_peer_worker_is_stuck() -> None:
-    release, all_in = threading.Event(), threading.Event()
-    inside: list[int] = []
-    lock = threading.Lock()
+class _Hang:
+    """An exposed function that holds its worker until `release` is set; `all_in` is set once
+    every peer worker (`server.WORKERS`) is inside it."""
 
-    def hang(_x: object) -> str:
-        with lock:
-            inside.append(1)
-            if len(inside) == server.WORKERS:
-                all_in.set()
-        release.wait(30)
+    def __init__(self) -> None:
+        self.release, self.all_in = threading.Event(), threading.Event()
+        self.inside = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, _x: object) -> str:
+        with self._lock:
+            self.inside += 1
+            if self.inside == server.WORKERS:
+                self.all_in.set()
+        self.release.wait(30)
         return "released"
 
+
+def test_control_verbs_answer_while_every_peer_worker_is_stuck() -> None:
+    hang = _Hang()
     engine = fedflow.Engine(name="pools")
     engine.expose("hang", hang)
     callers: list[threading.Thread] = []
@@ -47,13 +54,13 @@ def test_control_verbs_answer_while_every_peer_worker_is_stuck() -> None:
             callers = [threading.Thread(target=call_and_hang) for _ in range(server.WORKERS)]
             for caller in callers:
                 caller.start()
-            assert all_in.wait(20), "every peer worker should be inside the hung function"
+            assert hang.all_in.wait(20), "every peer worker should be inside the hung function"
             with ControlClient(address, deadline=5) as client:
                 assert client.status("nobody") == {"id": "nobody", "status": "unknown"}
                 assert client.list() == {"flows": []}
-            release.set()
+            hang.release.set()
     finally:
-        release.set()
+        hang.release.set()
         for caller in callers:
             caller.join(30)
         engine.close()
@@ -114,30 +121,20 @@ def test_a_call_whose_deadline_passes_while_waiting_gets_resource_exhausted_and_
 
 def test_a_busy_peer_service_answers_resource_exhausted_which_callers_treat_as_transient() -> None:
     engine = fedflow.Engine(name="busy")
-    release, all_in = threading.Event(), threading.Event()
-    inside: list[int] = []
-    lock = threading.Lock()
-
-    def hang(_x: object) -> bool:
-        with lock:
-            inside.append(1)
-            if len(inside) == server.WORKERS:
-                all_in.set()
-        return release.wait(30)
-
+    hang = _Hang()
     engine.expose("hang", hang)
     try:
         with server.run_server(engine, "127.0.0.1:0") as port, \
                 grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.PeerServiceStub(channel)
             calls = [stub.Call.future(pb.CallRequest(fn="hang"), timeout=30) for _ in range(server.WORKERS)]
-            assert all_in.wait(20), "every peer slot should be taken by a hung call"
+            assert hang.all_in.wait(20), "every peer slot should be taken by a hung call"
             with pytest.raises(grpc.RpcError) as caught:
                 stub.Call(pb.CallRequest(fn="hang"), timeout=10)
             assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
             assert f"all {server.WORKERS} PeerService workers are busy" in caught.value.details()
             assert wire.is_transient(caught.value), "callers retry it within their deadline"
-            assert len(inside) == server.WORKERS, "the refused call never ran"
+            assert hang.inside == server.WORKERS, "the refused call never ran"
             assert isinstance(wire.error_for(caught.value, "busy"), fedflow.PeerUnavailable)
             with fedflow.Engine(name="caller") as caller:
                 caller.peers.connect("busy", f"127.0.0.1:{port}")
@@ -147,10 +144,10 @@ def test_a_busy_peer_service_answers_resource_exhausted_which_callers_treat_as_t
                 assert time.monotonic() - begin < 4.5, "a busy peer is given up on within the retry window"
             with ControlClient(f"127.0.0.1:{port}", deadline=5) as client:
                 assert client.status("nobody")["status"] == "unknown"
-            release.set()
+            hang.release.set()
             assert all(call.result(timeout=30).WhichOneof("outcome") == "value" for call in calls)
     finally:
-        release.set()
+        hang.release.set()
         engine.close()
 
 
