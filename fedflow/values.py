@@ -45,10 +45,7 @@ def _refuse(value: Any, path: str, why: str = "") -> UnsupportedValue:
 
 def encode(value: Any, path: str = "value") -> Any:
     """Check `value` is plain data and return its JSON-ready tagged tree."""
-    try:
-        return _encode(value, path, None)
-    except RecursionError as exc:
-        raise UnsupportedValue(f"{path}: nested too deeply to be plain data; flatten it", path=path) from exc
+    return _encode_checked(value, path, None)
 
 
 def dumps_lifting(value: Any, path: str = "value", min_size: int = 4096) -> tuple[str, list[bytes]]:
@@ -70,11 +67,15 @@ def dumps_lifting(value: Any, path: str = "value", min_size: int = 4096) -> tupl
             return None
         return {"$text": len(blobs) - 1}
 
+    return _ENCODER.encode(_encode_checked(value, path, lift)), blobs
+
+
+def _encode_checked(value: Any, path: str, lift: Callable[[str | bytes], Any] | None) -> Any:
+    """`_encode`, with a value nested past Python's recursion limit refused as not plain data."""
     try:
-        tree = _encode(value, path, lift)
+        return _encode(value, path, lift)
     except RecursionError as exc:
         raise UnsupportedValue(f"{path}: nested too deeply to be plain data; flatten it", path=path) from exc
-    return _ENCODER.encode(tree), blobs
 
 
 def _encode(value: Any, path: str, lift: Callable[[str | bytes], Any] | None) -> Any:
@@ -208,17 +209,19 @@ def _finite_float(text: str) -> float:
 
 def dumps(value: Any, path: str = "value") -> str:
     """Encode plain data as tagged JSON text."""
-    tree = encode(value, path)
-    if type(tree) is str and len(tree) >= _LONG_TEXT:
-        return _long_text_json(tree, ascii_only=False) or _ENCODER.encode(tree)
-    return _ENCODER.encode(tree)
+    return _to_json(encode(value, path), _ENCODER, ascii_only=False)
 
 
 def dump_tree(tree: Any) -> str:
     """Compact JSON text of an already-encoded tree (or any JSON-ready data), as stored."""
+    return _to_json(tree, _TREE_ENCODER, ascii_only=True)
+
+
+def _to_json(tree: Any, encoder: json.JSONEncoder, ascii_only: bool) -> str:
+    """`encoder.encode(tree)`, taking the no-escaping path for a top-level long text."""
     if type(tree) is str and len(tree) >= _LONG_TEXT:
-        return _long_text_json(tree, ascii_only=True) or _TREE_ENCODER.encode(tree)
-    return _TREE_ENCODER.encode(tree)
+        return _long_text_json(tree, ascii_only) or encoder.encode(tree)
+    return encoder.encode(tree)
 
 
 def _long_text_json(text: str, ascii_only: bool) -> str | None:
@@ -239,10 +242,16 @@ def _long_text_json(text: str, ascii_only: bool) -> str | None:
 
 def loads(text: str | bytes) -> Any:
     """Decode tagged JSON text; malformed text raises `UnsupportedValue`."""
+    return _decode_text(_DECODER, text)
+
+
+def _decode_text(decoder: json.JSONDecoder, text: str | bytes) -> Any:
+    """`decoder.decode(text)` (bytes decoded as json.loads does); malformed text raises
+    `UnsupportedValue`."""
     try:
-        if isinstance(text, str):
-            return _DECODER.decode(text)
-        return json.loads(text, object_hook=_untag, parse_constant=_no_constants, parse_float=_finite_float)
+        if not isinstance(text, str):
+            text = text.decode(json.detect_encoding(text), "surrogatepass")
+        return decoder.decode(text)
     except UnsupportedValue:
         raise
     except (ValueError, TypeError, RecursionError) as exc:
@@ -276,12 +285,7 @@ def loads_lifted(text: str | bytes, blobs: list[bytes]) -> Any:
         return _untag(obj)
 
     decoder = json.JSONDecoder(object_hook=untag, parse_constant=_no_constants, parse_float=_finite_float)
-    try:
-        value = decoder.decode(text if isinstance(text, str) else text.decode("utf-8"))
-    except UnsupportedValue:
-        raise
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise UnsupportedValue(f"not valid tagged JSON: {exc}", path="value") from exc
+    value = _decode_text(decoder, text)
     if named != len(blobs):
         raise UnsupportedValue(f"{len(blobs)} blobs came with the value but it names {named}", path="value")
     return value
