@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from fedflow.store import SQLiteStore
+from fedflow.store import SQLiteStore, sqlite_sql
 from fedflow.store.base import DONE, RUNNING, SUSPENDED, FlowRecord, LogEntry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 STEPS = 3
 FLOW = "crash-recovery-test-flow"
 TARGETS = (1, 9, 40, 120)  # acks to wait for before each SIGKILL
+BODY = "b" * (5 * sqlite_sql.SPILL_CHARS)  # engine-mode flows carry it: their input, journal and result spill
 RANK = {"create": 0, "step 0": 1, "step 1": 2, "step 2": 3, "suspend": 4, "resume": 5, "done": 6}
 Move = tuple[str, str, dict[str, Any], list[LogEntry]]
 
@@ -129,7 +130,7 @@ def engine_child(db: str, durability: str, work: Path, gen: int, finish: bool) -
         i = len(engine.list())
         while not finish:
             flow_id = f"e{i:05}"
-            assert fedflow.is_suspended(engine.start(FLOW, {"id": flow_id}, id=flow_id))
+            assert fedflow.is_suspended(engine.start(FLOW, {"id": flow_id, "body": BODY}, id=flow_id))
             note(work / "acks", f"{flow_id} suspend")
             assert engine.resume(flow_id, "ok")["review"] == "ok"
             note(work / "acks", f"{flow_id} done")
@@ -296,7 +297,8 @@ def test_engine_replays_running_flows_without_rerunning_steps(tmp_path: Path, du
             engine.resume(flow_id, "ok")
         assert {status for _, status in engine.list()} == {DONE}
         for flow_id, _ in engine.list():
-            assert engine.result(flow_id) == {"id": flow_id, "gen": engine.result(flow_id)["gen"], "review": "ok"}
+            assert engine.result(flow_id) == {"id": flow_id, "body": BODY, "gen": engine.result(flow_id)["gen"],
+                                              "review": "ok"}
         check_effects(engine.store, tmp_path)
 
 

@@ -8,13 +8,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from fedflow.store import MemoryStore, SQLiteStore, Store
+from fedflow.store import MemoryStore, SQLiteStore, Store, sqlite_sql
 from fedflow.store.base import CANCELLED, DONE, FAILED, MOVED, RUNNING, SUSPENDED, TERMINAL, FlowRecord
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
-    """A fresh, empty store of each kind."""
+@pytest.fixture(params=["memory", "sqlite", "sqlite-spilling"])
+def store(request: pytest.FixtureRequest, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    """A fresh, empty store of each kind; "sqlite-spilling" keeps every value out of line
+    (in its bodies table), so the whole contract covers that path too."""
+    if request.param == "sqlite-spilling":
+        monkeypatch.setattr(sqlite_sql, "SPILL_CHARS", 1)
     made = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
     yield made
     made.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fedflow.errors import FedflowError
-from fedflow.store import MemoryStore, SQLiteStore, open_store
+from fedflow.store import MemoryStore, SQLiteStore, open_store, sqlite_sql
 from fedflow.store.base import DONE, RUNNING, SUSPENDED, FlowRecord
 
 
@@ -204,6 +204,130 @@ def test_unknown_change_field_is_refused_and_changes_nothing(store: SQLiteStore)
     assert store.get("a") == rec("a")
 
 
+# -- large values, kept out of line --------------------------------------------
+
+BIG = "x" * sqlite_sql.SPILL_CHARS  # the shortest text kept in the bodies table
+
+
+def cells(db: Path, sql: str, *params: object) -> list[tuple]:
+    """Rows of a read through a plain sqlite3 connection."""
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def test_large_values_round_trip_and_live_out_of_line(db: Path, store: SQLiteStore) -> None:
+    big = FlowRecord(id="a", name="f", status=RUNNING, input=BIG, request=BIG + "r", created=1.0)
+    assert store.create(big)
+    assert store.append_log("a", {"t": "j", "v": BIG})
+    assert store.append_log("a", {"t": "j", "v": 1})
+    assert store.transition("a", {RUNNING}, {"status": DONE, "result": BIG + "!", "request": None},
+                            [{"t": "j", "v": 2}, {"t": "s", "v": BIG}])
+    assert store.get("a") == FlowRecord(id="a", name="f", status=DONE, input=BIG, result=BIG + "!", created=1.0)
+    assert store.load_log("a") == [{"t": "j", "v": BIG}, {"t": "j", "v": 1}, {"t": "j", "v": 2},
+                                   {"t": "s", "v": BIG}]
+    assert [(r.id, log) for r, log in store.records()] == [("a", store.load_log("a"))]
+    assert cells(db, "SELECT typeof(input), typeof(result), typeof(request) FROM flows") == [("blob", "blob", "null")]
+    assert cells(db, "SELECT n, typeof(entry) FROM log ORDER BY n") == [
+        (0, "blob"), (1, "text"), (2, "text"), (3, "blob")]
+    assert sorted([slot for (slot,) in cells(db, "SELECT slot FROM bodies")], key=str) == [
+        0, 3, "input", "request", "result"]  # the cleared request's body stays until the flow goes
+
+
+def test_value_just_under_the_limit_stays_in_its_row(db: Path, store: SQLiteStore) -> None:
+    store.create(FlowRecord("a", "f", RUNNING, BIG[1:]))
+    assert store.get("a").input == BIG[1:]
+    assert cells(db, "SELECT typeof(input) FROM flows") == [("text",)]
+    assert cells(db, "SELECT count(*) FROM bodies") == [(0,)]
+
+
+def test_deleting_or_replacing_flows_drops_their_bodies(db: Path, store: SQLiteStore) -> None:
+    for flow_id in ("a", "b", "c"):
+        store.create(FlowRecord(flow_id, "f", RUNNING, BIG))
+        store.append_log(flow_id, {"v": BIG})
+    store.transition("a", None, {"status": DONE})
+    store.transition("b", None, {"status": DONE})
+    assert store.delete("a", {DONE})
+    assert store.delete_terminal() == 1
+    assert cells(db, "SELECT DISTINCT flow_id FROM bodies") == [("c",)]
+    store.put_flows([(FlowRecord("c", "f", SUSPENDED, "1"), [{"v": 1}])])
+    assert cells(db, "SELECT count(*) FROM bodies") == [(0,)]
+    assert store.get("c") == FlowRecord("c", "f", SUSPENDED, "1")
+    assert store.load_log("c") == [{"v": 1}]
+
+
+def test_append_of_large_entry_to_a_flow_not_running_changes_nothing(db: Path, store: SQLiteStore) -> None:
+    store.create(FlowRecord("a", "f", SUSPENDED, "1"))
+    assert store.append_log("a", {"v": BIG}) is False
+    assert store.append_log("missing", {"v": BIG}) is False
+    assert store.transition("a", {RUNNING}, {"result": BIG}, [{"v": BIG}]) is False
+    assert cells(db, "SELECT count(*) FROM bodies") == [(0,)]
+    assert store.load_log("a") == []
+
+
+@pytest.mark.parametrize(("slot", "says"), [
+    ("input", r"corrupt flow row .id 'a': input missing"),
+    ("result", r"corrupt flow row .id 'a': result missing"),
+    (0, r"corrupt log entry 0 of flow 'a'"),
+])
+def test_missing_body_is_reported_corrupt(db: Path, store: SQLiteStore, slot: object, says: str) -> None:
+    store.create(FlowRecord("a", "f", RUNNING, BIG))
+    store.append_log("a", {"v": BIG})
+    store.transition("a", None, {"result": BIG})
+    raw(db, f"DELETE FROM bodies WHERE slot = {slot!r}")
+    read = store.load_log if slot == 0 else store.get
+    with pytest.raises(FedflowError, match=f"{named(db)}.*{says}"):
+        read("a")
+
+
+# -- upgrading an older file ---------------------------------------------------
+
+_SCHEMA_1 = (  # what fedflow wrote before the bodies table (schema 1), verbatim
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE flows (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
+    "name TEXT, status TEXT NOT NULL, input TEXT, result TEXT, error TEXT, waiting TEXT, "
+    "request TEXT, owner TEXT, epoch INTEGER NOT NULL DEFAULT 0, "
+    "created REAL NOT NULL DEFAULT 0, updated REAL NOT NULL DEFAULT 0)",
+    "CREATE INDEX flows_status ON flows (status)",
+    "CREATE TABLE log (flow_id TEXT NOT NULL, n INTEGER NOT NULL, "
+    "entry TEXT NOT NULL, PRIMARY KEY (flow_id, n)) WITHOUT ROWID",
+    "CREATE TABLE replicas (source TEXT PRIMARY KEY, text TEXT NOT NULL, updated REAL NOT NULL)",
+    "INSERT INTO meta VALUES ('format', 'fedflow-store'), ('schema_version', '1')",
+)
+
+
+def test_schema_1_file_is_upgraded_in_place_keeping_every_flow(db: Path) -> None:
+    raw(db, *_SCHEMA_1,
+        f"INSERT INTO flows (seq, id, name, status, input, waiting) VALUES (7, 'late', 'f', 'suspended', "
+        f"'\"{BIG}\"', 'go')",
+        "INSERT INTO flows (seq, id, name, status, input, result) VALUES (3, 'early', 'g', 'done', '1', '9')",
+        f"INSERT INTO log VALUES ('late', 0, '{{\"v\": \"{BIG}\"}}')",
+        "INSERT INTO replicas VALUES ('peer', '{}', 1.0)")
+    store = SQLiteStore(db)
+    try:
+        assert store.list() == [("early", DONE), ("late", SUSPENDED)]
+        assert store.get("late") == FlowRecord("late", "f", SUSPENDED, f'"{BIG}"', waiting="go")
+        assert store.get("early") == FlowRecord("early", "g", DONE, "1", result="9")
+        assert store.get_replica("peer") == "{}"
+        assert store.transition("late", {SUSPENDED}, {"status": RUNNING, "result": BIG}, [{"v": BIG}])
+        assert store.load_log("late") == [{"v": BIG}, {"v": BIG}]
+        assert store.get("late").result == BIG
+    finally:
+        store.close()
+    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert cells(db, "SELECT n, typeof(entry) FROM log ORDER BY n") == [(0, "text"), (1, "blob")]
+
+
+def test_schema_1_file_missing_a_table_is_refused_unchanged(db: Path) -> None:
+    raw(db, *_SCHEMA_1, "DROP TABLE replicas")
+    before = db.read_bytes()
+    with pytest.raises(FedflowError, match=r"damaged fedflow store \(schema 1, missing tables \['replicas'\]"):
+        SQLiteStore(db)
+    assert db.read_bytes() == before
+
+
 # -- files that are not (our) stores -----------------------------------------
 
 def _random_bytes(path: Path) -> None:
@@ -243,7 +367,7 @@ def _missing_table(path: Path) -> None:
     (_foreign_db, r"not a fedflow store \(tables: users\)"),
     (_foreign_meta, "not a fedflow store"),
     (_other_format, "not a fedflow store .format 'other-app'"),
-    (_newer, r"newer fedflow \(store schema 99; this fedflow reads 1\); upgrade fedflow"),
+    (_newer, r"newer fedflow \(store schema 99; this fedflow reads 2\); upgrade fedflow"),
     (_missing_table, r"damaged fedflow store .*'replicas'"),
 ])
 def test_bad_file_is_refused_by_name_and_left_unchanged(db: Path, make: Callable, says: str) -> None:

@@ -8,9 +8,9 @@ its change survives ``kill -9`` (``durability="process"``, WAL with
 ``synchronous=NORMAL``) or power loss (``durability="power"``, the default,
 ``synchronous=FULL``).
 
-Tables: ``meta`` (``format``, ``schema_version``), ``flows`` (one row per
-flow, ``seq`` gives creation order), ``log`` (one row per log entry, keyed
-by ``(flow_id, n)``, so an append is one INSERT) and ``replicas``.
+Tables and statements are in `sqlite_sql`: large values (a 64 KiB input, a
+journaled answer) live out of line in ``bodies``, so a status change
+rewrites a small row; a schema-1 file is upgraded in place when opened.
 
 A file that is not a fedflow store, was written by a newer fedflow, is
 locked, or holds a corrupt row raises `FedflowError` naming the file; such
@@ -20,7 +20,6 @@ a file is never reset or rewritten.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import json
 import operator
@@ -33,64 +32,39 @@ from typing import Any, NoReturn
 
 from ..errors import FedflowError
 from ..values import dump_tree
+from . import sqlite_sql as sql
 from .base import STATUSES, SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store
+from .sqlite_sql import FORMAT, SCHEMA_VERSION
 
 __all__ = ["DURABILITY", "FORMAT", "SCHEMA_VERSION", "SQLiteStore"]
 
-#: The store format this module reads and writes.
-FORMAT = "fedflow-store"
-#: The schema version this module writes; files with a higher one are refused.
-SCHEMA_VERSION = 1
 #: durability setting -> ``PRAGMA synchronous`` value.
 DURABILITY = {"process": "NORMAL", "power": "FULL"}
 
 _BATCH = 500  # flows per read in records()
-_COLUMNS = tuple(field.name for field in dataclasses.fields(FlowRecord))
-_COLS = ", ".join(_COLUMNS)
-_row = operator.attrgetter(*_COLUMNS)  # a FlowRecord as a flows row
-_SELECT = f"SELECT {_COLS} FROM flows"
-_UPSERT = (f"INSERT INTO flows ({_COLS}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
-           f"ON CONFLICT(id) DO UPDATE SET "
-           + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "id"))
-_CREATE = (f"INSERT INTO flows ({_COLS}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
-           f"ON CONFLICT(id) DO NOTHING")
-_INSERT_LOG = "INSERT INTO log (flow_id, n, entry) VALUES (?, ?, ?)"
-_APPEND_LOG = ("INSERT INTO log (flow_id, n, entry) SELECT id, "
-               "(SELECT COALESCE(MAX(n), -1) + 1 FROM log WHERE flow_id = ?1), ?2 "
-               "FROM flows WHERE id = ?1 AND status = 'running'")
-_INSERT_NEXT = ("INSERT INTO log (flow_id, n, entry) VALUES "
-                "(?1, (SELECT COALESCE(MAX(n), -1) + 1 FROM log WHERE flow_id = ?1), ?2)")
+_row = operator.attrgetter(*sql.COLUMNS)  # a FlowRecord as a flows row
+_SPILL_AT = tuple((sql.COLUMNS.index(c), c) for c in sql.SPILLABLE)
 _TERMINAL = tuple(sorted(TERMINAL))
-_TABLES = frozenset({"meta", "flows", "log", "replicas"})
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS flows (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
-    "name TEXT, status TEXT NOT NULL, input TEXT, result TEXT, error TEXT, waiting TEXT, "
-    "request TEXT, owner TEXT, epoch INTEGER NOT NULL DEFAULT 0, "
-    "created REAL NOT NULL DEFAULT 0, updated REAL NOT NULL DEFAULT 0)",
-    "CREATE INDEX IF NOT EXISTS flows_status ON flows (status)",
-    "CREATE TABLE IF NOT EXISTS log (flow_id TEXT NOT NULL, n INTEGER NOT NULL, "
-    "entry TEXT NOT NULL, PRIMARY KEY (flow_id, n)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS replicas (source TEXT PRIMARY KEY, text TEXT NOT NULL, "
-    "updated REAL NOT NULL)",
-)
+_update_sql = functools.lru_cache(maxsize=256)(sql.update_sql)
+
+Body = tuple[str, Any, str]  # (flow_id, slot, text): one value kept in the bodies table
 
 
-def _marks(count: int) -> str:
-    """``?, ?, ?`` with `count` placeholders."""
-    return ", ".join("?" * count)
+def _large(text: Any) -> bool:
+    """Whether `text` (a column value or entry text) is kept out of line."""
+    return type(text) is str and len(text) >= sql.SPILL_CHARS
 
 
-@functools.lru_cache(maxsize=256)
-def _update_sql(columns: tuple[str, ...], expect: int | None) -> str:
-    """The compare-and-set UPDATE for `columns`, guarded by `expect` statuses (None: any)."""
-    bad = [c for c in columns if c not in _COLUMNS or c == "id"]
-    if bad:
-        raise ValueError(f"transition cannot change {bad}; changeable fields: "
-                         f"{[c for c in _COLUMNS if c != 'id']}")
-    sets = ", ".join(f"{c} = ?" for c in columns) or "status = status"
-    guard = "" if expect is None else f" AND status IN ({_marks(expect)})"
-    return f"UPDATE flows SET {sets} WHERE id = ?{guard}"
+def _flow_row(rec: FlowRecord) -> tuple[tuple[Any, ...], list[Body]]:
+    """`rec` as a flows row with its large values spilled, and the bodies they need."""
+    row = _row(rec)
+    spilled = [(at, column) for at, column in _SPILL_AT if _large(row[at])]
+    if not spilled:
+        return row, []
+    cells = list(row)
+    for at, _column in spilled:
+        cells[at] = sql.SPILLED
+    return tuple(cells), [(rec.id, column, row[at]) for at, column in spilled]
 
 
 def _dump(entry: LogEntry) -> str:
@@ -135,8 +109,10 @@ class SQLiteStore(Store):
         conn = self._live()
         tables = self._tables()
         if tables:
-            self._check_meta(tables)
+            version = self._check_meta(tables)
             conn.execute("PRAGMA journal_mode = WAL")
+            if version < SCHEMA_VERSION:
+                self._upgrade()
         else:
             conn.execute("PRAGMA journal_mode = WAL")
             with self._tx("create the schema"):
@@ -144,7 +120,7 @@ class SQLiteStore(Store):
                 if tables:  # another process created it meanwhile
                     self._check_meta(tables)
                 else:
-                    for statement in _SCHEMA:
+                    for statement in sql.SCHEMA:
                         conn.execute(statement)
                     conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                                      [("format", FORMAT), ("schema_version", str(SCHEMA_VERSION))])
@@ -155,8 +131,15 @@ class SQLiteStore(Store):
         rows = self._live().execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         return {name for (name,) in rows}
 
-    def _check_meta(self, tables: set[str]) -> None:
-        """Raise unless the file (with `tables`) is a fedflow store of a schema version we read."""
+    def _upgrade(self) -> None:
+        """Upgrade a schema-1 file to this schema, in one transaction (all or nothing)."""
+        with self._tx("upgrade the store to schema 2") as conn:
+            if self._check_meta(self._tables()) < SCHEMA_VERSION:  # not done meanwhile elsewhere
+                for statement in sql.UPGRADE_FROM_1:
+                    conn.execute(statement)
+
+    def _check_meta(self, tables: set[str]) -> int:
+        """The file's schema version; raise unless it (with `tables`) is a fedflow store we read."""
         if "meta" not in tables:
             raise self._error(f"is a SQLite database but not a fedflow store (tables: "
                               f"{', '.join(sorted(tables))})", "use another path; fedflow left it unchanged")
@@ -176,10 +159,11 @@ class SQLiteStore(Store):
         if int(version) > SCHEMA_VERSION:
             raise self._error(f"was written by a newer fedflow (store schema {version}; this "
                               f"fedflow reads {SCHEMA_VERSION})", "upgrade fedflow to open it")
-        missing = _TABLES - tables
+        missing = sorted(sql.TABLES.get(int(version), sql.TABLES[SCHEMA_VERSION]) - tables)
         if int(version) < 1 or missing:
             raise self._error(f"is a damaged fedflow store (schema {version}, missing tables "
-                              f"{sorted(missing)})", "restore it from a replica")
+                              f"{missing})", "restore it from a replica")
+        return int(version)
 
     # -- plumbing ------------------------------------------------------------
 
@@ -277,6 +261,10 @@ class SQLiteStore(Store):
         if type(rec.id) is not str or rec.status not in STATUSES or type(rec.epoch) is not int:
             raise self._error(f"has a corrupt flow row (id {rec.id!r}, status {rec.status!r}, "
                               f"epoch {rec.epoch!r})", "restore it from a replica")
+        lost = [column for column in sql.SPILLABLE if type(getattr(rec, column)) is bytes]
+        if lost or type(rec.input) is not str:
+            raise self._error(f"has a corrupt flow row (id {rec.id!r}: {', '.join(lost) or 'input'} "
+                              f"missing)", "restore it from a replica")
         return rec
 
     def _entry(self, flow_id: str, n: int, text: Any) -> LogEntry:
@@ -295,58 +283,85 @@ class SQLiteStore(Store):
 
     def create(self, record: FlowRecord, *, acknowledge: bool = True) -> bool:
         """Insert a new flow; False (and nothing changed) if the id already exists."""
-        return self._write_one("create a flow", _CREATE, _row(record), acknowledge) == 1
+        row, bodies = _flow_row(record)
+        if not bodies:
+            return self._write_one("create a flow", sql.CREATE, row, acknowledge) == 1
+        with self._tx("create a flow", acknowledge) as conn:
+            if conn.execute(sql.CREATE, row).rowcount != 1:
+                return False
+            conn.executemany(sql.PUT_BODY, bodies)
+            return True
 
     def get(self, flow_id: str) -> FlowRecord | None:
         """The record for `flow_id`, or None."""
         with self._reading("read a flow") as conn:
-            row = conn.execute(f"{_SELECT} WHERE id = ?", (flow_id,)).fetchone()
+            row = conn.execute(f"{sql.SELECT} WHERE id = ?", (flow_id,)).fetchone()
         return None if row is None else self._record(row)
 
     def load_log(self, flow_id: str) -> list[LogEntry]:
         """The flow's log entries in append order (empty if none)."""
         with self._reading("read a log") as conn:
-            rows = conn.execute("SELECT n, entry FROM log WHERE flow_id = ? ORDER BY n",
+            rows = conn.execute(f"SELECT n, {sql.ENTRY} FROM log WHERE flow_id = ? ORDER BY n",
                                 (flow_id,)).fetchall()
         return [self._entry(flow_id, n, text) for n, text in rows]
 
     def append_log(self, flow_id: str, entry: LogEntry, *, acknowledge: bool = True) -> bool:
         """Append one entry to a running flow's log (one INSERT); False if it is not running."""
-        return self._write_one("append to a log", _APPEND_LOG, (flow_id, _dump(entry)), acknowledge) == 1
+        text = _dump(entry)
+        if not _large(text):
+            return self._write_one("append to a log", sql.APPEND_LOG, (flow_id, text), acknowledge) == 1
+        with self._tx("append to a log", acknowledge) as conn:
+            if conn.execute(sql.APPEND_LOG, (flow_id, sql.SPILLED)).rowcount != 1:
+                return False
+            self._spill_last_entry(conn, flow_id, text)
+            return True
+
+    def _spill_last_entry(self, conn: sqlite3.Connection, flow_id: str, text: str) -> None:
+        """Keep `text` as the body of the flow's last log entry (just written as SPILLED)."""
+        (n,) = conn.execute(sql.LAST_N, (flow_id,)).fetchone()
+        conn.execute(sql.PUT_BODY, (flow_id, n, text))
 
     def transition(self, flow_id: str, expect: Iterable[str] | None, changes: dict[str, Any],
                    append: Sequence[LogEntry] = (), *, acknowledge: bool = True) -> bool:
         """Compare-and-set the status, apply `changes` and append `append`, all or nothing."""
         wanted = None if expect is None else tuple(expect)
-        sql = _update_sql(tuple(changes), None if wanted is None else len(wanted))
-        params = (*changes.values(), flow_id, *(wanted or ()))
-        if not append:
-            return self._write_one("record a transition", sql, params, acknowledge) == 1
+        statement = _update_sql(tuple(changes), None if wanted is None else len(wanted))
+        spill = [column for column, text in changes.items() if column in sql.SPILLABLE and _large(text)]
+        bodies = [(flow_id, column, changes[column]) for column in spill]
+        cells = [sql.SPILLED if column in spill else text for column, text in changes.items()]
+        params = (*cells, flow_id, *(wanted or ()))
+        if not append and not bodies:
+            return self._write_one("record a transition", statement, params, acknowledge) == 1
         texts = [_dump(entry) for entry in append]
         with self._tx("record a transition", acknowledge) as conn:
-            if conn.execute(sql, params).rowcount != 1:
+            if conn.execute(statement, params).rowcount != 1:
                 return False
-            if texts:
-                conn.executemany(_INSERT_NEXT, [(flow_id, text) for text in texts])
+            conn.executemany(sql.PUT_BODY, bodies)
+            for text in texts:
+                conn.execute(sql.INSERT_NEXT, (flow_id, sql.SPILLED if _large(text) else text))
+                if _large(text):
+                    self._spill_last_entry(conn, flow_id, text)
             return True
 
     def delete(self, flow_id: str, only: Iterable[str]) -> bool:
-        """Delete the flow and its log if its status is in `only`; True if deleted."""
+        """Delete the flow, its log and its bodies if its status is in `only`; True if deleted."""
         statuses = tuple(only)
         with self._tx("delete a flow") as conn:
-            cur = conn.execute(f"DELETE FROM flows WHERE id = ? AND status IN ({_marks(len(statuses))})",
+            cur = conn.execute(f"DELETE FROM flows WHERE id = ? AND status IN ({sql.marks(len(statuses))})",
                                (flow_id, *statuses))
             if cur.rowcount != 1:
                 return False
             conn.execute("DELETE FROM log WHERE flow_id = ?", (flow_id,))
+            conn.execute(sql.DELETE_BODIES, (flow_id,))
             return True
 
     def delete_terminal(self) -> int:
         """Delete every flow in a TERMINAL status; the count removed."""
-        marks = _marks(len(_TERMINAL))
+        marks = sql.marks(len(_TERMINAL))
         with self._tx("delete finished flows") as conn:
-            conn.execute(f"DELETE FROM log WHERE flow_id IN (SELECT id FROM flows WHERE status IN ({marks}))",
-                         _TERMINAL)
+            for table in ("log", "bodies"):
+                conn.execute(f"DELETE FROM {table} WHERE flow_id IN "
+                             f"(SELECT id FROM flows WHERE status IN ({marks}))", _TERMINAL)
             return conn.execute(f"DELETE FROM flows WHERE status IN ({marks})", _TERMINAL).rowcount
 
     def list(self) -> list[tuple[str, str]]:
@@ -363,8 +378,8 @@ class SQLiteStore(Store):
     def pending(self) -> list[tuple[str, str | None, str | None]]:
         """[(id, waiting_tag, request_text_or_None), ...] for suspended flows."""
         with self._reading("list suspended flows") as conn:
-            return conn.execute("SELECT id, waiting, request FROM flows WHERE status = ? ORDER BY seq",
-                                (SUSPENDED,)).fetchall()
+            return conn.execute(f"SELECT id, waiting, {sql.column('request')} FROM flows WHERE status = ? "
+                                f"ORDER BY seq", (SUSPENDED,)).fetchall()
 
     def records(self) -> Iterator[tuple[FlowRecord, list[LogEntry]]]:
         """Every flow with its log, in creation order, read in batches (never all at once).
@@ -385,12 +400,12 @@ class SQLiteStore(Store):
             conn = self._live()
             conn.execute("BEGIN")
             try:
-                rows = conn.execute(f"SELECT seq, {_COLS} FROM flows WHERE seq > ? ORDER BY seq LIMIT ?",
-                                    (last, _BATCH)).fetchall()
+                rows = conn.execute(f"SELECT seq, {sql.RECORD_COLS} FROM flows WHERE seq > ? "
+                                    f"ORDER BY seq LIMIT ?", (last, _BATCH)).fetchall()
                 entries = conn.execute(
-                    "SELECT f.seq, l.flow_id, l.n, l.entry FROM flows f JOIN log l ON l.flow_id = f.id "
-                    "WHERE f.seq > ? AND f.seq <= ? ORDER BY f.seq, l.n",
-                    (last, rows[-1][0] if rows else last)).fetchall()
+                    f"SELECT flows.seq, log.flow_id, log.n, {sql.ENTRY} FROM flows JOIN log "
+                    f"ON log.flow_id = flows.id WHERE flows.seq > ? AND flows.seq <= ? "
+                    f"ORDER BY flows.seq, log.n", (last, rows[-1][0] if rows else last)).fetchall()
             finally:
                 conn.execute("COMMIT")
         logs: dict[int, list[LogEntry]] = {}
@@ -401,12 +416,24 @@ class SQLiteStore(Store):
     def put_flows(self, flows: Sequence[tuple[FlowRecord, list[LogEntry]]]) -> None:
         """Insert or replace these flows and their whole logs, all in one transaction."""
         latest = {rec.id: (rec, log) for rec, log in flows}  # a repeated id: the last one wins
-        rows = [_row(rec) for rec, _ in latest.values()]
-        entries = [(fid, n, _dump(e)) for fid, (_, log) in latest.items() for n, e in enumerate(log)]
+        rows, bodies = [], []
+        for rec, _log in latest.values():
+            row, spilled = _flow_row(rec)
+            rows.append(row)
+            bodies += spilled
+        entries = []
+        for fid, (_rec, log) in latest.items():
+            for n, entry in enumerate(log):
+                text = _dump(entry)
+                if _large(text):
+                    bodies.append((fid, n, text))
+                entries.append((fid, n, sql.SPILLED if _large(text) else text))
         with self._tx("store flows") as conn:
-            conn.executemany(_UPSERT, rows)
+            conn.executemany(sql.UPSERT, rows)
             conn.executemany("DELETE FROM log WHERE flow_id = ?", [(fid,) for fid in latest])
-            conn.executemany(_INSERT_LOG, entries)
+            conn.executemany(sql.DELETE_BODIES, [(fid,) for fid in latest])
+            conn.executemany(sql.INSERT_LOG, entries)
+            conn.executemany(sql.PUT_BODY, bodies)
 
     # -- replicas ------------------------------------------------------------
 
