@@ -218,10 +218,24 @@ def dump_tree(tree: Any) -> str:
 
 
 def _to_json(tree: Any, encoder: json.JSONEncoder, ascii_only: bool) -> str:
-    """`encoder.encode(tree)`, taking the no-escaping path for a top-level long text."""
+    """`encoder.encode(tree)`, the same text, taking the no-escaping path for a long text at the
+    top or held by a dict within `_SPLICE_DEPTH` levels (a log entry holding a journaled text)."""
     if type(tree) is str and len(tree) >= _LONG_TEXT:
         return _long_text_json(tree, ascii_only) or encoder.encode(tree)
+    if type(tree) is dict and _holds_long_text(tree, _SPLICE_DEPTH):
+        return "{" + ",".join(f"{encoder.encode(key)}:{_to_json(item, encoder, ascii_only)}"
+                              for key, item in tree.items()) + "}"
     return encoder.encode(tree)
+
+
+def _holds_long_text(tree: dict, depth: int) -> bool:
+    """Whether `tree` (str keys only: json would convert others) or a dict it holds, `depth` levels
+    down, holds a long text as a value. Bounded, so a large tree costs a glance, not a walk."""
+    if len(tree) > _SPLICE_KEYS or not all(type(key) is str for key in tree):
+        return False
+    return any((type(item) is str and len(item) >= _LONG_TEXT)
+               or (depth > 1 and type(item) is dict and _holds_long_text(item, depth - 1))
+               for item in tree.values())
 
 
 def _long_text_json(text: str, ascii_only: bool) -> str | None:
@@ -295,6 +309,8 @@ def loads_lifted(text: str | bytes, blobs: list[bytes]) -> Any:
 _BLOB_TAGS = ("$text", "$blob")
 #: Strings at least this long are checked for the no-escaping fast path (shorter: json is quick).
 _LONG_TEXT = 4096
+_SPLICE_DEPTH = 2  # dict levels searched for long texts: an entry, and the dict it journals
+_SPLICE_KEYS = 32  # a dict with more keys is encoded whole, unsearched
 _ESCAPED_BYTES = bytes(range(0x20)) + b'"\\'
 _ESCAPED_ASCII = _ESCAPED_BYTES + b"\x7f"  # json's ASCII-only mode escapes DEL too
 # Built once: json.dumps/json.loads with options build a new encoder/decoder on every call.

@@ -241,6 +241,35 @@ def test_a_long_text_with_one_character_to_escape_is_escaped(tail: str) -> None:
     assert values.dump_tree(text) == json.dumps(text, separators=(",", ":"))
 
 
+_KEYS = st.text(max_size=8)
+_HOLDERS = st.recursive(  # dicts holding long texts at any depth, beside ordinary values
+    st.one_of(_LONG, st.text(max_size=10), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.none(),
+              st.booleans()),
+    lambda inner: st.one_of(st.dictionaries(_KEYS, inner, max_size=4), st.lists(inner, max_size=3)),
+    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.dictionaries(_KEYS, _HOLDERS, max_size=5))
+def test_trees_holding_long_texts_come_out_exactly_as_json_writes_them(tree: dict) -> None:
+    # A log entry such as {"t": "j", "v": {"body": <64 KiB>}} takes the fast path nested.
+    assert values.dump_tree(tree) == json.dumps(tree, separators=(",", ":"))
+    assert values.dumps(tree) == json.dumps(values.encode(tree), ensure_ascii=False, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("tree", [
+    {"t": "j", "v": "x" * 5000},
+    {"t": "j", "v": {"body": "x" * 5000 + '"', "title": "é"}},
+    {"a": {"b": {"c": "x" * 5000}}},                   # deeper than searched: encoded whole
+    {1: "x" * 5000, "k": "x" * 5000},                  # a non-str key: json converts it, so must we
+    {f"k{i}": "x" * 5000 for i in range(40)},          # too many keys to search
+    {"s": "\ud800" + "x" * 5000},                      # a lone surrogate
+])
+def test_trees_that_leave_the_fast_path_still_come_out_as_json_writes_them(tree: dict) -> None:
+    assert values.dump_tree(tree) == json.dumps(tree, separators=(",", ":"))
+    assert json.loads(values.dump_tree(tree)) == json.loads(json.dumps(tree))
+
+
 @settings(max_examples=300, deadline=None, database=None)
 @given(plain)
 def test_property_lifted_values_round_trip_exactly(value: Any) -> None:
