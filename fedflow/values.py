@@ -209,21 +209,21 @@ def _finite_float(text: str) -> float:
 
 def dumps(value: Any, path: str = "value") -> str:
     """Encode plain data as tagged JSON text."""
-    return _to_json(encode(value, path), _ENCODER, ascii_only=False)
+    return _to_json(encode(value, path), _ENCODER, False, _SPLICE_DEPTH)
 
 
 def dump_tree(tree: Any) -> str:
     """Compact JSON text of an already-encoded tree (or any JSON-ready data), as stored."""
-    return _to_json(tree, _TREE_ENCODER, ascii_only=True)
+    return _to_json(tree, _TREE_ENCODER, True, _SPLICE_DEPTH)
 
 
-def _to_json(tree: Any, encoder: json.JSONEncoder, ascii_only: bool) -> str:
+def _to_json(tree: Any, encoder: json.JSONEncoder, ascii_only: bool, depth: int) -> str:
     """`encoder.encode(tree)`, the same text, taking the no-escaping path for a long text at the
-    top or held by a dict within `_SPLICE_DEPTH` levels (a log entry holding a journaled text)."""
+    top or held by a dict within `depth` levels (a log entry holding a journaled text)."""
     if type(tree) is str and len(tree) >= _LONG_TEXT:
         return _long_text_json(tree, ascii_only) or encoder.encode(tree)
-    if type(tree) is dict and _holds_long_text(tree, _SPLICE_DEPTH):
-        return "{" + ",".join(f"{encoder.encode(key)}:{_to_json(item, encoder, ascii_only)}"
+    if depth > 0 and type(tree) is dict and _holds_long_text(tree, depth):
+        return "{" + ",".join(f"{encoder.encode(key)}:{_to_json(item, encoder, ascii_only, depth - 1)}"
                               for key, item in tree.items()) + "}"
     return encoder.encode(tree)
 

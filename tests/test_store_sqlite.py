@@ -282,6 +282,26 @@ def test_missing_body_is_reported_corrupt(db: Path, store: SQLiteStore, slot: ob
         read("a")
 
 
+def test_spilled_entries_are_found_by_the_bodies_index(db: Path, store: SQLiteStore) -> None:
+    # log.n's INTEGER affinity, applied to the untyped slot, would make each lookup scan the
+    # flow's bodies (quadratic in a log of large entries); the plan must use both key columns.
+    conn = sqlite3.connect(db)
+    try:
+        plan = " ".join(row[-1] for row in conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT n, {sqlite_sql.ENTRY} FROM log WHERE flow_id = ? ORDER BY n", ("a",)))
+    finally:
+        conn.close()
+    assert "bodies USING INDEX" in plan and "slot=?" in plan, plan
+
+
+def test_pending_reports_a_missing_request_body(db: Path, store: SQLiteStore) -> None:
+    store.create(FlowRecord("a", "f", SUSPENDED, "1", waiting="t", request=BIG))
+    assert store.pending() == [("a", "t", BIG)]
+    raw(db, "DELETE FROM bodies WHERE slot = 'request'")
+    with pytest.raises(FedflowError, match=f"{named(db)}.*corrupt flow row .id 'a': request missing"):
+        store.pending()
+
+
 # -- upgrading an older file ---------------------------------------------------
 
 _SCHEMA_1 = (  # what fedflow wrote before the bodies table (schema 1), verbatim
@@ -318,6 +338,36 @@ def test_schema_1_file_is_upgraded_in_place_keeping_every_flow(db: Path) -> None
         store.close()
     assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
     assert cells(db, "SELECT n, typeof(entry) FROM log ORDER BY n") == [(0, "text"), (1, "blob")]
+
+
+class _UpgradedMeanwhile(SQLiteStore):
+    """A store whose first look at the tables is followed by another process upgrading the file."""
+
+    others = 0
+
+    def _tables(self) -> set[str]:
+        tables = super()._tables()
+        if _UpgradedMeanwhile.others == 0:
+            _UpgradedMeanwhile.others += 1
+            SQLiteStore(self.path).close()  # a plain store: it upgrades the file right now
+        return tables
+
+
+def test_schema_1_file_upgraded_by_another_opener_meanwhile_opens(db: Path) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")  # as fedflow leaves it: readers see a snapshot
+        for statement in _SCHEMA_1:
+            conn.execute(statement)
+    finally:
+        conn.close()
+    store = _UpgradedMeanwhile(db)
+    try:
+        assert _UpgradedMeanwhile.others == 1
+        assert store.list() == []
+    finally:
+        store.close()
+    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
 
 
 def test_schema_1_file_missing_a_table_is_refused_unchanged(db: Path) -> None:

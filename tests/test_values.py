@@ -270,6 +270,17 @@ def test_trees_that_leave_the_fast_path_still_come_out_as_json_writes_them(tree:
     assert json.loads(values.dump_tree(tree)) == json.loads(json.dumps(tree))
 
 
+def test_deep_or_circular_trees_holding_long_texts_fail_as_json_does() -> None:
+    deep: dict = {"s": "x" * 5000}
+    for _ in range(400):  # json copes with this depth; the splice must not recurse past its own
+        deep = {"s": "x" * 5000, "d": deep}
+    assert values.dump_tree(deep) == json.dumps(deep, separators=(",", ":"))
+    loop: dict = {"s": "x" * 5000}
+    loop["self"] = loop
+    with pytest.raises(ValueError, match="Circular reference"):
+        values.dump_tree(loop)
+
+
 @settings(max_examples=300, deadline=None, database=None)
 @given(plain)
 def test_property_lifted_values_round_trip_exactly(value: Any) -> None:

@@ -107,9 +107,8 @@ class SQLiteStore(Store):
     def _prepare(self) -> None:
         """Check the file is ours (or empty), then set WAL, durability and the schema."""
         conn = self._live()
-        tables = self._tables()
+        tables, version = self._inspect()
         if tables:
-            version = self._check_meta(tables)
             conn.execute("PRAGMA journal_mode = WAL")
             if version < SCHEMA_VERSION:
                 self._upgrade()
@@ -125,6 +124,18 @@ class SQLiteStore(Store):
                     conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                                      [("format", FORMAT), ("schema_version", str(SCHEMA_VERSION))])
         conn.execute(f"PRAGMA synchronous = {DURABILITY[self.durability]}")
+
+    def _inspect(self) -> tuple[set[str], int]:
+        """The file's tables and schema version (0 if empty), read in one snapshot: another
+        process may be upgrading the file meanwhile."""
+        conn = self._live()
+        conn.execute("BEGIN")
+        try:
+            tables = self._tables()
+            return tables, (self._check_meta(tables) if tables else 0)
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
 
     def _tables(self) -> set[str]:
         """Names of the tables in the file (reading them checks the file header)."""
@@ -378,8 +389,13 @@ class SQLiteStore(Store):
     def pending(self) -> list[tuple[str, str | None, str | None]]:
         """[(id, waiting_tag, request_text_or_None), ...] for suspended flows."""
         with self._reading("list suspended flows") as conn:
-            return conn.execute(f"SELECT id, waiting, {sql.column('request')} FROM flows WHERE status = ? "
+            rows = conn.execute(f"SELECT id, waiting, {sql.column('request')} FROM flows WHERE status = ? "
                                 f"ORDER BY seq", (SUSPENDED,)).fetchall()
+        for flow_id, _tag, request in rows:
+            if type(request) is bytes:
+                raise self._error(f"has a corrupt flow row (id {flow_id!r}: request missing)",
+                                  "restore it from a replica")
+        return rows
 
     def records(self) -> Iterator[tuple[FlowRecord, list[LogEntry]]]:
         """Every flow with its log, in creation order, read in batches (never all at once).

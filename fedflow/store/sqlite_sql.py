@@ -73,8 +73,9 @@ def column(name: str) -> str:
 #: Every flows column, spilled values put back, in FlowRecord order.
 RECORD_COLS = ", ".join(column(c) for c in COLUMNS)
 SELECT = f"SELECT {RECORD_COLS} FROM flows"
-#: A log row's entry text, spilled or not.
-ENTRY = value_expr("log.entry", "log.flow_id", "log.n")
+#: A log row's entry text, spilled or not. The unary + drops log.n's INTEGER affinity, which
+#: would otherwise be applied to the untyped slot and keep the lookup off the (flow_id, slot) index.
+ENTRY = value_expr("log.entry", "log.flow_id", "+log.n")
 
 UPSERT = (f"INSERT INTO flows ({_COLS}) VALUES ({_MARKS}) ON CONFLICT(id) DO UPDATE SET "
           + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "id"))
