@@ -349,8 +349,9 @@ class SQLiteStore(Store):
                 return False
             conn.executemany(sql.PUT_BODY, bodies)
             for text in texts:
-                conn.execute(sql.INSERT_NEXT, (flow_id, sql.SPILLED if _large(text) else text))
-                if _large(text):
+                large = _large(text)
+                conn.execute(sql.INSERT_NEXT, (flow_id, sql.SPILLED if large else text))
+                if large:
                     self._spill_last_entry(conn, flow_id, text)
             return True
 
@@ -441,9 +442,10 @@ class SQLiteStore(Store):
         for fid, (_rec, log) in latest.items():
             for n, entry in enumerate(log):
                 text = _dump(entry)
-                if _large(text):
+                large = _large(text)
+                if large:
                     bodies.append((fid, n, text))
-                entries.append((fid, n, sql.SPILLED if _large(text) else text))
+                entries.append((fid, n, sql.SPILLED if large else text))
         with self._tx("store flows") as conn:
             conn.executemany(sql.UPSERT, rows)
             conn.executemany("DELETE FROM log WHERE flow_id = ?", [(fid,) for fid in latest])
