@@ -241,6 +241,16 @@ def test_a_long_text_with_one_character_to_escape_is_escaped(tail: str) -> None:
     assert values.dump_tree(text) == json.dumps(text, separators=(",", ":"))
 
 
+def test_long_texts_with_every_ascii_character_escaped_come_out_as_json_writes_them() -> None:
+    # Escaping by bytes.replace must match json for each character, next to backslashes and
+    # quotes (whose escapes add backslashes), in both of json's modes.
+    for code in range(0x80):
+        for text in (("\\" + chr(code) + '"x') * 1100, (chr(code) + "\u00e9\\\u2028") * 1500):
+            assert values.dumps(text) == json.dumps(text, ensure_ascii=False, separators=(",", ":")), code
+            assert values.dump_tree(text) == json.dumps(text, separators=(",", ":")), code
+            assert values.loads(values.dumps(text)) == text
+
+
 _KEYS = st.text(max_size=8)
 _HOLDERS = st.recursive(  # dicts holding long texts at any depth, beside ordinary values
     st.one_of(_LONG, st.text(max_size=10), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.none(),
