@@ -52,7 +52,7 @@ def build_export(engine: str, rows: Iterable[Row]) -> dict[str, Any]:
 
 def _text(tree: Any, where: str) -> str:
     try:
-        return values.dumps(values.decode(tree))
+        return values.dump_tree(values.encode(values.decode(tree)))
     except (UnsupportedValue, RecursionError) as exc:
         raise ReplicaError(f"{where}: not plain data ({exc})") from exc
 

@@ -103,6 +103,19 @@ def test_start_refuses_a_non_plain_input_and_stores_nothing(engine: Engine) -> N
     assert engine.status("bad-input") == "unknown"
 
 
+def test_texts_with_lone_surrogates_round_trip_through_a_sqlite_store(tmp_path) -> None:
+    # A str may hold a lone surrogate, which UTF-8 (and so SQLite's TEXT) cannot: the input,
+    # the journal, the resume value and the result are stored with it escaped, and come back.
+    fedflow.defflow("surrogates.echo", fedflow.sequence(
+        fedflow.step(lambda x: x + "\udc00", name="tail"), waiting()))
+    with Engine(name=unique("sur"), store=str(tmp_path / "s.db")) as first:
+        started = first.start("surrogates.echo", "\ud800" + "x" * 5000)
+        exported = first.export()
+    with Engine(name=unique("sur"), store=str(tmp_path / "t.db")) as second:
+        assert second.import_store(exported) == [started.id]
+        assert second.resume(started.id, "\udfff") == ["\ud800" + "x" * 5000 + "\udc00", "\udfff"]
+
+
 def test_a_result_that_is_not_plain_data_fails_the_flow(engine: Engine) -> None:
     with pytest.raises(FlowFailed) as ei:
         engine.start(node(lambda x: {"r": {1, 2}}), None, id="bad-result")
