@@ -103,27 +103,53 @@ def _statements_of(made: SQLiteStore, write: Callable[[], object]) -> list[str]:
     return seen
 
 
+def _level_of_each_write(made: SQLiteStore, writes: list[Callable[[], object]]) -> list[int]:
+    """The PRAGMA synchronous level in force when each write's last statement ran (2 FULL, 1 NORMAL),
+    read from the statements traced (a level switch shows as its PRAGMA)."""
+    (level,) = made._conn.execute("PRAGMA synchronous").fetchone()
+    levels = []
+    for write in writes:
+        for sql in _statements_of(made, write):
+            if sql.startswith("PRAGMA synchronous = "):
+                level = {"NORMAL": 1, "FULL": 2}[sql.rsplit(" ", 1)[1]]
+        levels.append(level)
+    return levels
+
+
 def test_unacknowledged_writes_skip_their_own_fsync_under_power(db: Path) -> None:
-    # Given a "power" store, when a write no caller hears of is made, it commits with
-    # synchronous=NORMAL (safe against kill -9) and FULL is back in force for the next one.
+    # Given a "power" store, a write no caller hears of commits with synchronous=NORMAL (safe
+    # against kill -9) and every acknowledged one with FULL, which syncs all before it too.
     made = SQLiteStore(db, durability="power")
     try:
         rec = FlowRecord(id="f", name=None, status="running", input="null")
-        relaxed = _statements_of(made, lambda: made.create(rec, acknowledge=False))
-        assert relaxed[0] == "PRAGMA synchronous = NORMAL" and relaxed[-1] == "PRAGMA synchronous = FULL"
-        relaxed = _statements_of(made, lambda: made.append_log("f", {"t": "j", "k": "0", "n": "s", "v": 1},
-                                                               acknowledge=False))
-        assert relaxed[0] == "PRAGMA synchronous = NORMAL"
-        acked = _statements_of(made, lambda: made.transition("f", ["running"], {"status": "done"}))
-        assert not any("synchronous" in sql for sql in acked)
+        entry = {"t": "j", "k": "0", "n": "s", "v": 1}
+        assert _level_of_each_write(made, [
+            lambda: made.create(rec, acknowledge=False),
+            lambda: made.append_log("f", entry, acknowledge=False),
+            lambda: made.append_log("f", {**entry, "v": "x" * 5000}, acknowledge=False),  # spilled: a tx
+            lambda: made.transition("f", ["running"], {"updated": 1.0}),
+            lambda: made.transition("f", ["running"], {"updated": 2.0}, [entry], acknowledge=False),
+            lambda: made.transition("f", ["running"], {"status": "done"}),
+        ]) == [1, 1, 1, 2, 1, 2]
         assert made._conn.execute("PRAGMA synchronous").fetchone() == (2,)
     finally:
         made.close()
     again = SQLiteStore(db)
     try:
-        assert again.get("f").status == "done" and len(again.load_log("f")) == 1
+        assert again.get("f").status == "done" and len(again.load_log("f")) == 3
     finally:
         again.close()
+
+
+def test_unacknowledged_writes_in_a_row_switch_the_level_once(db: Path) -> None:
+    made = SQLiteStore(db, durability="power")
+    try:
+        made.create(FlowRecord(id="f", name=None, status="running", input="null"))
+        switches = [sql for sql in _statements_of(made, lambda: [
+            made.append_log("f", {"i": i}, acknowledge=False) for i in range(3)]) if "synchronous" in sql]
+        assert switches == ["PRAGMA synchronous = NORMAL"]
+    finally:
+        made.close()
 
 
 def test_process_durability_never_switches_synchronous(db: Path) -> None:
@@ -145,7 +171,7 @@ def test_unknown_durability_names_the_allowed_values(db: Path, make: Callable) -
 
 
 @pytest.mark.parametrize("write", ["transition", "create"])
-def test_a_relaxed_write_that_times_out_on_the_lock_leaves_the_store_at_full_sync(db: Path, write: str) -> None:
+def test_a_relaxed_write_that_times_out_on_the_lock_leaves_acknowledged_commits_at_full_sync(db: Path, write: str) -> None:
     # Given a "power" store and another connection holding the write lock, when an
     # unacknowledged write gives up waiting, later acknowledged commits still fsync.
     made = SQLiteStore(db, durability="power", timeout=0.1)
@@ -159,8 +185,9 @@ def test_a_relaxed_write_that_times_out_on_the_lock_leaves_the_store_at_full_syn
             else:
                 made.create(FlowRecord(id="g", name=None, status=RUNNING, input="null"), acknowledge=False)
         other.execute("ROLLBACK")
-        assert made._conn.execute("PRAGMA synchronous").fetchone() == (2,), "FULL again"
         assert made.get("f").status == SUSPENDED and made.get("g") is None, "nothing changed"
+        assert _level_of_each_write(made, [lambda: made.transition("f", None, {"updated": 1.0})]) == [2], \
+            "the next acknowledged commit is FULL"
     finally:
         other.close()
         made.close()

@@ -89,6 +89,7 @@ class SQLiteStore(Store):
         self._timeout = timeout
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._synchronous: str | None = None  # the PRAGMA synchronous level in force, once set
         with self._guard("open"):
             self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
                                          check_same_thread=False)
@@ -123,7 +124,7 @@ class SQLiteStore(Store):
                         conn.execute(statement)
                     conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                                      [("format", FORMAT), ("schema_version", str(SCHEMA_VERSION))])
-        conn.execute(f"PRAGMA synchronous = {DURABILITY[self.durability]}")
+        self._sync_for(conn, acknowledge=True)
 
     def _inspect(self) -> tuple[set[str], int]:
         """The file's tables and schema version (0 if empty), read in one snapshot: another
@@ -219,36 +220,39 @@ class SQLiteStore(Store):
             return self._error(f"is damaged ({exc})", "restore it from a replica or a backup")
         return self._error(f"could not {operation} ({exc})", "check the file, its directory and the disk")
 
+    def _sync_for(self, conn: sqlite3.Connection, acknowledge: bool) -> None:
+        """Set the synchronous level the next commit needs, if it is not already in force.
+
+        An unacknowledged write under "power" commits without its own fsync (WAL with
+        synchronous=NORMAL survives a process crash); the next acknowledged commit runs at
+        FULL again and syncs the WAL file, and with it every frame written before. Every
+        write sets its level first, so a failed write cannot leave the wrong one in force; the
+        level is only switched when it changes (a switch costs ~10-40 us of the commits around it)."""
+        wanted = DURABILITY["process" if not acknowledge else self.durability]
+        if self._synchronous != wanted:
+            self._synchronous = None  # unknown until the switch has run
+            conn.execute(f"PRAGMA synchronous = {wanted}")
+            self._synchronous = wanted
+
     def _write_one(self, operation: str, sql: str, params: Sequence[Any], acknowledge: bool = True) -> int:
         """One statement as its own transaction (SQLite's autocommit: atomic, no BEGIN/COMMIT
-        round trips); its rowcount. `acknowledge` as in `_tx`."""
-        relaxed = not acknowledge and self.durability == "power"
+        round trips); its rowcount. `acknowledge` as in `_sync_for`."""
         with self._lock:
             conn = self._live()
             try:
-                if relaxed:
-                    conn.execute("PRAGMA synchronous = NORMAL")
-                try:
-                    return conn.execute(sql, params).rowcount
-                finally:
-                    if relaxed:
-                        conn.execute("PRAGMA synchronous = FULL")
+                self._sync_for(conn, acknowledge)
+                return conn.execute(sql, params).rowcount
             except sqlite3.Error as exc:
                 self._raise_translated(exc, operation)
 
     @contextlib.contextmanager
     def _tx(self, operation: str, acknowledge: bool = True) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error.
-
-        An unacknowledged write under "power" commits without its own fsync (WAL with
-        synchronous=NORMAL survives a process crash); the next acknowledged commit syncs
-        the WAL file, and with it every frame written before."""
-        relaxed = not acknowledge and self.durability == "power"
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error;
+        `acknowledge` as in `_sync_for`."""
         with self._lock, self._guard(operation):
             conn = self._live()
-            if relaxed:
-                conn.execute("PRAGMA synchronous = NORMAL")
-            try:  # BEGIN inside: a lock timeout must not leave the connection relaxed
+            self._sync_for(conn, acknowledge)
+            try:
                 conn.execute("BEGIN IMMEDIATE")
                 yield conn
                 conn.execute("COMMIT")
@@ -256,9 +260,6 @@ class SQLiteStore(Store):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            finally:
-                if relaxed:
-                    conn.execute("PRAGMA synchronous = FULL")
 
     @contextlib.contextmanager
     def _reading(self, operation: str) -> Iterator[sqlite3.Connection]:
