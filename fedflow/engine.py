@@ -44,7 +44,6 @@ log = logging.getLogger("fedflow.engine")
 _CALL_CACHE_SIZE = 4096
 _CALL_CACHE_BYTES = 16 * 1024 * 1024
 _CALL_CACHE_ONE = 256 * 1024
-_STORED = object()  # _execute's flow_input when the run reads the input from the record
 _AFTER_FAILURE = "fix the cause and start a new flow (forget() or gc() drop the failed record)"
 
 
@@ -107,8 +106,7 @@ class Engine(Federation):
         name, body = (flow, registry.lookup(flow)) if isinstance(flow, str) else (registry.name_of(flow), flow)
         if not callable(body):
             raise TypeError(f"start() needs a flow (a callable) or a registered name, got {type(flow).__name__}")
-        tree = values.encode(input, "input")
-        text = values.dump_tree(tree)  # as results and journal entries are stored: ASCII, so any str fits
+        text = values.dump_tree(values.encode(input, "input"))  # stored like results and entries: ASCII
         flow_id = id if id is not None else self.new_id()
         now = time.time()
         rec = FlowRecord(id=flow_id, name=name, status=RUNNING, input=text, created=now, updated=now)
@@ -120,8 +118,7 @@ class Engine(Federation):
             self._active.add(flow_id)
             if name is None:
                 self._anonymous[flow_id] = body
-        return self._execute(rec, body, [], Opening(self.store, rec, explain=self._changed_meanwhile),
-                             values.decode(tree))
+        return self._execute(rec, body, [], Opening(self.store, rec, explain=self._changed_meanwhile))
 
     def resume(self, id: str, value: Any = None) -> Any:
         """Deliver `value` to the tag the flow waits on and replay it: its result, or `Suspended`."""
@@ -156,10 +153,8 @@ class Engine(Federation):
         self._outcome(rec)  # raises for running, cancelled, moved and failed
         raise FlowError(f"flow {rec.id} is already done; read its result with result()", rec.id)
 
-    def _execute(self, rec: FlowRecord, body: Flow, log_entries: list | None, opening: Opening,
-                 flow_input: Any = _STORED) -> Any:
-        """Replay `body` against the flow's log (on `flow_input`, else the stored input);
-        record and report how the run ended."""
+    def _execute(self, rec: FlowRecord, body: Flow, log_entries: list | None, opening: Opening) -> Any:
+        """Replay `body` against the flow's log; record and report how the run ended."""
         flow_id = rec.id
         try:
             log_entries = self.store.load_log(flow_id) if log_entries is None else log_entries
@@ -169,7 +164,7 @@ class Engine(Federation):
                       before_effect=opening.flush, nonce=repr(rec.created),
                       still_wanted=lambda: self._still_wanted(flow_id))
             try:
-                result = run_flow(run, body, values.loads(rec.input) if flow_input is _STORED else flow_input)
+                result = run_flow(run, body, values.loads(rec.input))  # as every replay will see it
                 tree = values.encode(result, "result")
             except AbortSignal as sig:
                 self._anonymous.pop(flow_id, None)

@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Any
 
-from . import replica
+from . import replica, values
 from .errors import ReplicaError
 from .store.base import LIVE, MOVED, RUNNING, SUSPENDED, FlowRecord, LogEntry, Store
 
@@ -27,6 +27,14 @@ Row = tuple[FlowRecord, list[LogEntry]]
 SKIP, WRITE, CLASH = "skip", "write", "clash"
 
 
+def _same_json(a: str | None, b: str | None) -> bool:
+    """Whether two stored JSON texts hold the same value, however each was written (an older
+    fedflow stored inputs with non-ASCII characters raw, the import path escaped)."""
+    if a == b or a is None or b is None:
+        return a == b
+    return values.dump_tree(json.loads(a)) == values.dump_tree(json.loads(b))
+
+
 def _merge_decision(mine: Row, theirs: Row) -> str:
     """What importing `theirs` over our copy `mine` of the same id should do.
 
@@ -34,9 +42,10 @@ def _merge_decision(mine: Row, theirs: Row) -> str:
     a copy whose log extends ours. A `moved` tombstone takes the flow back when the
     copy is at least as new as when it left. Copies of different flows clash."""
     (a, a_log), (b, b_log) = mine, theirs
-    if (a.name, a.input) != (b.name, b.input):
+    if a.name != b.name or not _same_json(a.input, b.input):
         return CLASH
-    if (a.status, a.result, a.waiting) == (b.status, b.result, b.waiting) and a_log == b_log:
+    if ((a.status, a.waiting) == (b.status, b.waiting) and _same_json(a.result, b.result)
+            and a_log == b_log):
         return SKIP
     if a.status == MOVED:
         return WRITE if b.status != MOVED and b.epoch >= a.epoch else SKIP

@@ -171,7 +171,7 @@ def test_unknown_durability_names_the_allowed_values(db: Path, make: Callable) -
 
 
 @pytest.mark.parametrize("write", ["transition", "create"])
-def test_a_relaxed_write_that_times_out_on_the_lock_leaves_acknowledged_commits_at_full_sync(db: Path, write: str) -> None:
+def test_a_relaxed_write_timing_out_on_the_lock_leaves_acknowledged_commits_at_full_sync(db: Path, write: str) -> None:
     # Given a "power" store and another connection holding the write lock, when an
     # unacknowledged write gives up waiting, later acknowledged commits still fsync.
     made = SQLiteStore(db, durability="power", timeout=0.1)
