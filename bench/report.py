@@ -110,6 +110,8 @@ SECTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
         ("(b) remote_node flow p50  vs echo", "remote_flow_64k_p50_ms", "echo_64k_p50_ms"),
         ("(b) remote_node flows/s   vs echo", "remote_flow_64k_per_s", "echo_64k_per_s"),
         ("(b) same flow, process p50 vs echo", "remote_flow_process_64k_p50_ms", "echo_64k_p50_ms"),
+        ("(b) flow, prose payload p50 vs echo", "remote_flow_64k_prose_p50_ms", "echo_64k_p50_ms"),
+        ("(b) same, process p50    vs echo", "remote_flow_process_64k_prose_p50_ms", "echo_64k_p50_ms"),
         ("RSS of the called peer afterwards (MiB)", "remote_peer_rss_mb", None))),
     ("4  replay: one resume of a flow holding N journaled steps (ms)", (
         ("N = 10", "replay_10_ms", None),

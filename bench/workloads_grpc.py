@@ -28,6 +28,8 @@ from bench.peer_echo import ECHO_METHOD, MAX_MESSAGE
 from fedflow.client import ControlClient
 
 PAYLOADS = {"": 100, "_64k": 64 * 1024}  # results-key suffix -> payload bytes on the wire
+#: A line of prose: what a content pipeline carries, with quotes and newlines to escape when stored.
+PROSE_LINE = 'The editor wrote: "ship it after the review."\n'
 CALLERS = 8
 CALL_DEADLINE = 30.0
 PEER = "peer"  # the name flows.remote_echo calls
@@ -161,6 +163,23 @@ def _remote_round(callers: Callers, suffix: str, count: int, per_caller: int) ->
     return out
 
 
+def prose(size: int) -> str:
+    """A `size - 2`-character text of PROSE_LINEs (on the wire as long as the 'x' payload of `size`)."""
+    return (PROSE_LINE * (size // len(PROSE_LINE) + 1))[:size - 2]
+
+
+def _prose_round(engine: fedflow.Engine, process_engine: fedflow.Engine, count: int) -> dict[str, float]:
+    """p50/p99 of the one-step flow (power, process) on a 64 KiB prose payload: the store must
+    escape it, which the repeated-character payload of the other rows never needs."""
+    text = prose(PAYLOADS["_64k"])
+    out = {}
+    for label, eng in (("remote_flow", engine), ("remote_flow_process", process_engine)):
+        call = _checked(lambda e=eng: e.start(flows.REMOTE_ECHO, text), text, f"{label} (prose)")
+        for key, value in latencies(call, count).items():
+            out[f"{label}_64k_prose_{key}"] = value
+    return out
+
+
 def _remote_ratios(out: dict[str, float], suffix: str) -> None:
     """Add fedflow/raw ratios for the keys with `suffix` (p50: lower is better; per_s: higher)."""
     for label in ("remote_direct", "remote_flow", "remote_flow_process"):
@@ -182,6 +201,10 @@ def workload_remote(tmp: Path, repeats: int, count: int, per_caller: int) -> dic
             callers = make_callers(chan, engine, fast, size)
             out.update(common.repeat(repeats, lambda c=callers, s=suffix: _remote_round(c, s, count, per_caller)))
             _remote_ratios(out, suffix)
+        out.update(common.repeat(repeats, lambda: _prose_round(engine, fast, count)))
+        for label in ("remote_flow", "remote_flow_process"):
+            out[f"{label}_64k_prose_p50_vs_echo"] = common.ratio(out[f"{label}_64k_prose_p50_ms"],
+                                                                  out["echo_64k_p50_ms"])
         out["remote_peer_rss_mb"] = common.vm_rss_mb(peer.pid)  # the called peer, after every call
     return out
 
