@@ -1,6 +1,6 @@
 """`make bench`: run fedflow's workloads (issue 7) with their baselines, print medians and ratios.
 
-    python bench/run.py                 # everything, ~3-4 minutes on 2 cores
+    python bench/run.py                 # everything, ~1-2 minutes on 2 cores
     python bench/run.py --quick         # a fast smoke run (small counts, 1 repeat)
     python bench/run.py --only 1,3      # some workloads
     python bench/run.py --out FILE      # write results elsewhere (default bench/results.json)
