@@ -6,9 +6,12 @@ test_cli_support.py and test_grpc_support.py.
 
 from __future__ import annotations
 
+import math
 import threading
 import uuid
 from typing import Any
+
+from fedflow import Fail
 
 WAIT = 5.0  # bound on every cross-thread wait: a broken engine fails, it never hangs
 
@@ -32,3 +35,18 @@ class Calls:
 def unique(prefix: str) -> str:
     """`prefix` plus a random suffix: a name or id no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal *and* of exactly the same types all the way down (True is not 1, -0.0 is not 0.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, Fail):
+        return same(a.reason, b.reason)
+    return a == b

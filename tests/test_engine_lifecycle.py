@@ -4,6 +4,7 @@ list, pending, gc, forget, resumable_ids; restart, recovery, concurrency, close.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -221,6 +222,38 @@ def test_a_flow_failing_on_resume_is_failed(engine: Engine) -> None:
     assert engine.status(s.id) == "failed"
 
 
+def race(n: int, attempt: Callable[[int], Any], release: threading.Event,
+         while_held: Callable[[], None] = lambda: None) -> list[Any]:
+    """Run `attempt(i)` from `n` threads at once; once n-1 of them are refused with FlowError
+    (the winner still held by `release`), call `while_held`, set `release` and join.
+    The outcomes: results, or the FlowErrors raised."""
+    barrier = threading.Barrier(n, timeout=WAIT)
+    refused = threading.Semaphore(0)
+    outcomes: list[Any] = []
+    lock = threading.Lock()
+
+    def racer(i: int) -> None:
+        barrier.wait()
+        try:
+            got: Any = attempt(i)
+        except FlowError as exc:
+            got = exc
+            refused.release()
+        with lock:
+            outcomes.append(got)
+
+    threads = [threading.Thread(target=racer, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for _ in range(n - 1):
+        assert refused.acquire(timeout=WAIT)
+    while_held()
+    release.set()
+    for t in threads:
+        t.join(WAIT)
+    return outcomes
+
+
 def test_concurrent_resume_of_one_id_lets_exactly_one_through() -> None:
     # Given a suspended flow whose replay blocks until every other resume has been refused
     n = 8
@@ -234,31 +267,12 @@ def test_concurrent_resume_of_one_id_lets_exactly_one_through() -> None:
 
     with Engine(name=unique("race")) as engine:
         s = engine.start(sequence(node(lambda x: suspend("go")), node(after)), None)
-        barrier = threading.Barrier(n, timeout=WAIT)
-        refused = threading.Semaphore(0)
-        outcomes: list[Any] = []
-        lock = threading.Lock()
 
-        def racer(i: int) -> None:
-            barrier.wait()
-            try:
-                got: Any = engine.resume(s.id, i)
-            except FlowError as exc:
-                got = exc
-                refused.release()
-            with lock:
-                outcomes.append(got)
+        def still_running() -> None:
+            assert engine.status(s.id) == "running"
 
-        threads = [threading.Thread(target=racer, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
         # When all N resume at once / Then N-1 are refused while the winner still runs
-        for _ in range(n - 1):
-            assert refused.acquire(timeout=WAIT)
-        assert engine.status(s.id) == "running"
-        release.set()
-        for t in threads:
-            t.join(WAIT)
+        outcomes = race(n, lambda i: engine.resume(s.id, i), release, still_running)
         winners = [o for o in outcomes if o == "winner"]
         losers = [o for o in outcomes if isinstance(o, FlowError)]
         assert (len(winners), len(losers)) == (1, n - 1)
@@ -279,29 +293,7 @@ def test_concurrent_start_with_one_id_runs_the_body_once() -> None:
         return "ran"
 
     with Engine(name=unique("start-race")) as engine:
-        barrier = threading.Barrier(n, timeout=WAIT)
-        refused = threading.Semaphore(0)
-        outcomes: list[Any] = []
-        lock = threading.Lock()
-
-        def racer(i: int) -> None:
-            barrier.wait()
-            try:
-                got: Any = engine.start(node(body), i, id="one-id")
-            except FlowError as exc:
-                got = exc
-                refused.release()
-            with lock:
-                outcomes.append(got)
-
-        threads = [threading.Thread(target=racer, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for _ in range(n - 1):
-            assert refused.acquire(timeout=WAIT)
-        release.set()
-        for t in threads:
-            t.join(WAIT)
+        outcomes = race(n, lambda i: engine.start(node(body), i, id="one-id"), release)
         assert body_runs.n == 1
         assert [o for o in outcomes if not isinstance(o, FlowError)] == ["ran"]
         assert engine.start(node(body), 0, id="one-id") == "ran"

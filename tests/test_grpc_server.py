@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 import socket
 import threading
@@ -25,27 +24,17 @@ from fedflow.transport.grpc import GrpcTransport
 from fedflow.v1 import fedflow_pb2 as pb
 from fedflow.v1 import fedflow_pb2_grpc as pb_grpc
 
+try:
+    from support import same
+except ImportError:  # tests/ imported as a package
+    from tests.support import same
+
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 def hashlib_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def same(a, b) -> bool:
-    """Type-exact plain-data equality; -0.0 is not 0.0."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, fedflow.Fail):
-        return same(a.reason, b.reason)
-    return a == b
 
 
 class Peer:

@@ -4,7 +4,6 @@ and malformed tagged JSON refused with UnsupportedValue."""
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import pytest
@@ -13,20 +12,10 @@ from hypothesis import strategies as st
 
 from fedflow import Fail, UnsupportedValue, fail, values, wire
 
-
-def same(a: Any, b: Any) -> bool:
-    """Equal *and* of exactly the same types all the way down (True is not 1, -0.0 is not 0.0)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, Fail):
-        return same(a.reason, b.reason)
-    return a == b
+try:
+    from support import same
+except ImportError:  # tests/ imported as a package
+    from tests.support import same
 
 
 def both_ways(value: Any) -> list[Any]:
