@@ -76,121 +76,12 @@ def test_reopen_restores_records_logs_requests_and_replicas(db: Path) -> None:
         again.close()
 
 
-@pytest.mark.parametrize(("durability", "synchronous"), [("process", 1), ("power", 2)])
-def test_durability_sets_wal_and_synchronous(db: Path, durability: str, synchronous: int) -> None:
-    made = SQLiteStore(db, durability=durability)
-    try:
-        assert made.path == str(db)
-        assert made._conn.execute("PRAGMA synchronous").fetchone() == (synchronous,)
-        assert made._conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert made._conn.execute("PRAGMA busy_timeout").fetchone() == (5000,)
-    finally:
-        made.close()
-
-
-def test_default_durability_is_power(store: SQLiteStore) -> None:
-    assert store.durability == "power"
-    assert store._conn.execute("PRAGMA synchronous").fetchone() == (2,)
-
-
-def _statements_of(made: SQLiteStore, write: Callable[[], object]) -> list[str]:
-    seen: list[str] = []
-    made._conn.set_trace_callback(seen.append)
-    try:
-        write()
-    finally:
-        made._conn.set_trace_callback(None)
-    return seen
-
-
-def _level_of_each_write(made: SQLiteStore, writes: list[Callable[[], object]]) -> list[int]:
-    """The PRAGMA synchronous level in force when each write's last statement ran (2 FULL, 1 NORMAL),
-    read from the statements traced (a level switch shows as its PRAGMA)."""
-    (level,) = made._conn.execute("PRAGMA synchronous").fetchone()
-    levels = []
-    for write in writes:
-        for sql in _statements_of(made, write):
-            if sql.startswith("PRAGMA synchronous = "):
-                level = {"NORMAL": 1, "FULL": 2}[sql.rsplit(" ", 1)[1]]
-        levels.append(level)
-    return levels
-
-
-def test_unacknowledged_writes_skip_their_own_fsync_under_power(db: Path) -> None:
-    # Given a "power" store, a write no caller hears of commits with synchronous=NORMAL (safe
-    # against kill -9) and every acknowledged one with FULL, which syncs all before it too.
-    made = SQLiteStore(db, durability="power")
-    try:
-        rec = FlowRecord(id="f", name=None, status="running", input="null")
-        entry = {"t": "j", "k": "0", "n": "s", "v": 1}
-        assert _level_of_each_write(made, [
-            lambda: made.create(rec, acknowledge=False),
-            lambda: made.append_log("f", entry, acknowledge=False),
-            lambda: made.append_log("f", {**entry, "v": "x" * 5000}, acknowledge=False),  # spilled: a tx
-            lambda: made.transition("f", ["running"], {"updated": 1.0}),
-            lambda: made.transition("f", ["running"], {"updated": 2.0}, [entry], acknowledge=False),
-            lambda: made.transition("f", ["running"], {"status": "done"}),
-        ]) == [1, 1, 1, 2, 1, 2]
-        assert made._conn.execute("PRAGMA synchronous").fetchone() == (2,)
-    finally:
-        made.close()
-    again = SQLiteStore(db)
-    try:
-        assert again.get("f").status == "done" and len(again.load_log("f")) == 3
-    finally:
-        again.close()
-
-
-def test_unacknowledged_writes_in_a_row_switch_the_level_once(db: Path) -> None:
-    made = SQLiteStore(db, durability="power")
-    try:
-        made.create(FlowRecord(id="f", name=None, status="running", input="null"))
-        switches = [sql for sql in _statements_of(made, lambda: [
-            made.append_log("f", {"i": i}, acknowledge=False) for i in range(3)]) if "synchronous" in sql]
-        assert switches == ["PRAGMA synchronous = NORMAL"]
-    finally:
-        made.close()
-
-
-def test_process_durability_never_switches_synchronous(db: Path) -> None:
-    made = SQLiteStore(db, durability="process")
-    try:
-        rec = FlowRecord(id="f", name=None, status="running", input="null")
-        assert not any("synchronous" in sql for sql in _statements_of(
-            made, lambda: made.create(rec, acknowledge=False)))
-    finally:
-        made.close()
-
-
 @pytest.mark.parametrize("make", [lambda p: SQLiteStore(p, durability="disk"),
                                   lambda p: open_store(p, durability="fsync")])
 def test_unknown_durability_names_the_allowed_values(db: Path, make: Callable) -> None:
     with pytest.raises(ValueError, match=r"\['power', 'process'\]"):
         make(db)
     assert not db.exists()
-
-
-@pytest.mark.parametrize("write", ["transition", "create"])
-def test_a_relaxed_write_timing_out_on_the_lock_leaves_acknowledged_commits_at_full_sync(db: Path, write: str) -> None:
-    # Given a "power" store and another connection holding the write lock, when an
-    # unacknowledged write gives up waiting, later acknowledged commits still fsync.
-    made = SQLiteStore(db, durability="power", timeout=0.1)
-    other = sqlite3.connect(db, isolation_level=None)
-    try:
-        made.create(FlowRecord(id="f", name=None, status=SUSPENDED, input="null"))
-        other.execute("BEGIN IMMEDIATE")
-        with pytest.raises(FedflowError, match="locked"):
-            if write == "transition":
-                made.transition("f", [SUSPENDED], {"status": RUNNING}, [{"t": "s"}], acknowledge=False)
-            else:
-                made.create(FlowRecord(id="g", name=None, status=RUNNING, input="null"), acknowledge=False)
-        other.execute("ROLLBACK")
-        assert made.get("f").status == SUSPENDED and made.get("g") is None, "nothing changed"
-        assert _level_of_each_write(made, [lambda: made.transition("f", None, {"updated": 1.0})]) == [2], \
-            "the next acknowledged commit is FULL"
-    finally:
-        other.close()
-        made.close()
 
 
 def test_api_misuse_is_raised_as_it_is_not_as_a_store_error(store: SQLiteStore) -> None:

@@ -5,8 +5,9 @@ many threads. Every mutating method is exactly one transaction (``BEGIN
 IMMEDIATE`` ... ``COMMIT``, or a single statement in SQLite's autocommit
 mode, which is just as atomic), committed before it returns: once a call returns,
 its change survives ``kill -9`` (``durability="process"``, WAL with
-``synchronous=NORMAL``) or power loss (``durability="power"``, the default,
-``synchronous=FULL``).
+``synchronous=NORMAL``) or power loss (``durability="power"``, the default:
+the same commits, then an fsync of the WAL file before the method returns,
+shared by writers that commit at the same time; see `group_sync`).
 
 Tables and statements are in `sqlite_sql`: large values (a 64 KiB input, a
 journaled answer) live out of line in ``bodies``, so a status change
@@ -34,12 +35,13 @@ from ..errors import FedflowError
 from ..values import dump_tree
 from . import sqlite_sql as sql
 from .base import STATUSES, SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store
+from .group_sync import GroupSync
 from .sqlite_sql import FORMAT, SCHEMA_VERSION
 
 __all__ = ["DURABILITY", "FORMAT", "SCHEMA_VERSION", "SQLiteStore"]
 
-#: durability setting -> ``PRAGMA synchronous`` value.
-DURABILITY = {"process": "NORMAL", "power": "FULL"}
+#: durability setting -> what a commit survives.
+DURABILITY = {"process": "kill -9 of the process", "power": "power loss and OS crash"}
 
 _BATCH = 500  # flows per read in records()
 _row = operator.attrgetter(*sql.COLUMNS)  # a FlowRecord as a flows row
@@ -89,7 +91,8 @@ class SQLiteStore(Store):
         self._timeout = timeout
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._synchronous: str | None = None  # the PRAGMA synchronous level in force, once set
+        self._group: GroupSync | None = None  # under "power" on a WAL file: syncs the WAL
+        self._wal_inode: int | None = None  # the WAL file whose directory entry was last synced
         with self._guard("open"):
             self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
                                          check_same_thread=False)
@@ -109,12 +112,11 @@ class SQLiteStore(Store):
         """Check the file is ours (or empty), then set WAL, durability and the schema."""
         conn = self._live()
         tables, version = self._inspect()
+        self._set_durability(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
         if tables:
-            conn.execute("PRAGMA journal_mode = WAL")
             if version < SCHEMA_VERSION:
                 self._upgrade()
         else:
-            conn.execute("PRAGMA journal_mode = WAL")
             with self._tx("create the schema"):
                 tables = self._tables()
                 if tables:  # another process created it meanwhile
@@ -124,7 +126,15 @@ class SQLiteStore(Store):
                         conn.execute(statement)
                     conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                                      [("format", FORMAT), ("schema_version", str(SCHEMA_VERSION))])
-        self._sync_for(conn, acknowledge=True)
+
+    def _set_durability(self, journal_mode: str) -> None:
+        """Commit at synchronous=NORMAL (safe against kill -9 in WAL mode); under "power", sync
+        the WAL file before acknowledging. Where WAL is unavailable (an in-memory database, some
+        network file systems), "power" falls back to synchronous=FULL on every commit."""
+        group = self.durability == "power" and journal_mode.lower() == "wal"
+        self._group = GroupSync(self._sync_wal) if group else None
+        level = "FULL" if self.durability == "power" and not group else "NORMAL"
+        self._live().execute(f"PRAGMA synchronous = {level}")
 
     def _inspect(self) -> tuple[set[str], int]:
         """The file's tables and schema version (0 if empty), read in one snapshot: another
@@ -220,38 +230,59 @@ class SQLiteStore(Store):
             return self._error(f"is damaged ({exc})", "restore it from a replica or a backup")
         return self._error(f"could not {operation} ({exc})", "check the file, its directory and the disk")
 
-    def _sync_for(self, conn: sqlite3.Connection, acknowledge: bool) -> None:
-        """Set the synchronous level the next commit needs, if it is not already in force.
+    def _sync_wal(self) -> None:
+        """fsync the WAL file, so every commit written to it so far survives power loss; the
+        first time a WAL file is seen, its directory too (as SQLite does for a new WAL)."""
+        try:
+            fd = os.open(self.path + "-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            return  # checkpointed into the database file (which SQLite synced) and removed
+        try:
+            os.fsync(fd)
+            inode = os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+        if inode != self._wal_inode and os.name == "posix":
+            directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        self._wal_inode = inode
 
-        An unacknowledged write under "power" commits without its own fsync (WAL with
-        synchronous=NORMAL survives a process crash); the next acknowledged commit runs at
-        FULL again and syncs the WAL file, and with it every frame written before. Every
-        write sets its level first, so a failed write cannot leave the wrong one in force; the
-        level is only switched when it changes (a switch costs ~10-40 us of the commits around it)."""
-        wanted = DURABILITY["process" if not acknowledge else self.durability]
-        if self._synchronous != wanted:
-            self._synchronous = None  # unknown until the switch has run
-            conn.execute(f"PRAGMA synchronous = {wanted}")
-            self._synchronous = wanted
+    def _ticket(self, acknowledge: bool) -> int:
+        """Under the lock, right after a commit: its group-sync ticket, or 0 when it needs none."""
+        return self._group.committed() if acknowledge and self._group is not None else 0
+
+    def _durable(self, ticket: int, operation: str) -> None:
+        """Outside the lock: return once commit `ticket` (0: none) survives power loss."""
+        if ticket and self._group is not None:
+            try:
+                self._group.wait(ticket)
+            except OSError as exc:
+                raise self._error(f"committed but could not sync the write to disk to {operation} "
+                                  f"({exc})", "check the disk; the change may not survive a power "
+                                  "loss") from exc
 
     def _write_one(self, operation: str, sql: str, params: Sequence[Any], acknowledge: bool = True) -> int:
         """One statement as its own transaction (SQLite's autocommit: atomic, no BEGIN/COMMIT
-        round trips); its rowcount. `acknowledge` as in `_sync_for`."""
+        round trips); its rowcount. `acknowledge`: durable under "power" before returning (an
+        unacknowledged write is made durable by the next acknowledged one's sync)."""
         with self._lock:
-            conn = self._live()
             try:
-                self._sync_for(conn, acknowledge)
-                return conn.execute(sql, params).rowcount
+                changed = self._live().execute(sql, params).rowcount
             except sqlite3.Error as exc:
                 self._raise_translated(exc, operation)
+            ticket = self._ticket(acknowledge)
+        self._durable(ticket, operation)
+        return changed
 
     @contextlib.contextmanager
     def _tx(self, operation: str, acknowledge: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error;
-        `acknowledge` as in `_sync_for`."""
+        `acknowledge` as in `_write_one`."""
         with self._lock, self._guard(operation):
             conn = self._live()
-            self._sync_for(conn, acknowledge)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 yield conn
@@ -260,12 +291,22 @@ class SQLiteStore(Store):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            ticket = self._ticket(acknowledge)
+        self._durable(ticket, operation)
 
     @contextlib.contextmanager
     def _reading(self, operation: str) -> Iterator[sqlite3.Connection]:
-        """The connection, under the lock, for one read statement."""
+        """The connection, under the lock, for one read statement (see `_settled`)."""
         with self._lock, self._guard(operation):
+            self._settled()
             yield self._live()
+
+    def _settled(self) -> None:
+        """Under the lock, before a read: wait until every commit it could see is durable, so
+        a reader never reports a change a power loss could still undo (SQLite's FULL gives
+        the same: a commit is visible only once synced)."""
+        if self._group is not None:
+            self._group.wait_for_all()
 
     def _record(self, row: Sequence[Any]) -> FlowRecord:
         """A FlowRecord from a flows row (columns in FlowRecord field order), checked."""
@@ -415,6 +456,7 @@ class SQLiteStore(Store):
     def _records_after(self, last: int) -> list[tuple[int, FlowRecord, list[LogEntry]]]:
         """Up to _BATCH (seq, record, log) with seq > `last`, read in one transaction."""
         with self._lock, self._guard("read flows"):
+            self._settled()
             conn = self._live()
             conn.execute("BEGIN")
             try:

@@ -1,0 +1,254 @@
+"""What a SQLiteStore commit survives: every write is safe against kill -9 (WAL, NORMAL);
+under "power" an acknowledged write has also fsync'd the WAL file before it returns."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from fedflow.errors import FedflowError
+from fedflow.store import SQLiteStore
+from fedflow.store.base import RUNNING, SUSPENDED, FlowRecord
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """Where a test's store file lives."""
+    return tmp_path / "s.db"
+
+
+class FsyncSpy:
+    """Records the inode of every file fsync'd (the real fsync still runs); `hold` makes
+    fsyncs of the WAL wait until `release`."""
+
+    def __init__(self, real: Callable[[int], None]) -> None:
+        self.real = real
+        self.inodes: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.waiting = threading.Event()
+        self.wal_inode: int | None = None
+
+    def __call__(self, fd: int) -> None:
+        inode = os.fstat(fd).st_ino
+        self.inodes.append(inode)
+        if inode == self.wal_inode and not self.gate.is_set():
+            self.waiting.set()
+            assert self.gate.wait(10), "the test never released the held fsync"
+        self.real(fd)
+
+    def wal_syncs(self, db: Path) -> int:
+        """How many fsyncs so far were of `db`'s WAL file."""
+        wal = os.stat(f"{db}-wal").st_ino
+        return sum(inode == wal for inode in self.inodes)
+
+    def hold(self, db: Path) -> None:
+        self.wal_inode = os.stat(f"{db}-wal").st_ino
+        self.waiting.clear()
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> Iterator[FsyncSpy]:
+    spy = FsyncSpy(os.fsync)
+    monkeypatch.setattr(os, "fsync", spy)
+    yield spy
+    spy.release()
+
+
+def flow(flow_id: str = "f", status: str = RUNNING) -> FlowRecord:
+    return FlowRecord(id=flow_id, name=None, status=status, input="null")
+
+
+def committed_rows(db: Path, count: int, timeout: float = 10.0) -> None:
+    """Wait (bounded) until another connection sees `count` flows committed in `db`."""
+    deadline = time.monotonic() + timeout
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        while conn.execute("SELECT count(*) FROM flows").fetchone()[0] < count:
+            assert time.monotonic() < deadline, f"fewer than {count} flows committed in {timeout}s"
+            time.sleep(0.005)
+
+
+def wal_syncs_of_each(db: Path, fsyncs: FsyncSpy, writes: list[Callable[[], object]]) -> list[int]:
+    """For each write, how many fsyncs of the WAL file it made before returning."""
+    counts = []
+    for write in writes:
+        before = fsyncs.wal_syncs(db) if os.path.exists(f"{db}-wal") else 0
+        write()
+        counts.append(fsyncs.wal_syncs(db) - before)
+    return counts
+
+
+@pytest.mark.parametrize("durability", ["process", "power"])
+def test_both_durabilities_commit_to_a_wal_at_synchronous_normal(db: Path, durability: str) -> None:
+    made = SQLiteStore(db, durability=durability)
+    try:
+        assert made._conn.execute("PRAGMA synchronous").fetchone() == (1,)
+        assert made._conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert made._conn.execute("PRAGMA busy_timeout").fetchone() == (5000,)
+    finally:
+        made.close()
+
+
+def test_default_durability_is_power(db: Path) -> None:
+    made = SQLiteStore(db)
+    try:
+        assert made.durability == "power"
+    finally:
+        made.close()
+
+
+def test_under_power_only_acknowledged_writes_sync_the_wal_before_returning(db: Path, fsyncs: FsyncSpy) -> None:
+    # Given a "power" store, a write no caller hears of is not synced by itself (WAL at NORMAL
+    # survives kill -9); every acknowledged one syncs the WAL, and with it all before it.
+    made = SQLiteStore(db, durability="power")
+    try:
+        entry = {"t": "j", "k": "0", "n": "s", "v": 1}
+        assert wal_syncs_of_each(db, fsyncs, [
+            lambda: made.create(flow(), acknowledge=False),
+            lambda: made.append_log("f", entry, acknowledge=False),
+            lambda: made.append_log("f", {**entry, "v": "x" * 5000}, acknowledge=False),  # spilled: a tx
+            lambda: made.transition("f", ["running"], {"updated": 1.0}),
+            lambda: made.transition("f", ["running"], {"updated": 2.0}, [entry], acknowledge=False),
+            lambda: made.transition("f", ["running"], {"status": "done"}),
+            lambda: made.put_replica("peer", "{}"),
+        ]) == [0, 0, 0, 1, 0, 1, 1]
+    finally:
+        made.close()
+    again = SQLiteStore(db)
+    try:
+        assert again.get("f").status == "done" and len(again.load_log("f")) == 3
+    finally:
+        again.close()
+
+
+def test_process_durability_never_syncs_the_wal(db: Path, fsyncs: FsyncSpy) -> None:
+    made = SQLiteStore(db, durability="process")
+    try:
+        made.create(flow())
+        made.append_log("f", {"i": 1})
+        made.transition("f", ["running"], {"status": "done"})
+        assert fsyncs.wal_syncs(db) == 0
+    finally:
+        made.close()
+
+
+def test_no_write_switches_the_synchronous_level(db: Path) -> None:
+    made = SQLiteStore(db, durability="power")
+    seen: list[str] = []
+    try:
+        made._conn.set_trace_callback(seen.append)
+        made.create(flow(), acknowledge=False)
+        made.append_log("f", {"i": 1}, acknowledge=False)
+        made.transition("f", ["running"], {"status": "done"})
+        made._conn.set_trace_callback(None)
+        assert seen and not any("synchronous" in statement for statement in seen)
+    finally:
+        made.close()
+
+
+def test_a_failed_unacknowledged_write_leaves_the_next_acknowledged_one_synced(db: Path, fsyncs: FsyncSpy) -> None:
+    # Given another connection holding the write lock, when an unacknowledged write gives up
+    # waiting, nothing changed and the next acknowledged commit still syncs the WAL.
+    made = SQLiteStore(db, durability="power", timeout=0.1)
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        made.create(flow("f", SUSPENDED))
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(FedflowError, match="locked"):
+            made.transition("f", [SUSPENDED], {"status": RUNNING}, [{"t": "s"}], acknowledge=False)
+        other.execute("ROLLBACK")
+        assert made.get("f").status == SUSPENDED, "nothing changed"
+        assert wal_syncs_of_each(db, fsyncs, [lambda: made.transition("f", None, {"updated": 1.0})]) == [1]
+    finally:
+        other.close()
+        made.close()
+
+
+def test_a_read_does_not_report_a_change_before_it_is_synced(db: Path, fsyncs: FsyncSpy) -> None:
+    # Given an acknowledged write whose WAL sync is still running, a read in another thread
+    # waits for that sync: it never reports a change a power loss could still undo.
+    made = SQLiteStore(db, durability="power")
+    try:
+        made.create(flow())
+        fsyncs.hold(db)
+        writer = threading.Thread(target=made.transition, args=("f", ["running"], {"status": "done"}))
+        writer.start()
+        assert fsyncs.waiting.wait(10), "the write reached its sync"
+        seen: list[str] = []
+        reader = threading.Thread(target=lambda: seen.append(made.get("f").status))
+        reader.start()
+        reader.join(0.3)
+        assert seen == [], "the read waited for the sync"
+        fsyncs.release()
+        writer.join(10)
+        reader.join(10)
+        assert seen == ["done"]
+    finally:
+        fsyncs.release()
+        made.close()
+
+
+def test_concurrent_acknowledged_writes_share_wal_syncs(db: Path, fsyncs: FsyncSpy) -> None:
+    # Given eight writers committing while a sync runs, they share the next one (group commit)
+    # instead of each waiting for its own behind the store's lock.
+    made = SQLiteStore(db, durability="power")
+    try:
+        made.create(flow("seed"))
+        fsyncs.hold(db)
+        first = threading.Thread(target=made.create, args=(flow("first"),))
+        first.start()
+        assert fsyncs.waiting.wait(10), "the first write is syncing"
+        before = fsyncs.wal_syncs(db)
+        writers = [threading.Thread(target=made.create, args=(flow(f"w{i}"),)) for i in range(8)]
+        for writer in writers:
+            writer.start()
+        committed_rows(db, 10)  # all eight have committed and now wait for a sync
+        fsyncs.release()
+        for writer in [first, *writers]:
+            writer.join(10)
+        assert not any(writer.is_alive() for writer in [first, *writers])
+        assert fsyncs.wal_syncs(db) - before == 1, "eight commits made during one sync share the next"
+        assert {fid for fid, _ in made.list()} == {"seed", "first", *(f"w{i}" for i in range(8))}
+    finally:
+        made.close()
+
+
+def test_power_without_a_wal_syncs_every_commit(tmp_path: Path) -> None:
+    # An in-memory database has no WAL: "power" falls back to synchronous=FULL.
+    made = SQLiteStore(":memory:", durability="power")
+    try:
+        assert made._conn.execute("PRAGMA synchronous").fetchone() == (2,)
+        assert made.create(flow()) and made.get("f").status == RUNNING
+    finally:
+        made.close()
+
+
+def test_a_failed_sync_is_reported_not_acknowledged(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = SQLiteStore(db, durability="power")
+    try:
+        made.create(flow())
+        real = os.fsync
+
+        def failing(fd: int) -> None:
+            if os.fstat(fd).st_ino == os.stat(f"{db}-wal").st_ino:
+                raise OSError(5, "Input/output error")
+            real(fd)
+        monkeypatch.setattr(os, "fsync", failing)
+        with pytest.raises(FedflowError, match="could not sync") as caught:
+            made.transition("f", ["running"], {"status": "done"})
+        assert "power loss" in str(caught.value)
+        monkeypatch.setattr(os, "fsync", real)
+        assert made.transition("f", ["done"], {"updated": 3.0}), "a later write syncs again"
+    finally:
+        made.close()
