@@ -25,27 +25,28 @@ def db(tmp_path: Path) -> Path:
 
 
 class FsyncSpy:
-    """Records the inode of every file fsync'd (the real fsync still runs); `hold` makes
-    fsyncs of the WAL wait until `release`."""
+    """Records the inode of every file synced with fsync or fdatasync (the real call still
+    runs); `hold` makes syncs of the WAL wait until `release`."""
 
-    def __init__(self, real: Callable[[int], None]) -> None:
-        self.real = real
+    def __init__(self) -> None:
         self.inodes: list[int] = []
         self.gate = threading.Event()
         self.gate.set()
         self.waiting = threading.Event()
         self.wal_inode: int | None = None
 
-    def __call__(self, fd: int) -> None:
-        inode = os.fstat(fd).st_ino
-        self.inodes.append(inode)
-        if inode == self.wal_inode and not self.gate.is_set():
-            self.waiting.set()
-            assert self.gate.wait(10), "the test never released the held fsync"
-        self.real(fd)
+    def wrapping(self, real: Callable[[int], None]) -> Callable[[int], None]:
+        def synced(fd: int) -> None:
+            inode = os.fstat(fd).st_ino
+            self.inodes.append(inode)
+            if inode == self.wal_inode and not self.gate.is_set():
+                self.waiting.set()
+                assert self.gate.wait(10), "the test never released the held sync"
+            real(fd)
+        return synced
 
     def wal_syncs(self, db: Path) -> int:
-        """How many fsyncs so far were of `db`'s WAL file."""
+        """How many syncs so far were of `db`'s WAL file."""
         wal = os.stat(f"{db}-wal").st_ino
         return sum(inode == wal for inode in self.inodes)
 
@@ -58,10 +59,14 @@ class FsyncSpy:
         self.gate.set()
 
 
+SYNC_CALLS = [name for name in ("fsync", "fdatasync") if hasattr(os, name)]
+
+
 @pytest.fixture
 def fsyncs(monkeypatch: pytest.MonkeyPatch) -> Iterator[FsyncSpy]:
-    spy = FsyncSpy(os.fsync)
-    monkeypatch.setattr(os, "fsync", spy)
+    spy = FsyncSpy()
+    for name in SYNC_CALLS:
+        monkeypatch.setattr(os, name, spy.wrapping(getattr(os, name)))
     yield spy
     spy.release()
 
@@ -123,6 +128,7 @@ def test_under_power_only_acknowledged_writes_sync_the_wal_before_returning(db: 
             lambda: made.transition("f", ["running"], {"status": "done"}),
             lambda: made.put_replica("peer", "{}"),
         ]) == [0, 0, 0, 1, 0, 1, 1]
+        assert os.stat(db.parent).st_ino in fsyncs.inodes, "the new WAL's directory entry was synced"
     finally:
         made.close()
     again = SQLiteStore(db)
@@ -224,6 +230,29 @@ def test_concurrent_acknowledged_writes_share_wal_syncs(db: Path, fsyncs: FsyncS
         made.close()
 
 
+def test_close_waits_for_a_sync_in_flight(db: Path, fsyncs: FsyncSpy) -> None:
+    made = SQLiteStore(db, durability="power")
+    made.create(flow())
+    fsyncs.hold(db)
+    outcome: list[bool] = []
+    writer = threading.Thread(target=lambda: outcome.append(made.transition("f", None, {"status": "done"})))
+    writer.start()
+    assert fsyncs.waiting.wait(10), "the write reached its sync"
+    closer = threading.Thread(target=made.close)
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive(), "close waits for the sync using the WAL"
+    fsyncs.release()
+    writer.join(10)
+    closer.join(10)
+    assert outcome == [True] and not closer.is_alive()
+    again = SQLiteStore(db)
+    try:
+        assert again.get("f").status == "done"
+    finally:
+        again.close()
+
+
 def test_power_without_a_wal_syncs_every_commit(tmp_path: Path) -> None:
     # An in-memory database has no WAL: "power" falls back to synchronous=FULL.
     made = SQLiteStore(":memory:", durability="power")
@@ -234,21 +263,26 @@ def test_power_without_a_wal_syncs_every_commit(tmp_path: Path) -> None:
         made.close()
 
 
+def failing_on(inode: int, real: Callable[[int], None]) -> Callable[[int], None]:
+    """A sync call that fails with EIO for the file `inode` and runs `real` for others."""
+    def sync(fd: int) -> None:
+        if os.fstat(fd).st_ino == inode:
+            raise OSError(5, "Input/output error")
+        real(fd)
+    return sync
+
+
 def test_a_failed_sync_is_reported_not_acknowledged(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     made = SQLiteStore(db, durability="power")
     try:
         made.create(flow())
-        real = os.fsync
-
-        def failing(fd: int) -> None:
-            if os.fstat(fd).st_ino == os.stat(f"{db}-wal").st_ino:
-                raise OSError(5, "Input/output error")
-            real(fd)
-        monkeypatch.setattr(os, "fsync", failing)
-        with pytest.raises(FedflowError, match="could not sync") as caught:
-            made.transition("f", ["running"], {"status": "done"})
+        wal = os.stat(f"{db}-wal").st_ino
+        with monkeypatch.context() as patch:
+            for name in SYNC_CALLS:
+                patch.setattr(os, name, failing_on(wal, getattr(os, name)))
+            with pytest.raises(FedflowError, match="could not sync") as caught:
+                made.transition("f", ["running"], {"status": "done"})
         assert "power loss" in str(caught.value)
-        monkeypatch.setattr(os, "fsync", real)
         assert made.transition("f", ["done"], {"updated": 3.0}), "a later write syncs again"
     finally:
         made.close()

@@ -26,7 +26,7 @@ class GroupSync:
     def __init__(self, sync: Callable[[], None]) -> None:
         """`sync` makes everything committed before it was called durable (raises on failure)."""
         self._sync = sync
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._issued = 0      # tickets handed out: one per commit that needs to be durable
         self._durable = 0     # every ticket up to this one is durable
         self._syncing = False

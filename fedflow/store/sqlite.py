@@ -92,7 +92,7 @@ class SQLiteStore(Store):
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._group: GroupSync | None = None  # under "power" on a WAL file: syncs the WAL
-        self._wal_inode: int | None = None  # the WAL file whose directory entry was last synced
+        self._wal_fd: int | None = None  # the WAL file, opened at its first sync
         with self._guard("open"):
             self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
                                          check_same_thread=False)
@@ -231,24 +231,19 @@ class SQLiteStore(Store):
         return self._error(f"could not {operation} ({exc})", "check the file, its directory and the disk")
 
     def _sync_wal(self) -> None:
-        """fsync the WAL file, so every commit written to it so far survives power loss; the
-        first time a WAL file is seen, its directory too (as SQLite does for a new WAL)."""
-        try:
-            fd = os.open(self.path + "-wal", os.O_RDONLY)
-        except FileNotFoundError:
-            return  # checkpointed into the database file (which SQLite synced) and removed
-        try:
-            os.fsync(fd)
-            inode = os.fstat(fd).st_ino
-        finally:
-            os.close(fd)
-        if inode != self._wal_inode and os.name == "posix":
-            directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
-        self._wal_inode = inode
+        """Sync the WAL file (fdatasync, as SQLite does), so every commit written to it so far
+        survives power loss. The WAL is opened once, and its directory synced then (as SQLite
+        does for a new WAL): SQLite removes the file only when the last connection closes, and
+        this store's stays open until `close`."""
+        if self._wal_fd is None:
+            self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY)
+            if os.name == "posix":
+                directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+                try:
+                    os.fsync(directory)
+                finally:
+                    os.close(directory)
+        (os.fdatasync if hasattr(os, "fdatasync") else os.fsync)(self._wal_fd)
 
     def _ticket(self, acknowledge: bool) -> int:
         """Under the lock, right after a commit: its group-sync ticket, or 0 when it needs none."""
@@ -519,6 +514,12 @@ class SQLiteStore(Store):
     def close(self) -> None:
         """Close the connection (idempotent); later calls raise FedflowError."""
         with self._lock:
+            if self._group is not None and self._conn is not None:
+                with contextlib.suppress(OSError):  # its writer was told; closing goes on
+                    self._group.wait_for_all()  # no sync may still be using the WAL's descriptor
             conn, self._conn = self._conn, None
+            wal, self._wal_fd = self._wal_fd, None
+            if wal is not None:
+                os.close(wal)
             if conn is not None:
                 conn.close()
