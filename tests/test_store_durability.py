@@ -75,13 +75,12 @@ def flow(flow_id: str = "f", status: str = RUNNING) -> FlowRecord:
     return FlowRecord(id=flow_id, name=None, status=status, input="null")
 
 
-def committed_rows(db: Path, count: int, timeout: float = 10.0) -> None:
-    """Wait (bounded) until another connection sees `count` flows committed in `db`."""
+def tickets(made: SQLiteStore, count: int, timeout: float = 10.0) -> None:
+    """Wait (bounded) until `count` commits of `made` have taken their group-sync ticket."""
     deadline = time.monotonic() + timeout
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        while conn.execute("SELECT count(*) FROM flows").fetchone()[0] < count:
-            assert time.monotonic() < deadline, f"fewer than {count} flows committed in {timeout}s"
-            time.sleep(0.005)
+    while made._group.issued < count:
+        assert time.monotonic() < deadline, f"fewer than {count} commits in {timeout}s"
+        time.sleep(0.005)
 
 
 def wal_syncs_of_each(db: Path, fsyncs: FsyncSpy, writes: list[Callable[[], object]]) -> list[int]:
@@ -181,25 +180,38 @@ def test_a_failed_unacknowledged_write_leaves_the_next_acknowledged_one_synced(d
         made.close()
 
 
-def test_a_read_does_not_report_a_change_before_it_is_synced(db: Path, fsyncs: FsyncSpy) -> None:
+READS: dict[str, Callable[[SQLiteStore], object]] = {
+    "get": lambda made: made.get("f").status,
+    "list": lambda made: made.list(),
+    "records": lambda made: [rec.status for rec, _log in made.records()],
+    "load_log": lambda made: made.load_log("f"),
+    "pending": lambda made: made.pending(),
+}
+READ_AFTER = {"get": "done", "list": [("f", "done")], "records": ["done"], "load_log": [{"t": "s"}],
+              "pending": []}
+
+
+@pytest.mark.parametrize("read", sorted(READS))
+def test_a_read_does_not_report_a_change_before_it_is_synced(db: Path, fsyncs: FsyncSpy, read: str) -> None:
     # Given an acknowledged write whose WAL sync is still running, a read in another thread
     # waits for that sync: it never reports a change a power loss could still undo.
     made = SQLiteStore(db, durability="power")
     try:
-        made.create(flow())
+        made.create(flow("f", SUSPENDED))
         fsyncs.hold(db)
-        writer = threading.Thread(target=made.transition, args=("f", ["running"], {"status": "done"}))
+        writer = threading.Thread(target=made.transition, args=("f", [SUSPENDED], {"status": "done"},
+                                                                [{"t": "s"}]))
         writer.start()
         assert fsyncs.waiting.wait(10), "the write reached its sync"
-        seen: list[str] = []
-        reader = threading.Thread(target=lambda: seen.append(made.get("f").status))
+        seen: list[object] = []
+        reader = threading.Thread(target=lambda: seen.append(READS[read](made)))
         reader.start()
         reader.join(0.3)
         assert seen == [], "the read waited for the sync"
         fsyncs.release()
         writer.join(10)
         reader.join(10)
-        assert seen == ["done"]
+        assert seen == [READ_AFTER[read]]
     finally:
         fsyncs.release()
         made.close()
@@ -219,7 +231,7 @@ def test_concurrent_acknowledged_writes_share_wal_syncs(db: Path, fsyncs: FsyncS
         writers = [threading.Thread(target=made.create, args=(flow(f"w{i}"),)) for i in range(8)]
         for writer in writers:
             writer.start()
-        committed_rows(db, 10)  # all eight have committed and now wait for a sync
+        tickets(made, 9)  # the first write and all eight have committed and wait for a sync
         fsyncs.release()
         for writer in [first, *writers]:
             writer.join(10)
@@ -272,7 +284,10 @@ def failing_on(inode: int, real: Callable[[int], None]) -> Callable[[int], None]
     return sync
 
 
-def test_a_failed_sync_is_reported_not_acknowledged(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_sync_is_reported_and_final_until_the_store_is_reopened(db: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # After an fsync error the OS may have dropped unsynced pages, so a later good fsync proves
+    # nothing: every later acknowledged write and read raises until the store is reopened.
     made = SQLiteStore(db, durability="power")
     try:
         made.create(flow())
@@ -280,9 +295,79 @@ def test_a_failed_sync_is_reported_not_acknowledged(db: Path, monkeypatch: pytes
         with monkeypatch.context() as patch:
             for name in SYNC_CALLS:
                 patch.setattr(os, name, failing_on(wal, getattr(os, name)))
-            with pytest.raises(FedflowError, match="could not sync") as caught:
+            with pytest.raises(FedflowError, match="committed but could not sync") as caught:
                 made.transition("f", ["running"], {"status": "done"})
-        assert "power loss" in str(caught.value)
-        assert made.transition("f", ["done"], {"updated": 3.0}), "a later write syncs again"
+        assert "power loss" in str(caught.value) and "reopen" in str(caught.value)
+        with pytest.raises(FedflowError, match="could not sync"):
+            made.transition("f", ["done"], {"updated": 3.0})
+        with pytest.raises(FedflowError, match="cannot be read"):
+            made.get("f")
+    finally:
+        made.close()
+    assert not wal_descriptors(db), "close released the WAL"
+    again = SQLiteStore(db)
+    try:
+        assert again.get("f").status == "done" and again.get("f").updated == 3.0
+        assert again.transition("f", ["done"], {"updated": 4.0})
+    finally:
+        again.close()
+
+
+def test_a_failed_directory_sync_is_final_too(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = SQLiteStore(db, durability="power", timeout=1.0)
+    try:
+        made.close()  # the first sync of a store (its WAL's directory too) happens on the next open
+        made = SQLiteStore(db, durability="power")
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "fsync", failing_on(os.stat(db.parent).st_ino, os.fsync))
+            with pytest.raises(FedflowError, match="could not sync"):
+                made.create(flow())
+        with pytest.raises(FedflowError, match="could not sync"):
+            made.create(flow("g"))
+    finally:
+        made.close()
+    assert not wal_descriptors(db)
+
+
+def wal_descriptors(db: Path) -> list[str]:
+    """This process's open descriptors on `db`'s WAL file (Linux /proc)."""
+    wal = os.path.realpath(f"{db}-wal")
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}") == wal:
+                found.append(fd)
+    return found
+
+
+def test_the_wal_synced_is_the_one_sqlite_writes_through_a_symlink(tmp_path: Path, fsyncs: FsyncSpy) -> None:
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "link.db"
+    link.symlink_to(tmp_path / "real" / "s.db")
+    made = SQLiteStore(link, durability="power")
+    try:
+        assert made.create(flow())
+        assert fsyncs.wal_syncs(tmp_path / "real" / "s.db") >= 1
+    finally:
+        made.close()
+
+
+def test_the_wal_synced_stays_the_stores_after_a_chdir(tmp_path: Path, fsyncs: FsyncSpy,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    for place in ("a", "b"):
+        (tmp_path / place).mkdir()
+        SQLiteStore(tmp_path / place / "s.db").close()
+    monkeypatch.chdir(tmp_path / "a")
+    made = SQLiteStore("s.db", durability="power")
+    try:
+        monkeypatch.chdir(tmp_path / "b")
+        other = SQLiteStore("s.db", durability="process")  # b's WAL exists too
+        try:
+            other.create(flow("b"))
+            before = fsyncs.wal_syncs(tmp_path / "a" / "s.db")
+            assert made.create(flow("a"))
+            assert fsyncs.wal_syncs(tmp_path / "a" / "s.db") == before + 1
+        finally:
+            other.close()
     finally:
         made.close()

@@ -12,6 +12,11 @@ import threading
 from collections.abc import Callable
 
 
+class SyncFailed(OSError):
+    """A sync failed, now or earlier: nothing committed since the last good sync is known to
+    be durable (the OS may have dropped the unsynced pages), so no later wait succeeds."""
+
+
 class GroupSync:
     """Makes commits durable with as few calls of `sync` as concurrent writers allow.
 
@@ -21,6 +26,10 @@ class GroupSync:
     covering every ticket issued so far; otherwise it waits for the running one and, if its
     ticket came too late for that one, for the next. So N writers committing together cost
     about two syncs, not N one after the other.
+
+    A failed sync is final (as in PostgreSQL): after an fsync error Linux may mark the
+    unsynced pages clean, so a later successful sync would prove nothing about them. Every
+    later `wait` for a ticket not yet durable raises `SyncFailed`; reopen the store.
     """
 
     def __init__(self, sync: Callable[[], None]) -> None:
@@ -30,6 +39,14 @@ class GroupSync:
         self._issued = 0      # tickets handed out: one per commit that needs to be durable
         self._durable = 0     # every ticket up to this one is durable
         self._syncing = False
+        self._failure: OSError | None = None
+        self._closed = False
+
+    @property
+    def issued(self) -> int:
+        """How many tickets have been handed out."""
+        with self._cond:
+            return self._issued
 
     def committed(self) -> int:
         """The ticket of a commit that just ended; pass it to `wait`."""
@@ -38,28 +55,50 @@ class GroupSync:
             return self._issued
 
     def wait(self, ticket: int) -> None:
-        """Return once commit `ticket` is durable, syncing if no one else is; a failed sync
-        raises here (a later `wait` tries again)."""
+        """Return once commit `ticket` is durable, syncing if no one else is. Raises
+        `SyncFailed` if a sync failed (now or before) or the group was closed first."""
         with self._cond:
             while self._durable < ticket:
+                if self._failure is not None:
+                    raise SyncFailed(self._failure.errno, f"a sync failed earlier ({self._failure}); "
+                                     "later commits are not known to be durable")
                 if self._syncing:
                     self._cond.wait()
                     continue
-                self._syncing = True
-                covers = self._issued  # every commit with a ticket so far has written its pages
-                try:
-                    self._cond.release()
-                    try:
-                        self._sync()
-                    finally:
-                        self._cond.acquire()
-                    self._durable = max(self._durable, covers)
-                finally:
-                    self._syncing = False
-                    self._cond.notify_all()
+                if self._closed:
+                    raise SyncFailed(None, "the store was closed before this commit was synced")
+                self._run_sync()
+
+    def _run_sync(self) -> None:
+        """Under the condition: run one sync covering every ticket issued so far."""
+        self._syncing = True
+        covers = self._issued  # every commit with a ticket so far has written its pages
+        try:
+            self._cond.release()
+            try:
+                self._sync()
+            finally:
+                self._cond.acquire()
+            self._durable = max(self._durable, covers)
+        except OSError as exc:
+            self._failure = exc
+            raise SyncFailed(exc.errno, f"could not sync ({exc})") from exc
+        finally:
+            self._syncing = False
+            self._cond.notify_all()
 
     def wait_for_all(self) -> None:
         """Return once every commit that has a ticket so far is durable."""
+        self.wait(self.issued)
+
+    def close(self) -> None:
+        """Make every ticket durable if possible, then refuse to sync again; once this
+        returns no sync is running, so the sync's resources may be released."""
+        try:
+            self.wait_for_all()
+        except SyncFailed:
+            pass  # its writers were told; closing goes on
         with self._cond:
-            issued = self._issued
-        self.wait(issued)
+            while self._syncing:
+                self._cond.wait()
+            self._closed = True

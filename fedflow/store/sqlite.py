@@ -35,7 +35,7 @@ from ..errors import FedflowError
 from ..values import dump_tree
 from . import sqlite_sql as sql
 from .base import STATUSES, SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store
-from .group_sync import GroupSync
+from .group_sync import GroupSync, SyncFailed
 from .sqlite_sql import FORMAT, SCHEMA_VERSION
 
 __all__ = ["DURABILITY", "FORMAT", "SCHEMA_VERSION", "SQLiteStore"]
@@ -93,6 +93,7 @@ class SQLiteStore(Store):
         self._conn: sqlite3.Connection | None = None
         self._group: GroupSync | None = None  # under "power" on a WAL file: syncs the WAL
         self._wal_fd: int | None = None  # the WAL file, opened at its first sync
+        self._wal_path = ""
         with self._guard("open"):
             self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
                                          check_same_thread=False)
@@ -130,11 +131,17 @@ class SQLiteStore(Store):
     def _set_durability(self, journal_mode: str) -> None:
         """Commit at synchronous=NORMAL (safe against kill -9 in WAL mode); under "power", sync
         the WAL file before acknowledging. Where WAL is unavailable (an in-memory database, some
-        network file systems), "power" falls back to synchronous=FULL on every commit."""
-        group = self.durability == "power" and journal_mode.lower() == "wal"
+        network file systems) or off POSIX, "power" falls back to synchronous=FULL on every commit."""
+        conn = self._live()
+        main_file = next((file for _seq, name, file in conn.execute("PRAGMA database_list")
+                          if name == "main"), "")
+        group = (self.durability == "power" and journal_mode.lower() == "wal" and bool(main_file)
+                 and os.name == "posix")
+        # SQLite names the WAL after the database's resolved path (symlinks followed, absolute).
+        self._wal_path = f"{main_file}-wal"
         self._group = GroupSync(self._sync_wal) if group else None
         level = "FULL" if self.durability == "power" and not group else "NORMAL"
-        self._live().execute(f"PRAGMA synchronous = {level}")
+        conn.execute(f"PRAGMA synchronous = {level}")
 
     def _inspect(self) -> tuple[set[str], int]:
         """The file's tables and schema version (0 if empty), read in one snapshot: another
@@ -236,13 +243,17 @@ class SQLiteStore(Store):
         does for a new WAL): SQLite removes the file only when the last connection closes, and
         this store's stays open until `close`."""
         if self._wal_fd is None:
-            self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY)
-            if os.name == "posix":
-                directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+            wal = os.open(self._wal_path, os.O_RDONLY)
+            try:
+                directory = os.open(os.path.dirname(self._wal_path), os.O_RDONLY)
                 try:
                     os.fsync(directory)
                 finally:
                     os.close(directory)
+            except BaseException:
+                os.close(wal)
+                raise
+            self._wal_fd = wal
         (os.fdatasync if hasattr(os, "fdatasync") else os.fsync)(self._wal_fd)
 
     def _ticket(self, acknowledge: bool) -> int:
@@ -254,10 +265,13 @@ class SQLiteStore(Store):
         if ticket and self._group is not None:
             try:
                 self._group.wait(ticket)
-            except OSError as exc:
-                raise self._error(f"committed but could not sync the write to disk to {operation} "
-                                  f"({exc})", "check the disk; the change may not survive a power "
-                                  "loss") from exc
+            except SyncFailed as exc:
+                raise self._unsynced(exc, f"committed but could not sync the write to disk to {operation}",
+                                     "the change may not survive a power loss") from exc
+
+    def _unsynced(self, exc: SyncFailed, what: str, risk: str) -> FedflowError:
+        """The error for a write or read after a failed sync of the WAL."""
+        return self._error(f"{what} ({exc})", f"{risk}; check the disk, then close and reopen the store")
 
     def _write_one(self, operation: str, sql: str, params: Sequence[Any], acknowledge: bool = True) -> int:
         """One statement as its own transaction (SQLite's autocommit: atomic, no BEGIN/COMMIT
@@ -301,7 +315,11 @@ class SQLiteStore(Store):
         a reader never reports a change a power loss could still undo (SQLite's FULL gives
         the same: a commit is visible only once synced)."""
         if self._group is not None:
-            self._group.wait_for_all()
+            try:
+                self._group.wait_for_all()
+            except SyncFailed as exc:
+                raise self._unsynced(exc, "cannot be read: a change it holds could not be synced to disk",
+                                     "it may not survive a power loss") from exc
 
     def _record(self, row: Sequence[Any]) -> FlowRecord:
         """A FlowRecord from a flows row (columns in FlowRecord field order), checked."""
@@ -514,9 +532,8 @@ class SQLiteStore(Store):
     def close(self) -> None:
         """Close the connection (idempotent); later calls raise FedflowError."""
         with self._lock:
-            if self._group is not None and self._conn is not None:
-                with contextlib.suppress(OSError):  # its writer was told; closing goes on
-                    self._group.wait_for_all()  # no sync may still be using the WAL's descriptor
+            if self._group is not None:
+                self._group.close()  # no sync runs after this, so the WAL's descriptor can go
             conn, self._conn = self._conn, None
             wal, self._wal_fd = self._wal_fd, None
             if wal is not None:
