@@ -83,6 +83,8 @@ SECTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
         ("memory store", "flow3_memory_per_s", None),
         ("SQLite process", "flow3_process_per_s", None),
         ("SQLite power    vs raw commits/s", "flow3_power_per_s", "sqlite_power_commits_per_s"),
+        ("8 threads at once, process vs sequential", "flow3_process_8threads_per_s", "flow3_process_per_s"),
+        ("8 threads at once, power   vs sequential", "flow3_power_8threads_per_s", "flow3_power_per_s"),
         ("bench-peers run: SQLite process vs DBOS", "peers_fedflow_flow3_process_per_s", "dbos_flow3_per_s"),
         ("bench-peers run: SQLite power   vs DBOS", "peers_fedflow_flow3_power_per_s", "dbos_flow3_per_s"))),
     ("2  external resume -> result on SQLite (ms)", (

@@ -1,6 +1,7 @@
 """Workloads 1, 2 and 4: one engine in this process (memory or SQLite in a temp dir).
 
-1. `flow3`: a 3-step flow start -> done, sequential; flows/s per store.
+1. `flow3`: a 3-step flow start -> done, sequential; flows/s per store (on SQLite also
+   from 8 threads at once).
 2. `resume`: flows suspend, another thread resumes them; resume call -> result.
 4. `replay`: resume of a flow whose log holds N journaled steps.
 """
@@ -19,6 +20,7 @@ from bench import common, flows
 #: Workload-1 stores: results key -> (SQLite?, durability).
 FLOW3_STORES = {"memory": (False, "power"), "process": (True, "process"), "power": (True, "power")}
 REPLAY_STEPS = (10, 100, 1_000, 10_000)
+FLOW3_THREADS = 8
 
 
 def _db(tmp: Path, label: str) -> str:
@@ -47,12 +49,45 @@ def flow3_rate(tmp: Path, store: str, flows_count: int) -> float:
     return flows_count / elapsed
 
 
+def flow3_concurrent_rate(tmp: Path, store: str, flows_count: int, threads: int = FLOW3_THREADS) -> float:
+    """Flows/s of `flows_count` 3-step flows started from `threads` threads at once on one
+    engine: what group commit buys when acknowledged commits overlap."""
+    sqlite, durability = FLOW3_STORES[store]
+    per_thread = max(flows_count // threads, 1)
+    failures: list[BaseException] = []
+
+    def starter(index: int) -> None:
+        try:
+            for i in range(per_thread):
+                out = engine.start(flows.FLOW3, {"i": i, "user": "ada"})
+                if out.get("c") != 3:
+                    raise RuntimeError(f"flow3 returned {out!r}")
+        except BaseException as exc:  # reported below, from the measuring thread
+            failures.append(exc)
+    with _engine(tmp, sqlite, durability, f"flow3x{threads}-{store}") as engine:
+        engine.start(flows.FLOW3, {"warm": True})
+        workers = [threading.Thread(target=starter, args=(n,), name=f"bench-flow3-{n}") for n in range(threads)]
+        begin = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        elapsed = time.perf_counter() - begin
+    if failures:
+        raise RuntimeError(f"a starter thread failed: {failures[0]!r}") from failures[0]
+    return per_thread * threads / elapsed
+
+
 def workload_flow3(tmp: Path, repeats: int, flows_count: int) -> dict[str, float]:
-    """Workload 1 on every store: `flow3_<store>_per_s` medians."""
+    """Workload 1 on every store: `flow3_<store>_per_s` medians; on SQLite also from
+    FLOW3_THREADS threads at once (`flow3_<store>_8threads_per_s`, no target of its own)."""
     out = {}
     for store in FLOW3_STORES:
         runs = [{"rate": flow3_rate(tmp, store, flows_count)} for _ in range(repeats)]
         out[f"flow3_{store}_per_s"] = common.median_of(runs)["rate"]
+    for store in ("process", "power"):
+        runs = [{"rate": flow3_concurrent_rate(tmp, store, flows_count)} for _ in range(repeats)]
+        out[f"flow3_{store}_{FLOW3_THREADS}threads_per_s"] = common.median_of(runs)["rate"]
     return out
 
 
