@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -180,3 +181,29 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise RuntimeError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def throughput(call: Callable[[], Any], callers: int, per_caller: int) -> float:
+    """Calls/s of `callers` threads making `per_caller` calls each, all at once."""
+    barrier = threading.Barrier(callers + 1)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            for _ in range(per_caller):
+                call()
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, name=f"bench-caller-{i}") for i in range(callers)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    begin = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - begin
+    if errors:
+        raise RuntimeError(f"{len(errors)} caller(s) failed: {errors[0]!r}") from errors[0]
+    return callers * per_caller / elapsed

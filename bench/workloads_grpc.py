@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import json
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -87,35 +86,9 @@ def latencies(call: Callable[[], Any], count: int) -> dict[str, float]:
     return {"p50_ms": ms["p50"], "p99_ms": ms["p99"]}
 
 
-def throughput(call: Callable[[], Any], callers: int, per_caller: int) -> float:
-    """Calls/s of `callers` threads making `per_caller` calls each, all at once."""
-    barrier = threading.Barrier(callers + 1)
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        barrier.wait()
-        try:
-            for _ in range(per_caller):
-                call()
-        except BaseException as exc:  # reported below, not lost in the thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, name=f"bench-caller-{i}") for i in range(callers)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    begin = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - begin
-    if errors:
-        raise RuntimeError(f"{len(errors)} caller(s) failed: {errors[0]!r}") from errors[0]
-    return callers * per_caller / elapsed
-
-
 def measure(call: Callable[[], Any], count: int, per_caller: int) -> dict[str, float]:
     """p50/p99 ms of one caller and calls/s of CALLERS callers."""
-    return {**latencies(call, count), "per_s": throughput(call, CALLERS, per_caller)}
+    return {**latencies(call, count), "per_s": common.throughput(call, CALLERS, per_caller)}
 
 
 def _checked(call: Callable[[], Any], expected: Any, what: str) -> Callable[[], Any]:

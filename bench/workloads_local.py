@@ -53,29 +53,14 @@ def flow3_concurrent_rate(tmp: Path, store: str, flows_count: int, threads: int 
     """Flows/s of `flows_count` 3-step flows started from `threads` threads at once on one
     engine: what group commit buys when acknowledged commits overlap."""
     sqlite, durability = FLOW3_STORES[store]
-    per_thread = max(flows_count // threads, 1)
-    failures: list[BaseException] = []
 
-    def starter(index: int) -> None:
-        try:
-            for i in range(per_thread):
-                out = engine.start(flows.FLOW3, {"i": i, "user": "ada"})
-                if out.get("c") != 3:
-                    raise RuntimeError(f"flow3 returned {out!r}")
-        except BaseException as exc:  # reported below, from the measuring thread
-            failures.append(exc)
+    def start() -> None:
+        out = engine.start(flows.FLOW3, {"user": "ada"})
+        if out != {"user": "ada", "a": 1, "b": 2, "c": 3}:
+            raise RuntimeError(f"flow3 returned {out!r}")
     with _engine(tmp, sqlite, durability, f"flow3x{threads}-{store}") as engine:
         engine.start(flows.FLOW3, {"warm": True})
-        workers = [threading.Thread(target=starter, args=(n,), name=f"bench-flow3-{n}") for n in range(threads)]
-        begin = time.perf_counter()
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        elapsed = time.perf_counter() - begin
-    if failures:
-        raise RuntimeError(f"a starter thread failed: {failures[0]!r}") from failures[0]
-    return per_thread * threads / elapsed
+        return common.throughput(start, threads, max(flows_count // threads, 1))
 
 
 def workload_flow3(tmp: Path, repeats: int, flows_count: int) -> dict[str, float]:

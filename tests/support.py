@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fedflow import Fail
@@ -50,3 +51,16 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, Fail):
         return same(a.reason, b.reason)
     return a == b
+
+
+def blocks_until(release: Callable[[], object], action: Callable[[], object], patience: float = 0.3) -> None:
+    """Run `action` in a thread: assert it is still blocked after `patience` seconds, then
+    call `release()` and assert the thread ends (within WAIT)."""
+    worker = threading.Thread(target=action, name="blocked-action")
+    worker.start()
+    worker.join(patience)
+    blocked = worker.is_alive()
+    release()
+    worker.join(WAIT)
+    assert blocked, "the action waited"
+    assert not worker.is_alive(), "the action ended once released"

@@ -17,6 +17,11 @@ from fedflow.errors import FedflowError
 from fedflow.store import SQLiteStore
 from fedflow.store.base import RUNNING, SUSPENDED, FlowRecord
 
+try:
+    from support import blocks_until
+except ImportError:  # tests/ imported as a package
+    from tests.support import blocks_until
+
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
@@ -204,13 +209,8 @@ def test_a_read_does_not_report_a_change_before_it_is_synced(db: Path, fsyncs: F
         writer.start()
         assert fsyncs.waiting.wait(10), "the write reached its sync"
         seen: list[object] = []
-        reader = threading.Thread(target=lambda: seen.append(READS[read](made)))
-        reader.start()
-        reader.join(0.3)
-        assert seen == [], "the read waited for the sync"
-        fsyncs.release()
+        blocks_until(fsyncs.release, lambda: seen.append(READS[read](made)))  # the read waits
         writer.join(10)
-        reader.join(10)
         assert seen == [READ_AFTER[read]]
     finally:
         fsyncs.release()
@@ -250,14 +250,9 @@ def test_close_waits_for_a_sync_in_flight(db: Path, fsyncs: FsyncSpy) -> None:
     writer = threading.Thread(target=lambda: outcome.append(made.transition("f", None, {"status": "done"})))
     writer.start()
     assert fsyncs.waiting.wait(10), "the write reached its sync"
-    closer = threading.Thread(target=made.close)
-    closer.start()
-    closer.join(0.3)
-    assert closer.is_alive(), "close waits for the sync using the WAL"
-    fsyncs.release()
+    blocks_until(fsyncs.release, made.close)  # close waits for the sync using the WAL
     writer.join(10)
-    closer.join(10)
-    assert outcome == [True] and not closer.is_alive()
+    assert outcome == [True]
     again = SQLiteStore(db)
     try:
         assert again.get("f").status == "done"
