@@ -240,9 +240,8 @@ class Federation:
 
     def _mark_moved(self, ids: list[str], peer: str) -> None:
         """Mark `ids` moved to `peer` (one fsync for the lot: the last write is acknowledged)."""
-        for n, flow_id in enumerate(ids):
-            rec = self.store.get(flow_id)
-            if rec is not None:
-                self.store.transition(flow_id, [SUSPENDED], {"status": MOVED, "owner": peer, "epoch": rec.epoch + 1,
-                                                             "updated": time.time()},
-                                      acknowledge=n == len(ids) - 1)
+        present = [rec for rec in map(self.store.get, ids) if rec is not None]
+        for n, rec in enumerate(present):
+            self.store.transition(rec.id, [SUSPENDED], {"status": MOVED, "owner": peer, "epoch": rec.epoch + 1,
+                                                        "updated": time.time()},
+                                  acknowledge=n == len(present) - 1)

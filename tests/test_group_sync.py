@@ -53,9 +53,8 @@ def test_every_waiter_returns_after_a_sync_that_began_after_its_commit() -> None
     def writer() -> None:
         start.wait(10)
         for _ in range(5):
-            ticket = group.committed()
-            committed = time.perf_counter()
-            group.wait(ticket)
+            committed = time.perf_counter()  # before the ticket: a sync covering it began later
+            group.wait(group.committed())
             with lock:
                 marks.append((committed, time.perf_counter()))
     threads = [threading.Thread(target=writer) for _ in range(8)]

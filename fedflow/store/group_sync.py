@@ -17,6 +17,11 @@ class SyncFailed(OSError):
     be durable (the OS may have dropped the unsynced pages), so no later wait succeeds."""
 
 
+class SyncNotRun(OSError):
+    """Raised by a sync function that could not start (e.g. out of file descriptors): nothing
+    was lost, so unlike a failed sync it is not final; a later wait tries again."""
+
+
 class GroupSync:
     """Makes commits durable with as few calls of `sync` as concurrent writers allow.
 
@@ -71,21 +76,36 @@ class GroupSync:
 
     def _run_sync(self) -> None:
         """Under the condition: run one sync covering every ticket issued so far."""
-        self._syncing = True
         covers = self._issued  # every commit with a ticket so far has written its pages
         try:
+            self._syncing = True
             self._cond.release()
             try:
                 self._sync()
             finally:
-                self._cond.acquire()
+                self._reacquire()
             self._durable = max(self._durable, covers)
+        except SyncNotRun as exc:
+            raise SyncFailed(exc.errno, f"could not start a sync ({exc})") from exc
         except OSError as exc:
             self._failure = exc
             raise SyncFailed(exc.errno, f"could not sync ({exc})") from exc
         finally:
             self._syncing = False
             self._cond.notify_all()
+
+    def _reacquire(self) -> None:
+        """Take the condition's lock back even if an exception (a signal) interrupts the wait for
+        it; the interruption is raised once the lock is held."""
+        interrupted: BaseException | None = None
+        while True:
+            try:
+                self._cond.acquire()
+                break
+            except BaseException as exc:
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
 
     def wait_for_all(self) -> None:
         """Return once every commit that has a ticket so far is durable."""

@@ -35,7 +35,7 @@ from ..errors import FedflowError
 from ..values import dump_tree
 from . import sqlite_sql as sql
 from .base import STATUSES, SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store
-from .group_sync import GroupSync, SyncFailed
+from .group_sync import GroupSync, SyncFailed, SyncNotRun
 from .sqlite_sql import FORMAT, SCHEMA_VERSION
 
 __all__ = ["DURABILITY", "FORMAT", "SCHEMA_VERSION", "SQLiteStore"]
@@ -67,6 +67,21 @@ def _flow_row(rec: FlowRecord) -> tuple[tuple[Any, ...], list[Body]]:
     for at, _column in spilled:
         cells[at] = sql.SPILLED
     return tuple(cells), [(rec.id, column, row[at]) for at, column in spilled]
+
+
+def _sync_directory(path: str) -> None:
+    """fsync a directory so a new file's entry in it is durable; as SQLite does, a directory that
+    cannot be opened or synced (some network and FUSE file systems) is passed over."""
+    try:
+        directory = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(directory)
+    except OSError:
+        pass
+    finally:
+        os.close(directory)
 
 
 def _dump(entry: LogEntry) -> str:
@@ -133,8 +148,12 @@ class SQLiteStore(Store):
         the WAL file before acknowledging. Where WAL is unavailable (an in-memory database, some
         network file systems) or off POSIX, "power" falls back to synchronous=FULL on every commit."""
         conn = self._live()
-        main_file = next((file for _seq, name, file in conn.execute("PRAGMA database_list")
-                          if name == "main"), "")
+        conn.text_factory = bytes  # the file name as SQLite has it, even if it is not UTF-8
+        try:
+            main_file = next((os.fsdecode(file) for _seq, name, file in conn.execute("PRAGMA database_list")
+                              if name == b"main"), "")
+        finally:
+            conn.text_factory = str
         group = (self.durability == "power" and journal_mode.lower() == "wal" and bool(main_file)
                  and os.name == "posix")
         # SQLite names the WAL after the database's resolved path (symlinks followed, absolute).
@@ -243,16 +262,11 @@ class SQLiteStore(Store):
         does for a new WAL): SQLite removes the file only when the last connection closes, and
         this store's stays open until `close`."""
         if self._wal_fd is None:
-            wal = os.open(self._wal_path, os.O_RDONLY)
             try:
-                directory = os.open(os.path.dirname(self._wal_path), os.O_RDONLY)
-                try:
-                    os.fsync(directory)
-                finally:
-                    os.close(directory)
-            except BaseException:
-                os.close(wal)
-                raise
+                wal = os.open(self._wal_path, os.O_RDONLY)
+            except OSError as exc:  # nothing lost yet: a later write tries again
+                raise SyncNotRun(exc.errno, f"cannot open the WAL file {self._wal_path!r}: {exc.strerror}") from exc
+            _sync_directory(os.path.dirname(self._wal_path))
             self._wal_fd = wal
         (os.fdatasync if hasattr(os, "fdatasync") else os.fsync)(self._wal_fd)
 
@@ -311,9 +325,10 @@ class SQLiteStore(Store):
             yield self._live()
 
     def _settled(self) -> None:
-        """Under the lock, before a read: wait until every commit it could see is durable, so
-        a reader never reports a change a power loss could still undo (SQLite's FULL gives
-        the same: a commit is visible only once synced)."""
+        """Under the lock, before a read: wait until every acknowledged commit it could see is
+        durable, so a reader never reports an acknowledged change that a power loss could still
+        undo (SQLite's FULL gives the same). Unacknowledged writes (a running state, journal
+        entries) are visible before their sync, as they were at synchronous=NORMAL before."""
         if self._group is not None:
             try:
                 self._group.wait_for_all()
