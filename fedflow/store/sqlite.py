@@ -320,8 +320,9 @@ class SQLiteStore(Store):
     @contextlib.contextmanager
     def _reading(self, operation: str) -> Iterator[sqlite3.Connection]:
         """The connection, under the lock, for one read statement (see `_settled`)."""
+        self._settled()  # most of the waiting, without holding up writers
         with self._lock, self._guard(operation):
-            self._settled()
+            self._settled()  # and for what committed meanwhile
             yield self._live()
 
     def _settled(self) -> None:
@@ -483,6 +484,7 @@ class SQLiteStore(Store):
 
     def _records_after(self, last: int) -> list[tuple[int, FlowRecord, list[LogEntry]]]:
         """Up to _BATCH (seq, record, log) with seq > `last`, read in one transaction."""
+        self._settled()
         with self._lock, self._guard("read flows"):
             self._settled()
             conn = self._live()
