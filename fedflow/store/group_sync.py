@@ -1,4 +1,5 @@
-"""Group commit: one sync makes every commit made before it durable.
+"""Group commit: one sync makes every commit made before it durable (`GroupSync`), and the
+WAL file such a sync flushes (`WalFile`).
 
 SQLite under WAL appends each commit's pages to the WAL file; one fsync of
 that file makes every commit written before it survive power loss. Writers
@@ -8,6 +9,7 @@ queueing for one each behind the store's lock.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 
@@ -122,3 +124,47 @@ class GroupSync:
             while self._syncing:
                 self._cond.wait()
             self._closed = True
+
+
+class WalFile:
+    """A WAL file synced through one descriptor, opened at the first sync. SQLite removes the
+    file only when the database's last connection closes, so while the store's connection is
+    open the descriptor stays valid."""
+
+    def __init__(self, path: str) -> None:
+        """`path`: the WAL file as SQLite names it (the database's resolved path + "-wal")."""
+        self.path = path
+        self._fd: int | None = None
+
+    def sync(self) -> None:
+        """fdatasync the file (as SQLite does), so every commit written to it so far survives
+        power loss; the first time, also sync its directory (as SQLite does for a new WAL)."""
+        if self._fd is None:
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except OSError as exc:  # nothing lost yet: a later write tries again
+                raise SyncNotRun(exc.errno, f"cannot open the WAL file {self.path!r}: {exc.strerror}") from exc
+            _sync_directory(os.path.dirname(self.path))
+            self._fd = fd
+        (os.fdatasync if hasattr(os, "fdatasync") else os.fsync)(self._fd)
+
+    def close(self) -> None:
+        """Release the descriptor (call only once no sync can run: after `GroupSync.close`)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+def _sync_directory(path: str) -> None:
+    """fsync a directory so a new file's entry in it is durable; as SQLite does, a directory that
+    cannot be opened or synced (some network and FUSE file systems) is passed over."""
+    try:
+        directory = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(directory)
+    except OSError:
+        pass
+    finally:
+        os.close(directory)

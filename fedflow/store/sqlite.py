@@ -35,7 +35,7 @@ from ..errors import FedflowError
 from ..values import dump_tree
 from . import sqlite_sql as sql
 from .base import STATUSES, SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store
-from .group_sync import GroupSync, SyncFailed, SyncNotRun
+from .group_sync import GroupSync, SyncFailed, WalFile
 from .sqlite_sql import FORMAT, SCHEMA_VERSION
 
 __all__ = ["DURABILITY", "FORMAT", "SCHEMA_VERSION", "SQLiteStore"]
@@ -69,21 +69,6 @@ def _flow_row(rec: FlowRecord) -> tuple[tuple[Any, ...], list[Body]]:
     return tuple(cells), [(rec.id, column, row[at]) for at, column in spilled]
 
 
-def _sync_directory(path: str) -> None:
-    """fsync a directory so a new file's entry in it is durable; as SQLite does, a directory that
-    cannot be opened or synced (some network and FUSE file systems) is passed over."""
-    try:
-        directory = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(directory)
-    except OSError:
-        pass
-    finally:
-        os.close(directory)
-
-
 def _dump(entry: LogEntry) -> str:
     """A log entry as compact JSON text."""
     return dump_tree(entry)
@@ -106,9 +91,8 @@ class SQLiteStore(Store):
         self._timeout = timeout
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._group: GroupSync | None = None  # under "power" on a WAL file: syncs the WAL
-        self._wal_fd: int | None = None  # the WAL file, opened at its first sync
-        self._wal_path = ""
+        self._wal: WalFile | None = None  # under "power" on a WAL file: what is synced
+        self._group: GroupSync | None = None  # ... and the syncs writers share
         with self._guard("open"):
             self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
                                          check_same_thread=False)
@@ -156,9 +140,9 @@ class SQLiteStore(Store):
             conn.text_factory = str
         group = (self.durability == "power" and journal_mode.lower() == "wal" and bool(main_file)
                  and os.name == "posix")
-        # SQLite names the WAL after the database's resolved path (symlinks followed, absolute).
-        self._wal_path = f"{main_file}-wal"
-        self._group = GroupSync(self._sync_wal) if group else None
+        if group:  # SQLite names the WAL after the database's resolved path (symlinks followed)
+            self._wal = WalFile(f"{main_file}-wal")
+            self._group = GroupSync(self._wal.sync)
         level = "FULL" if self.durability == "power" and not group else "NORMAL"
         conn.execute(f"PRAGMA synchronous = {level}")
 
@@ -256,20 +240,6 @@ class SQLiteStore(Store):
             return self._error(f"is damaged ({exc})", "restore it from a replica or a backup")
         return self._error(f"could not {operation} ({exc})", "check the file, its directory and the disk")
 
-    def _sync_wal(self) -> None:
-        """Sync the WAL file (fdatasync, as SQLite does), so every commit written to it so far
-        survives power loss. The WAL is opened once, and its directory synced then (as SQLite
-        does for a new WAL): SQLite removes the file only when the last connection closes, and
-        this store's stays open until `close`."""
-        if self._wal_fd is None:
-            try:
-                wal = os.open(self._wal_path, os.O_RDONLY)
-            except OSError as exc:  # nothing lost yet: a later write tries again
-                raise SyncNotRun(exc.errno, f"cannot open the WAL file {self._wal_path!r}: {exc.strerror}") from exc
-            _sync_directory(os.path.dirname(self._wal_path))
-            self._wal_fd = wal
-        (os.fdatasync if hasattr(os, "fdatasync") else os.fsync)(self._wal_fd)
-
     def _ticket(self, acknowledge: bool) -> int:
         """Under the lock, right after a commit: its group-sync ticket, or 0 when it needs none."""
         return self._group.committed() if acknowledge and self._group is not None else 0
@@ -326,10 +296,11 @@ class SQLiteStore(Store):
             yield self._live()
 
     def _settled(self) -> None:
-        """Under the lock, before a read: wait until every acknowledged commit it could see is
-        durable, so a reader never reports an acknowledged change that a power loss could still
-        undo (SQLite's FULL gives the same). Unacknowledged writes (a running state, journal
-        entries) are visible before their sync, as they were at synchronous=NORMAL before."""
+        """Before a read (once before taking the lock, once holding it): wait until every
+        acknowledged commit it could see is durable, so a reader never reports an acknowledged
+        change that a power loss could still undo (SQLite's FULL gives the same). Unacknowledged
+        writes (a running state, journal entries) are visible before their sync, as they were
+        at synchronous=NORMAL before."""
         if self._group is not None:
             try:
                 self._group.wait_for_all()
@@ -484,10 +455,7 @@ class SQLiteStore(Store):
 
     def _records_after(self, last: int) -> list[tuple[int, FlowRecord, list[LogEntry]]]:
         """Up to _BATCH (seq, record, log) with seq > `last`, read in one transaction."""
-        self._settled()
-        with self._lock, self._guard("read flows"):
-            self._settled()
-            conn = self._live()
+        with self._reading("read flows") as conn:
             conn.execute("BEGIN")
             try:
                 rows = conn.execute(f"SELECT seq, {sql.RECORD_COLS} FROM flows WHERE seq > ? "
@@ -549,11 +517,9 @@ class SQLiteStore(Store):
     def close(self) -> None:
         """Close the connection (idempotent); later calls raise FedflowError."""
         with self._lock:
-            if self._group is not None:
+            if self._group is not None and self._wal is not None:
                 self._group.close()  # no sync runs after this, so the WAL's descriptor can go
+                self._wal.close()
             conn, self._conn = self._conn, None
-            wal, self._wal_fd = self._wal_fd, None
-            if wal is not None:
-                os.close(wal)
             if conn is not None:
                 conn.close()
