@@ -220,6 +220,138 @@ def test_pending_reports_a_missing_request_body(db: Path, store: SQLiteStore) ->
         store.pending()
 
 
+# -- a result that repeats the last log entry ---------------------------------
+
+DOC = "d" * sqlite_sql.SPILL_CHARS  # a journaled answer long enough to be spilled
+DOC_JSON = f'"{DOC}"'  # ... and the same value as the result's JSON text
+
+
+def body_texts(db: Path, flow_id: str) -> dict[object, str]:
+    """slot -> body text of `flow_id`, read past the store."""
+    return dict(cells(db, "SELECT slot, text FROM bodies WHERE flow_id = ?", flow_id))
+
+
+def finish_with(store: SQLiteStore, flow_id: str, result: str) -> None:
+    assert store.transition(flow_id, {RUNNING}, {"status": DONE, "result": result})
+
+
+def test_result_repeating_the_last_entry_is_kept_once(db: Path, store: SQLiteStore) -> None:
+    store.create(rec("a"))
+    assert store.append_log("a", {"t": "j", "k": "0", "n": "write", "v": DOC}, acknowledge=False)
+    finish_with(store, "a", DOC_JSON)
+    assert store.get("a").result == DOC_JSON
+    assert body_texts(db, "a")["result"] == sqlite_sql.result_ref(0, len(DOC_JSON))
+    assert cells(db, "SELECT count(*) FROM bodies WHERE length(text) >= ?", len(DOC)) == [(1,)]
+    exported = list(store.records())
+    assert [rec.result for rec, _log in exported] == [DOC_JSON]
+    other = SQLiteStore(db.with_name("other.db"))
+    try:  # a replica holds the text itself
+        other.put_flows(exported)
+        assert other.get("a") == store.get("a")
+        assert body_texts(db.with_name("other.db"), "a")["result"] == DOC_JSON
+    finally:
+        other.close()
+    assert store.delete("a", {DONE})
+    assert cells(db, "SELECT count(*) FROM bodies") == [(0,)]
+
+
+def test_result_reference_survives_reopening(db: Path) -> None:
+    first = SQLiteStore(db)
+    first.create(rec("a"))
+    first.append_log("a", {"t": "j", "v": DOC})
+    finish_with(first, "a", DOC_JSON)
+    first.close()
+    again = SQLiteStore(db)
+    try:
+        assert again.get("a").result == DOC_JSON
+        assert [r.result for r, _log in again.records()] == [DOC_JSON]
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize("result", [DOC_JSON[:-1] + 'e"', '"x' + DOC_JSON[1:], DOC_JSON + " "])
+def test_result_other_than_the_entry_tail_is_written_whole(db: Path, store: SQLiteStore, result: str) -> None:
+    store.create(rec("a"))
+    store.append_log("a", {"t": "j", "v": DOC})
+    finish_with(store, "a", result)
+    assert store.get("a").result == result
+    assert body_texts(db, "a")["result"] == result
+
+
+def test_a_large_entry_of_another_flow_in_between_means_a_whole_result(db: Path, store: SQLiteStore) -> None:
+    store.create(rec("a"))
+    store.create(rec("b"))
+    store.append_log("a", {"t": "j", "v": DOC})
+    store.append_log("b", {"t": "j", "v": DOC})
+    finish_with(store, "a", DOC_JSON)
+    finish_with(store, "b", DOC_JSON)
+    assert body_texts(db, "a")["result"] == DOC_JSON
+    assert body_texts(db, "b")["result"] == sqlite_sql.result_ref(0, len(DOC_JSON))
+    assert [store.get(flow_id).result for flow_id in "ab"] == [DOC_JSON, DOC_JSON]
+
+
+@pytest.mark.parametrize("replace", [
+    lambda store: store.put_flows([(rec("a"), [{"t": "j", "v": "e" * len(DOC)}])]),
+    lambda store: (store.transition("a", None, {"status": DONE}), store.delete("a", {DONE}),
+                   store.create(rec("a")), store.append_log("a", {"t": "j", "v": "e" * len(DOC)})),
+], ids=["restored", "recreated"])
+def test_a_log_replaced_since_its_entry_was_appended_is_not_referred_to(
+        db: Path, store: SQLiteStore, replace: Callable) -> None:
+    store.create(rec("a"))
+    store.append_log("a", {"t": "j", "v": DOC})
+    replace(store)  # entry 0 of "a" no longer ends with DOC
+    finish_with(store, "a", DOC_JSON)
+    assert store.get("a").result == DOC_JSON
+    assert body_texts(db, "a")["result"] == DOC_JSON
+
+
+def test_a_non_ascii_result_is_referred_to_by_its_bytes(db: Path, store: SQLiteStore) -> None:
+    # fedflow's own JSON is ASCII; an entry and result holding a raw "é" (as any writer of the file
+    # may leave) check that a reference counts bytes, where SQLite's substr would count characters
+    text = f'"é{DOC}"'
+    entry = f'{{"t":"j","v":{text}}}'
+    store.create(rec("a"))
+    store.append_log("a", {"t": "j", "v": DOC})
+    raw(db, f"UPDATE bodies SET text = '{entry}' WHERE flow_id = 'a' AND slot = 0")
+    store._last_entry = ("a", 0, entry)  # the hint, as if that entry had been appended here
+    finish_with(store, "a", text)
+    assert body_texts(db, "a")["result"] == sqlite_sql.result_ref(0, len(text.encode()))
+    assert store.get("a").result == text
+
+
+def test_a_missing_referred_entry_is_reported_corrupt(db: Path, store: SQLiteStore) -> None:
+    store.create(rec("a"))
+    store.append_log("a", {"t": "j", "v": DOC})
+    finish_with(store, "a", DOC_JSON)
+    raw(db, "DELETE FROM bodies WHERE slot = 0")
+    with pytest.raises(FedflowError, match=f"{named(db)}.*corrupt flow row .id 'a': result missing"):
+        store.get("a")
+
+
+def test_the_referred_entry_is_found_by_the_bodies_index(db: Path, store: SQLiteStore) -> None:
+    # input, error, request, the result's body and the entry it may refer to: each by both key columns
+    conn = sqlite3.connect(db)
+    try:
+        plan = [row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sqlite_sql.SELECT} WHERE id = ?", ("a",))]
+    finally:
+        conn.close()
+    lookups = [step for step in plan if step.startswith("SEARCH") and "flows" not in step]
+    assert len(lookups) == 5 and all("(flow_id=? AND slot=?)" in step for step in lookups), plan
+
+
+def test_an_engine_flow_returning_its_last_answer_keeps_it_once(db: Path) -> None:
+    import fedflow
+
+    write = fedflow.step(lambda topic: f"{topic}: " + "words " * 2_000, name="write")
+    with fedflow.Engine(name="e", store=str(db)) as engine:
+        out = engine.start(fedflow.sequence(write), "news")
+        (flow_id, _status), = engine.list()
+    with fedflow.Engine(name="e", store=str(db)) as engine:
+        assert engine.result(flow_id) == out
+    assert body_texts(db, flow_id)["result"].startswith(sqlite_sql.REF_MARK)
+    assert cells(db, "SELECT count(*) FROM bodies WHERE length(text) > 1000") == [(1,)]
+
+
 # -- upgrading an older file ---------------------------------------------------
 
 _SCHEMA_1 = (  # what fedflow wrote before the bodies table (schema 1), verbatim
@@ -254,8 +386,29 @@ def test_schema_1_file_is_upgraded_in_place_keeping_every_flow(db: Path) -> None
         assert store.get("late").result == BIG
     finally:
         store.close()
-    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
     assert cells(db, "SELECT n, typeof(entry) FROM log ORDER BY n") == [(0, "text"), (1, "blob")]
+
+
+def test_schema_2_file_is_upgraded_to_refer_to_results(db: Path) -> None:
+    first = SQLiteStore(db)
+    first.create(rec("old"))
+    first.append_log("old", {"t": "j", "v": DOC})
+    finish_with(first, "old", DOC_JSON)
+    first.close()
+    raw(db, f"UPDATE bodies SET text = '{DOC_JSON}' WHERE slot = 'result'",  # as schema 2 wrote it
+        "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    store = SQLiteStore(db)
+    try:
+        assert store.get("old").result == DOC_JSON
+        store.create(rec("new"))
+        store.append_log("new", {"t": "j", "v": DOC})
+        finish_with(store, "new", DOC_JSON)
+        assert store.get("new").result == DOC_JSON
+    finally:
+        store.close()
+    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert body_texts(db, "new")["result"] == sqlite_sql.result_ref(0, len(DOC_JSON))
 
 
 class _UpgradedMeanwhile(SQLiteStore):
@@ -285,7 +438,7 @@ def test_schema_1_file_upgraded_by_another_opener_meanwhile_opens(db: Path) -> N
         assert store.list() == []
     finally:
         store.close()
-    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
 
 
 def test_schema_1_file_missing_a_table_is_refused_unchanged(db: Path) -> None:
@@ -335,7 +488,7 @@ def _missing_table(path: Path) -> None:
     (_foreign_db, r"not a fedflow store \(tables: users\)"),
     (_foreign_meta, "not a fedflow store"),
     (_other_format, "not a fedflow store .format 'other-app'"),
-    (_newer, r"newer fedflow \(store schema 99; this fedflow reads 2\); upgrade fedflow"),
+    (_newer, r"newer fedflow \(store schema 99; this fedflow reads 3\); upgrade fedflow"),
     (_missing_table, r"damaged fedflow store .*'replicas'"),
 ])
 def test_bad_file_is_refused_by_name_and_left_unchanged(db: Path, make: Callable, says: str) -> None:

@@ -93,6 +93,7 @@ class SQLiteStore(Store):
         self._conn: sqlite3.Connection | None = None
         self._wal: WalFile | None = None  # under "power" on a WAL file: what is synced
         self._group: GroupSync | None = None  # ... and the syncs writers share
+        self._last_entry: tuple[str, int, str] | None = None  # the last large entry appended: a hint
         with self._guard("open"):
             self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
                                          check_same_thread=False)
@@ -164,11 +165,11 @@ class SQLiteStore(Store):
         return {name for (name,) in rows}
 
     def _upgrade(self) -> None:
-        """Upgrade a schema-1 file to this schema, in one transaction (all or nothing)."""
-        with self._tx("upgrade the store to schema 2") as conn:
-            if self._check_meta(self._tables()) < SCHEMA_VERSION:  # not done meanwhile elsewhere
-                for statement in sql.UPGRADE_FROM_1:
-                    conn.execute(statement)
+        """Upgrade an older file to this schema, in one transaction (all or nothing)."""
+        with self._tx(f"upgrade the store to schema {SCHEMA_VERSION}") as conn:
+            version = self._check_meta(self._tables())
+            for statement in sql.UPGRADE.get(version, ()):  # none if done meanwhile elsewhere
+                conn.execute(statement)
 
     def _check_meta(self, tables: set[str]) -> int:
         """The file's schema version; raise unless it (with `tables`) is a fedflow store we read."""
@@ -366,13 +367,28 @@ class SQLiteStore(Store):
         with self._tx("append to a log", acknowledge) as conn:
             if conn.execute(sql.APPEND_LOG, (flow_id, sql.SPILLED)).rowcount != 1:
                 return False
-            self._spill_last_entry(conn, flow_id, text)
-            return True
+            n = self._spill_last_entry(conn, flow_id, text)
+        self._last_entry = (flow_id, n, text)
+        return True
 
-    def _spill_last_entry(self, conn: sqlite3.Connection, flow_id: str, text: str) -> None:
-        """Keep `text` as the body of the flow's last log entry (just written as SPILLED)."""
+    def _spill_last_entry(self, conn: sqlite3.Connection, flow_id: str, text: str) -> int:
+        """Keep `text` as the body of the flow's last log entry (just written as SPILLED); its n."""
         (n,) = conn.execute(sql.LAST_N, (flow_id,)).fetchone()
         conn.execute(sql.PUT_BODY, (flow_id, n, text))
+        return n
+
+    def _result_ref(self, flow_id: str, result: str) -> tuple[Any, ...] | None:
+        """PUT_RESULT_REF's parameters when `result` looks like the tail of the last large log
+        entry appended here for `flow_id` (a cheap hint; SQL checks the stored text), else None."""
+        hint = self._last_entry
+        if hint is None or hint[0] != flow_id:
+            return None
+        _flow_id, n, text = hint
+        end = len(text) - 1
+        if end <= len(result) or text[end] != "}" or not text.endswith(result, 0, end):
+            return None
+        tail = (result + "}").encode("utf-8")
+        return flow_id, n, tail, sql.result_ref(n, len(tail) - 1)
 
     def transition(self, flow_id: str, expect: Iterable[str] | None, changes: dict[str, Any],
                    append: Sequence[LogEntry] = (), *, acknowledge: bool = True) -> bool:
@@ -380,15 +396,18 @@ class SQLiteStore(Store):
         wanted = None if expect is None else tuple(expect)
         statement = _update_sql(tuple(changes), None if wanted is None else len(wanted))
         spill = [column for column, text in changes.items() if column in sql.SPILLABLE and _large(text)]
-        bodies = [(flow_id, column, changes[column]) for column in spill]
+        ref = self._result_ref(flow_id, changes["result"]) if "result" in spill else None
+        bodies = [(flow_id, column, changes[column]) for column in spill if not (ref and column == "result")]
         cells = [sql.SPILLED if column in spill else text for column, text in changes.items()]
         params = (*cells, flow_id, *(wanted or ()))
-        if not append and not bodies:
+        if not append and not spill:
             return self._write_one("record a transition", statement, params, acknowledge) == 1
         texts = [_dump(entry) for entry in append]
         with self._tx("record a transition", acknowledge) as conn:
             if conn.execute(statement, params).rowcount != 1:
                 return False
+            if ref and conn.execute(sql.PUT_RESULT_REF, ref).rowcount != 1:
+                bodies.append((flow_id, "result", changes["result"]))  # not there after all
             conn.executemany(sql.PUT_BODY, bodies)
             for text in texts:
                 large = _large(text)
@@ -517,6 +536,7 @@ class SQLiteStore(Store):
     def close(self) -> None:
         """Close the connection (idempotent); later calls raise FedflowError."""
         with self._lock:
+            self._last_entry = None
             if self._group is not None and self._wal is not None:
                 self._group.close()  # no sync runs after this, so the WAL's descriptor can go
                 self._wal.close()

@@ -13,6 +13,15 @@ the ``log`` index (WITHOUT ROWID, so small entries cost one page) never holds
 large rows. Reads put the text back in SQL (`value_expr`). A spilled column
 later set to a small value leaves its body until the slot is spilled again
 or the flow is deleted: at most one stale body per column per flow.
+
+A large result that is the tail of the flow's last log entry (a flow that
+returns what its last step or call answered: the entry ends ``"v":`` +
+result + ``}``) is not written a second time: its body is the reference
+``@n:size`` (`result_ref`), and reads take the text from entry ``n``'s
+body (`RESULT`). The reference is written only where SQL finds that text
+there (`PUT_RESULT_REF`), and log entries never change while their flow
+exists (`put_flows` rewrites a flow's log and bodies together), so it
+always reads back the result. No JSON text begins with ``@``.
 """
 
 from __future__ import annotations
@@ -23,8 +32,9 @@ from .base import FlowRecord
 
 #: The store format this module reads and writes.
 FORMAT = "fedflow-store"
-#: The schema version written; 1 lacked ``bodies`` and is upgraded on open.
-SCHEMA_VERSION = 2
+#: The schema version written, and what each older one lacks (it is upgraded on open):
+#: 1 had no ``bodies``; 2 had no result references (older fedflow would read one as a corrupt row).
+SCHEMA_VERSION = 3
 #: A value text at least this long (in characters) is kept in ``bodies``.
 SPILL_CHARS = 1024
 #: What a spilled column holds: a blob, which no JSON text ever is.
@@ -38,7 +48,8 @@ _MARKS = ", ".join("?" * len(COLUMNS))
 
 #: The tables each schema version has.
 TABLES = {1: frozenset({"meta", "flows", "log", "replicas"}),
-          2: frozenset({"meta", "flows", "log", "bodies", "replicas"})}
+          2: frozenset({"meta", "flows", "log", "bodies", "replicas"}),
+          3: frozenset({"meta", "flows", "log", "bodies", "replicas"})}
 _BODIES = ("CREATE TABLE IF NOT EXISTS bodies (flow_id TEXT NOT NULL, slot NOT NULL, "
            "text TEXT NOT NULL, UNIQUE (flow_id, slot))")
 SCHEMA = (
@@ -54,8 +65,10 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS replicas (source TEXT PRIMARY KEY, text TEXT NOT NULL, "
     "updated REAL NOT NULL)",
 )
-#: Schema 1 -> 2, in one transaction: nothing moves; large values written from now on spill.
-UPGRADE_FROM_1 = (_BODIES, "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+_SET_VERSION = f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'"
+#: Schema version -> the statements that bring it to SCHEMA_VERSION, run in one transaction.
+#: Nothing moves: large values and result references are only written from then on.
+UPGRADE = {1: (_BODIES, _SET_VERSION), 2: (_SET_VERSION,)}
 
 
 def value_expr(column: str, flow_id: str, slot: str) -> str:
@@ -65,8 +78,35 @@ def value_expr(column: str, flow_id: str, slot: str) -> str:
             f"WHERE bodies.flow_id = {flow_id} AND bodies.slot = {slot}), {column}) ELSE {column} END")
 
 
+#: What a result body that refers to a log entry starts with (never the start of JSON text).
+REF_MARK = "@"
+
+
+def result_ref(n: int, size: int) -> str:
+    """The body of a result that is the `size` bytes (UTF-8) before the closing brace that ends
+    log entry `n`'s body."""
+    return f"{REF_MARK}{n}:{size}"
+
+
+def _referred(ref: str) -> str:
+    """SQL for the text a result reference `ref` (an SQL expression, see `result_ref`) names."""
+    n = f"+CAST(substr({ref}, 2, instr({ref}, ':') - 2) AS INTEGER)"  # +: see ENTRY
+    size = f"CAST(substr({ref}, instr({ref}, ':') + 1) AS INTEGER)"
+    return (f"(SELECT CAST(substr(CAST(entry.text AS BLOB), -1 - {size}, {size}) AS TEXT) FROM bodies "
+            f"AS entry WHERE entry.flow_id = flows.id AND entry.slot = {n})")
+
+
+#: flows.result's text: inline, in its body, or in the log entry its body refers to.
+RESULT = (f"CASE WHEN typeof(flows.result) = 'blob' THEN COALESCE((SELECT CASE WHEN "
+          f"substr(body.text, 1, 1) = '{REF_MARK}' THEN {_referred('body.text')} ELSE body.text END "
+          f"FROM bodies AS body WHERE body.flow_id = flows.id AND body.slot = 'result'), flows.result) "
+          f"ELSE flows.result END")
+
+
 def column(name: str) -> str:
     """SQL for flows column `name`, its spilled value put back."""
+    if name == "result":
+        return RESULT
     return value_expr(f"flows.{name}", "flows.id", f"'{name}'") if name in SPILLABLE else f"flows.{name}"
 
 
@@ -90,6 +130,12 @@ LAST_N = "SELECT MAX(n) FROM log WHERE flow_id = ?"
 PUT_BODY = ("INSERT INTO bodies (flow_id, slot, text) VALUES (?, ?, ?) "
             "ON CONFLICT(flow_id, slot) DO UPDATE SET text = excluded.text")
 DELETE_BODIES = "DELETE FROM bodies WHERE flow_id = ?"
+#: ?1 flow, ?2 entry n, ?3 the result and a closing brace as UTF-8, ?4 its `result_ref`: the
+#: result's body becomes that reference where entry n's body ends with ?3 (compared as bytes:
+#: no character counting); otherwise nothing is written.
+PUT_RESULT_REF = ("INSERT INTO bodies (flow_id, slot, text) SELECT ?1, 'result', ?4 FROM bodies "
+                  "WHERE flow_id = ?1 AND slot = ?2 AND substr(CAST(text AS BLOB), -length(?3)) = ?3 "
+                  "ON CONFLICT(flow_id, slot) DO UPDATE SET text = excluded.text")
 
 
 def marks(count: int) -> str:
