@@ -255,12 +255,19 @@ def test_result_repeating_the_last_entry_is_kept_once(db: Path, store: SQLiteSto
     assert cells(db, "SELECT count(*) FROM bodies") == [(0,)]
 
 
+def write_referring_flow(db: Path, flow_id: str) -> None:
+    """Leave in `db` a done flow whose result refers to its one log entry."""
+    store = SQLiteStore(db)
+    try:
+        store.create(rec(flow_id))
+        store.append_log(flow_id, {"t": "j", "v": DOC})
+        finish_with(store, flow_id, DOC_JSON)
+    finally:
+        store.close()
+
+
 def test_result_reference_survives_reopening(db: Path) -> None:
-    first = SQLiteStore(db)
-    first.create(rec("a"))
-    first.append_log("a", {"t": "j", "v": DOC})
-    finish_with(first, "a", DOC_JSON)
-    first.close()
+    write_referring_flow(db, "a")
     again = SQLiteStore(db)
     try:
         assert again.get("a").result == DOC_JSON
@@ -391,11 +398,7 @@ def test_schema_1_file_is_upgraded_in_place_keeping_every_flow(db: Path) -> None
 
 
 def test_schema_2_file_is_upgraded_to_refer_to_results(db: Path) -> None:
-    first = SQLiteStore(db)
-    first.create(rec("old"))
-    first.append_log("old", {"t": "j", "v": DOC})
-    finish_with(first, "old", DOC_JSON)
-    first.close()
+    write_referring_flow(db, "old")
     raw(db, f"UPDATE bodies SET text = '{DOC_JSON}' WHERE slot = 'result'",  # as schema 2 wrote it
         "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     store = SQLiteStore(db)
