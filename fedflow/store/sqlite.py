@@ -11,7 +11,8 @@ shared by writers that commit at the same time; see `group_sync`).
 
 Tables and statements are in `sqlite_sql`: large values (a 64 KiB input, a
 journaled answer) live out of line in ``bodies``, so a status change
-rewrites a small row; a schema-1 file is upgraded in place when opened.
+rewrites a small row, and a result that repeats the end of the last
+journal entry refers to it; an older file is upgraded in place when opened.
 
 A file that is not a fedflow store, was written by a newer fedflow, is
 locked, or holds a corrupt row raises `FedflowError` naming the file; such
@@ -377,13 +378,20 @@ class SQLiteStore(Store):
         conn.execute(sql.PUT_BODY, (flow_id, n, text))
         return n
 
-    def _result_ref(self, flow_id: str, result: str) -> tuple[Any, ...] | None:
-        """PUT_RESULT_REF's parameters when `result` looks like the tail of the last large log
-        entry appended here for `flow_id` (a cheap hint; SQL checks the stored text), else None."""
+    def _take_hint(self, flow_id: str) -> tuple[str, int, str] | None:
+        """The last large entry appended here, if it is `flow_id`'s: a transition moves that flow
+        on, so the hint is dropped (and with it a possibly large text)."""
         hint = self._last_entry
         if hint is None or hint[0] != flow_id:
             return None
-        _flow_id, n, text = hint
+        self._last_entry = None
+        return hint
+
+    @staticmethod
+    def _result_ref(hint: tuple[str, int, str], result: str) -> tuple[Any, ...] | None:
+        """PUT_RESULT_REF's parameters when `result` looks like the tail of the entry `hint`
+        names (a cheap test; SQL checks the stored bytes), else None."""
+        flow_id, n, text = hint
         end = len(text) - 1
         if end <= len(result) or text[end] != "}" or not text.endswith(result, 0, end):
             return None
@@ -396,7 +404,8 @@ class SQLiteStore(Store):
         wanted = None if expect is None else tuple(expect)
         statement = _update_sql(tuple(changes), None if wanted is None else len(wanted))
         spill = [column for column, text in changes.items() if column in sql.SPILLABLE and _large(text)]
-        ref = self._result_ref(flow_id, changes["result"]) if "result" in spill else None
+        hint = self._take_hint(flow_id)
+        ref = self._result_ref(hint, changes["result"]) if hint and "result" in spill else None
         bodies = [(flow_id, column, changes[column]) for column in spill if not (ref and column == "result")]
         cells = [sql.SPILLED if column in spill else text for column, text in changes.items()]
         params = (*cells, flow_id, *(wanted or ()))

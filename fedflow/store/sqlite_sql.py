@@ -14,14 +14,15 @@ large rows. Reads put the text back in SQL (`value_expr`). A spilled column
 later set to a small value leaves its body until the slot is spilled again
 or the flow is deleted: at most one stale body per column per flow.
 
-A large result that is the tail of the flow's last log entry (a flow that
-returns what its last step or call answered: the entry ends ``"v":`` +
-result + ``}``) is not written a second time: its body is the reference
-``@n:size`` (`result_ref`), and reads take the text from entry ``n``'s
-body (`RESULT`). The reference is written only where SQL finds that text
-there (`PUT_RESULT_REF`), and log entries never change while their flow
-exists (`put_flows` rewrites a flow's log and bodies together), so it
-always reads back the result. No JSON text begins with ``@``.
+A large result whose text, followed by a closing brace, ends the body of a
+log entry (as the last journal entry of a flow that returns what that step
+or call answered does) is not written a second time: its body is a
+reference, the blob ``b"n:size"`` (`result_ref`; every other body is text),
+and reads take the text from entry ``n``'s body (`RESULT`). The reference is
+written only where SQL finds those bytes there (`PUT_RESULT_REF`), and an
+entry's body never changes while the reference exists (`put_flows` and the
+deletes replace or drop a flow's bodies together), so it always reads back
+the result.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .base import FlowRecord
 #: The store format this module reads and writes.
 FORMAT = "fedflow-store"
 #: The schema version written, and what each older one lacks (it is upgraded on open):
-#: 1 had no ``bodies``; 2 had no result references (older fedflow would read one as a corrupt row).
+#: 1 had no ``bodies``; 2 had no result references (a schema-2 reader would not resolve one).
 SCHEMA_VERSION = 3
 #: A value text at least this long (in characters) is kept in ``bodies``.
 SPILL_CHARS = 1024
@@ -78,19 +79,15 @@ def value_expr(column: str, flow_id: str, slot: str) -> str:
             f"WHERE bodies.flow_id = {flow_id} AND bodies.slot = {slot}), {column}) ELSE {column} END")
 
 
-#: What a result body that refers to a log entry starts with (never the start of JSON text).
-REF_MARK = "@"
-
-
-def result_ref(n: int, size: int) -> str:
+def result_ref(n: int, size: int) -> bytes:
     """The body of a result that is the `size` bytes (UTF-8) before the closing brace that ends
-    log entry `n`'s body."""
-    return f"{REF_MARK}{n}:{size}"
+    log entry `n`'s body: a blob, which no stored text is."""
+    return f"{n}:{size}".encode("ascii")
 
 
 def _referred(ref: str) -> str:
     """SQL for the text a result reference `ref` (an SQL expression, see `result_ref`) names."""
-    n = f"+CAST(substr({ref}, 2, instr({ref}, ':') - 2) AS INTEGER)"  # +: see ENTRY
+    n = f"+CAST(substr({ref}, 1, instr({ref}, ':') - 1) AS INTEGER)"  # +: see ENTRY
     size = f"CAST(substr({ref}, instr({ref}, ':') + 1) AS INTEGER)"
     return (f"(SELECT CAST(substr(CAST(entry.text AS BLOB), -1 - {size}, {size}) AS TEXT) FROM bodies "
             f"AS entry WHERE entry.flow_id = flows.id AND entry.slot = {n})")
@@ -98,7 +95,7 @@ def _referred(ref: str) -> str:
 
 #: flows.result's text: inline, in its body, or in the log entry its body refers to.
 RESULT = (f"CASE WHEN typeof(flows.result) = 'blob' THEN COALESCE((SELECT CASE WHEN "
-          f"substr(body.text, 1, 1) = '{REF_MARK}' THEN {_referred('body.text')} ELSE body.text END "
+          f"typeof(body.text) = 'blob' THEN {_referred('CAST(body.text AS TEXT)')} ELSE body.text END "
           f"FROM bodies AS body WHERE body.flow_id = flows.id AND body.slot = 'result'), flows.result) "
           f"ELSE flows.result END")
 
