@@ -381,7 +381,7 @@ class SQLiteStore(Store):
     def _take_hint(self, flow_id: str) -> tuple[str, int, str] | None:
         """The last large entry appended here, if it is `flow_id`'s. It stays until the next large
         append (one text per store): dropping it at once measured slower, as freeing a 64 KiB text
-        let the C heap shrink and the next one fault its pages back in (about 50 µs a flow)."""
+        let the C heap shrink and the next one fault its pages back in (60-70 µs a write)."""
         hint = self._last_entry
         if hint is None or hint[0] != flow_id:
             return None
