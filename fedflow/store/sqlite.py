@@ -378,7 +378,7 @@ class SQLiteStore(Store):
         conn.execute(sql.PUT_BODY, (flow_id, n, text))
         return n
 
-    def _take_hint(self, flow_id: str) -> tuple[str, int, str] | None:
+    def _hint_for(self, flow_id: str) -> tuple[str, int, str] | None:
         """The last large entry appended here, if it is `flow_id`'s. It stays until the next large
         append (one text per store): dropping it at once measured slower, as freeing a 64 KiB text
         let the C heap shrink and the next one fault its pages back in (60-70 µs a write)."""
@@ -404,7 +404,7 @@ class SQLiteStore(Store):
         wanted = None if expect is None else tuple(expect)
         statement = _update_sql(tuple(changes), None if wanted is None else len(wanted))
         spill = [column for column, text in changes.items() if column in sql.SPILLABLE and _large(text)]
-        hint = self._take_hint(flow_id)
+        hint = self._hint_for(flow_id)
         ref = self._result_ref(hint, changes["result"]) if hint and "result" in spill else None
         bodies = [(flow_id, column, changes[column]) for column in spill if not (ref and column == "result")]
         cells = [sql.SPILLED if column in spill else text for column, text in changes.items()]
