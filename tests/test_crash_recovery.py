@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -300,6 +301,12 @@ def test_engine_replays_running_flows_without_rerunning_steps(tmp_path: Path, du
             assert engine.result(flow_id) == {"id": flow_id, "body": BODY, "gen": engine.result(flow_id)["gen"],
                                               "review": "ok"}
         check_effects(engine.store, tmp_path)
+    conn = sqlite3.connect(db)
+    try:  # the results read back above include ones kept as references to their last entry
+        (references,), = conn.execute("SELECT count(*) FROM bodies WHERE slot = 'result' AND typeof(text) = 'blob'")
+    finally:
+        conn.close()
+    assert references > 0
 
 
 if __name__ == "__main__":
