@@ -282,6 +282,8 @@ def loads_lifted(text: str | bytes, blobs: list[bytes]) -> Any:
     `UnsupportedValue`, so a small message can never decode into many copies of a blob."""
     if not blobs:
         return loads(text)
+    if len(blobs) == 1 and type(text) in (str, bytes) and text in _LONE_BLOB:  # one long str or bytes
+        return _blob_value(_LONE_BLOB[text], blobs, 0)
     named = 0
 
     def untag(obj: dict) -> Any:
@@ -293,12 +295,7 @@ def loads_lifted(text: str | bytes, blobs: list[bytes]) -> Any:
                     raise UnsupportedValue(f"{tag} names blob {index!r} where blob {named} of {len(blobs)} "
                                            f"was due; each blob is named once, in order", path=tag)
                 named += 1
-                if tag == "$blob":
-                    return bytes(blobs[index])
-                try:
-                    return bytes(blobs[index]).decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise UnsupportedValue(f"text blob {index} is not UTF-8 ({exc})", path=tag) from exc
+                return _blob_value(tag, blobs, index)
         return _untag(obj)
 
     decoder = json.JSONDecoder(object_hook=untag, parse_constant=_no_constants, parse_float=_finite_float)
@@ -310,6 +307,18 @@ def loads_lifted(text: str | bytes, blobs: list[bytes]) -> Any:
 
 #: Tags that stand for a lifted blob (only in a call's payload or answer, see `dumps_lifting`).
 _BLOB_TAGS = ("$text", "$blob")
+#: The whole text of a value that is one lifted blob (as str or bytes) -> its tag.
+_LONE_BLOB = {form: tag for tag in _BLOB_TAGS for form in (f'{{"{tag}":0}}', f'{{"{tag}":0}}'.encode())}
+
+
+def _blob_value(tag: str, blobs: list[bytes], index: int) -> str | bytes:
+    """Blob `index` as the value `tag` stands for: bytes, or text that must be UTF-8."""
+    if tag == "$blob":
+        return bytes(blobs[index])
+    try:
+        return bytes(blobs[index]).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnsupportedValue(f"text blob {index} is not UTF-8 ({exc})", path=tag) from exc
 #: Strings at least this long are checked for the no-escaping fast path (shorter: json is quick).
 _LONG_TEXT = 4096
 _SPLICE_DEPTH = 2  # dict levels searched for long texts: an entry, and the dict it journals

@@ -296,8 +296,18 @@ def test_long_strs_and_bytes_are_lifted_out_of_the_text_and_short_ones_stay() ->
     assert values.dumps_lifting({"x": 1}) == (values.dumps({"x": 1}), [])
 
 
+@pytest.mark.parametrize("value", ["é" * 5000, b"\x00" * 5000, ["é" * 5000], {"b": b"\x00" * 5000}])
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_a_value_that_is_one_blob_or_holds_one_comes_back_exact(value: Any, as_bytes: bool) -> None:
+    text, blobs = values.dumps_lifting(value)
+    assert len(blobs) == 1
+    back = values.loads_lifted(text.encode() if as_bytes else text, blobs)
+    assert back == value and type(back) is type(value)
+
+
 @pytest.mark.parametrize(("text", "blobs", "why"), [
     ('{"$text":1}', [b"a"], "names blob 1"),
+    (b'{"$text":0}', [b"\xff"], "not UTF-8"),
     ('{"$blob":-1}', [b"a"], "names blob -1"),
     ('{"$blob":true}', [b"a"], "names blob True"),
     ('{"$text":0.0}', [b"a"], "names blob 0.0"),
