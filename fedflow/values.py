@@ -319,6 +319,8 @@ def _blob_value(tag: str, blobs: list[bytes], index: int) -> str | bytes:
         return bytes(blobs[index]).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UnsupportedValue(f"text blob {index} is not UTF-8 ({exc})", path=tag) from exc
+
+
 #: Strings at least this long are checked for the no-escaping fast path (shorter: json is quick).
 _LONG_TEXT = 4096
 _SPLICE_DEPTH = 2  # dict levels searched for long texts: an entry, and the dict it journals
