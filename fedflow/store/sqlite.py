@@ -378,20 +378,16 @@ class SQLiteStore(Store):
         conn.execute(sql.PUT_BODY, (flow_id, n, text))
         return n
 
-    def _hint_for(self, flow_id: str) -> tuple[str, int, str] | None:
-        """The last large entry appended here, if it is `flow_id`'s. It stays until the next large
-        append (one text per store): dropping it at once measured slower, as freeing a 64 KiB text
-        let the C heap shrink and the next one fault its pages back in (60-70 µs a write)."""
+    def _result_ref(self, flow_id: str, result: str) -> tuple[Any, ...] | None:
+        """PUT_RESULT_REF's parameters when `result` looks like the tail of the last large entry
+        appended here, if that was `flow_id`'s (a cheap test; SQL checks the stored bytes), else
+        None. The hint stays until the next large append (one text per store): dropping it at
+        once measured slower, as freeing a 64 KiB text let the C heap shrink and the next one
+        fault its pages back in (60-70 µs a write)."""
         hint = self._last_entry
         if hint is None or hint[0] != flow_id:
             return None
-        return hint
-
-    @staticmethod
-    def _result_ref(hint: tuple[str, int, str], result: str) -> tuple[Any, ...] | None:
-        """PUT_RESULT_REF's parameters when `result` looks like the tail of the entry `hint`
-        names (a cheap test; SQL checks the stored bytes), else None."""
-        flow_id, n, text = hint
+        _flow_id, n, text = hint
         end = len(text) - 1
         if end <= len(result) or text[end] != "}" or not text.endswith(result, 0, end):
             return None
@@ -404,8 +400,7 @@ class SQLiteStore(Store):
         wanted = None if expect is None else tuple(expect)
         statement = _update_sql(tuple(changes), None if wanted is None else len(wanted))
         spill = [column for column, text in changes.items() if column in sql.SPILLABLE and _large(text)]
-        hint = self._hint_for(flow_id)
-        ref = self._result_ref(hint, changes["result"]) if hint and "result" in spill else None
+        ref = self._result_ref(flow_id, changes["result"]) if "result" in spill else None
         bodies = [(flow_id, column, changes[column]) for column in spill if not (ref and column == "result")]
         cells = [sql.SPILLED if column in spill else text for column, text in changes.items()]
         params = (*cells, flow_id, *(wanted or ()))

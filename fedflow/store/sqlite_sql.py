@@ -72,10 +72,10 @@ _SET_VERSION = f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_
 UPGRADE = {1: (_BODIES, _SET_VERSION), 2: (_SET_VERSION,)}
 
 
-def value_expr(column: str, flow_id: str, slot: str) -> str:
-    """SQL for `column`'s text, fetched from ``bodies`` when the column holds `SPILLED`.
-    A missing body leaves the marker, which the store reports as corrupt."""
-    return (f"CASE WHEN typeof({column}) = 'blob' THEN COALESCE((SELECT text FROM bodies "
+def value_expr(column: str, flow_id: str, slot: str, text: str = "bodies.text") -> str:
+    """SQL for `column`'s text, fetched from ``bodies`` when the column holds `SPILLED` (`text`:
+    what to take from the body row). A missing body leaves the marker, reported as corrupt."""
+    return (f"CASE WHEN typeof({column}) = 'blob' THEN COALESCE((SELECT {text} FROM bodies "
             f"WHERE bodies.flow_id = {flow_id} AND bodies.slot = {slot}), {column}) ELSE {column} END")
 
 
@@ -94,10 +94,9 @@ def _referred(ref: str) -> str:
 
 
 #: flows.result's text: inline, in its body, or in the log entry its body refers to.
-RESULT = (f"CASE WHEN typeof(flows.result) = 'blob' THEN COALESCE((SELECT CASE WHEN "
-          f"typeof(body.text) = 'blob' THEN {_referred('CAST(body.text AS TEXT)')} ELSE body.text END "
-          f"FROM bodies AS body WHERE body.flow_id = flows.id AND body.slot = 'result'), flows.result) "
-          f"ELSE flows.result END")
+RESULT = value_expr("flows.result", "flows.id", "'result'",
+                    f"CASE WHEN typeof(bodies.text) = 'blob' THEN {_referred('CAST(bodies.text AS TEXT)')} "
+                    f"ELSE bodies.text END")
 
 
 def column(name: str) -> str:
