@@ -4,6 +4,7 @@ and malformed tagged JSON refused with UnsupportedValue."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -238,6 +239,49 @@ def test_long_texts_with_every_ascii_character_escaped_come_out_as_json_writes_t
             assert values.dumps(text) == json.dumps(text, ensure_ascii=False, separators=(",", ":")), code
             assert values.dump_tree(text) == json.dumps(text, separators=(",", ":")), code
             assert values.loads(values.dumps(text)) == text
+
+
+
+def test_a_long_text_written_again_or_read_back_is_exact() -> None:
+    # The last long text written is remembered (a flow's answer is often its result, and its
+    # input is read back at once): an equal text reuses the JSON, any other is written afresh.
+    first, same_length, equal = "x" * 5000 + '"a', "x" * 5000 + '"b', "".join(["x" * 5000, '"a'])
+    for text in (first, same_length, first, equal, first + "é"):
+        assert values.dumps(text) == json.dumps(text, ensure_ascii=False, separators=(",", ":"))
+        assert values.dump_tree(text) == json.dumps(text, separators=(",", ":"))  # the other mode
+        assert values.dumps(text) == json.dumps(text, ensure_ascii=False, separators=(",", ":"))
+    written = values.dump_tree(first)
+    assert values.dump_tree(equal) is written
+    assert values.loads(written) == first
+    values.dump_tree(same_length)
+    assert values.loads(written) == first  # no longer the last one written: decoded
+    assert values.loads(written[:-2] + 'b"') == same_length[:-1] + "b"
+
+
+def test_only_texts_up_to_a_bound_are_remembered() -> None:
+    small, large = "s" * 5000, "l" * (values._REMEMBER_MAX + 1)
+    assert values.dump_tree(small) is values.dump_tree(small)
+    assert values.dump_tree(large) is not values.dump_tree(large)
+    assert values.dump_tree(large) == json.dumps(large)
+
+
+def test_long_texts_written_from_many_threads_at_once_are_each_exact() -> None:
+    texts = [chr(ord("a") + i) * 5000 + '"\n' * i for i in range(8)]
+    wrong: list[str] = []
+
+    def write(text: str) -> None:
+        expected = json.dumps(text, separators=(",", ":"))
+        for _ in range(300):
+            if values.dump_tree(text) != expected or values.loads(values.dump_tree(text)) != text:
+                wrong.append(text[:1])
+
+    threads = [threading.Thread(target=write, args=(text,)) for text in texts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert wrong == []
 
 
 _KEYS = st.text(max_size=8)
