@@ -246,9 +246,15 @@ def _remembered_json(text: str, encoder: json.JSONEncoder, ascii_only: bool) -> 
     last = _last_long_text
     if last is not None and last[1] is ascii_only and last[0] == text:  # `is` first, then memcmp
         return last[2]
-    written = _long_text_json(text, ascii_only) or encoder.encode(text)
+    written = _long_text_json(text, ascii_only)
+    reads_back = written is not None
+    if written is None:
+        written = encoder.encode(text)
+        # json reads an escaped surrogate pair back as one character, so a text holding
+        # surrogates would not read back as itself (astral characters are escaped the same way).
+        reads_back = "\\ud" not in written
     if len(text) <= _REMEMBER_MAX:
-        _last_long_text = (text, ascii_only, written)
+        _last_long_text = (text, ascii_only, written, reads_back)
     return written
 
 
@@ -275,7 +281,7 @@ def _long_text_json(text: str, ascii_only: bool) -> str | None:
 def loads(text: str | bytes) -> Any:
     """Decode tagged JSON text; malformed text raises `UnsupportedValue`."""
     last = _last_long_text
-    if last is not None and text is last[2]:  # the JSON just written for a long text: that text
+    if last is not None and text is last[2] and last[3]:  # the JSON just written for a long text
         return last[0]
     return _decode_text(_DECODER, text)
 
@@ -341,10 +347,12 @@ def _blob_value(tag: str, blobs: list[bytes], index: int) -> str | bytes:
 
 #: Strings at least this long are checked for the no-escaping fast path (shorter: json is quick).
 _LONG_TEXT = 4096
-#: The longest text `_remembered_json` keeps (with its JSON): a bound on the memory it holds.
+#: The longest text (in characters) `_remembered_json` keeps, with its JSON: a bound on the
+#: memory it holds (a few MiB at most: a character takes up to 4 bytes, its escape up to 12).
 _REMEMBER_MAX = 1 << 20
-#: (text, ascii_only, its JSON) of the last long text written, or None.
-_last_long_text: tuple[str, bool, str] | None = None
+#: (text, ascii_only, its JSON, whether `loads` of that JSON gives the text back) of the last
+#: long text written, or None.
+_last_long_text: tuple[str, bool, str, bool] | None = None
 _SPLICE_DEPTH = 2  # dict levels searched for long texts: an entry, and the dict it journals
 _SPLICE_KEYS = 32  # a dict with more keys is encoded whole, unsearched
 _ESCAPED_BYTES = bytes(range(0x20)) + b'"\\'

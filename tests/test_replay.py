@@ -370,3 +370,18 @@ def test_the_log_after_a_run_is_exactly_the_recorded_history(engine: Engine) -> 
         {"t": "s", "tag": "request:1", "v": "blog"},
         {"t": "j", "k": "2", "n": "step publish", "v": {"url": "/blog/1", "big": 18446744073709551617}},
     ]
+
+
+@pytest.mark.parametrize("text", ["\ud800\udc00" + "x" * 5000, "\U0001f600é" * 2000, '"\n' * 3000])
+def test_a_first_run_sees_the_input_exactly_as_its_replays_do(engine: Engine, text: str) -> None:
+    # The first run reads back the input just written; replays read it from the store.
+    seen: list[str] = []
+
+    def body(value: str) -> Any:
+        seen.append(value)
+        return suspend("go")
+
+    started = engine.start(node(body), text)
+    engine.start(node(lambda value: value), "y" * 5000)  # another long text written meanwhile
+    engine.resume(started.id, 1)
+    assert len(seen) == 2 and seen[0] == seen[1]

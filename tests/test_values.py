@@ -252,10 +252,24 @@ def test_a_long_text_written_again_or_read_back_is_exact() -> None:
         assert values.dumps(text) == json.dumps(text, ensure_ascii=False, separators=(",", ":"))
     written = values.dump_tree(first)
     assert values.dump_tree(equal) is written
-    assert values.loads(written) == first
+    assert values.loads(written) is first  # not decoded
     values.dump_tree(same_length)
     assert values.loads(written) == first  # no longer the last one written: decoded
     assert values.loads(written[:-2] + 'b"') == same_length[:-1] + "b"
+
+
+
+@pytest.mark.parametrize("text", [
+    "\ud800\udc00" + "x" * 5000,   # a surrogate pair: json reads its escapes back as one character
+    "\udc00" + "x" * 5000,          # a lone surrogate
+    "\U0001f600" + "x" * 5000,      # an astral character, escaped as a pair
+    "é" * 5000, "\\ud800" * 900,   # non-ASCII; a backslash before "ud800"
+])
+def test_reading_back_the_json_just_written_gives_what_decoding_gives(text: str) -> None:
+    for write in (values.dumps, values.dump_tree):
+        written = write(text)
+        assert values.loads(written) == values.loads(written[:1] + written[1:])  # a copy: decoded
+        assert values.loads(written) == json.loads(written)
 
 
 def test_only_texts_up_to_a_bound_are_remembered() -> None:
