@@ -247,7 +247,7 @@ def _remembered_json(text: str, encoder: json.JSONEncoder, ascii_only: bool) -> 
     if last is not None and last[1] is ascii_only and last[0] == text:  # `is` first, then memcmp
         return last[2]
     written = _long_text_json(text, ascii_only)
-    reads_back = written is not None
+    reads_back = True
     if written is None:
         written = encoder.encode(text)
         # json reads an escaped surrogate pair back as one character, so a text holding
