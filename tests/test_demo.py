@@ -1,4 +1,4 @@
-"""`make demo` (python -m fedflow.demo) end to end, its cleanup, and the runnable peer example."""
+"""`make demo` (python -m fedflow.cli.demo) end to end, its cleanup, and the runnable peer example."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def processes_mentioning(text: str) -> list[int]:
 def demo(tmp_path: Path) -> subprocess.Popen[str]:
     """Start the demo with its temporary folder under `tmp_path` (so its servers are findable)."""
     env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "fedflow.demo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "fedflow.cli.demo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=tmp_path, start_new_session=True)
 
 

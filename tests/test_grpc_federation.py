@@ -17,7 +17,7 @@ import pytest
 
 import fedflow
 from fedflow import const, node, remote_failover, remote_node, sequence, step, suspend, try_catch
-from fedflow.server import run_server
+from fedflow.grpc.server import run_server
 
 try:
     from support import unique
@@ -178,7 +178,7 @@ def test_failover_moves_past_a_peer_that_is_not_listening(engines, link: Link):
 CHILD = """
 import logging, sys, time
 import fedflow
-from fedflow.server import serve_forever
+from fedflow.grpc.server import serve_forever
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 engine = fedflow.Engine(name="child")

@@ -10,9 +10,11 @@ import grpc
 import pytest
 
 import fedflow
-from fedflow import server, wire
 from fedflow.client import ControlClient
-from fedflow.servicers import Gate
+from fedflow.grpc import server
+from fedflow.grpc.codec import pack, unpack
+from fedflow.grpc.servicers import Gate
+from fedflow.grpc.status import error_for, is_transient
 from fedflow.v1 import fedflow_pb2 as pb
 from fedflow.v1 import fedflow_pb2_grpc as pb_grpc
 
@@ -133,9 +135,9 @@ def test_a_busy_peer_service_answers_resource_exhausted_which_callers_treat_as_t
                 stub.Call(pb.CallRequest(fn="hang"), timeout=10)
             assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
             assert f"all {server.WORKERS} PeerService workers are busy" in caught.value.details()
-            assert wire.is_transient(caught.value), "callers retry it within their deadline"
+            assert is_transient(caught.value), "callers retry it within their deadline"
             assert hang.inside == server.WORKERS, "the refused call never ran"
-            assert isinstance(wire.error_for(caught.value, "busy"), fedflow.PeerUnavailable)
+            assert isinstance(error_for(caught.value, "busy"), fedflow.PeerUnavailable)
             with fedflow.Engine(name="caller") as caller:
                 caller.peers.connect("busy", f"127.0.0.1:{port}")
                 begin = time.monotonic()
@@ -203,8 +205,8 @@ def test_an_idle_replica_upload_does_not_hold_a_peer_slot(monkeypatch: pytest.Mo
             stub = pb_grpc.PeerServiceStub(channel)
             upload = stub.PushReplica.future(stalled_upload(), timeout=20)
             time.sleep(0.2)
-            answer = stub.Call(pb.CallRequest(fn="echo", payload=wire.pack("hi")), timeout=5)
-            assert wire.unpack(answer.value) == "hi"
+            answer = stub.Call(pb.CallRequest(fn="echo", payload=pack("hi")), timeout=5)
+            assert unpack(answer.value) == "hi"
             upload.cancel()
     finally:
         idle.set()

@@ -18,8 +18,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 import fedflow
-from fedflow import wire
-from fedflow.server import run_server
+from fedflow.grpc.codec import pack_call_value, unpack_call_value
+from fedflow.grpc.replica_stream import replica_parts
+from fedflow.grpc.server import run_server
 from fedflow.transport.grpc import GrpcTransport
 from fedflow.v1 import fedflow_pb2 as pb
 from fedflow.v1 import fedflow_pb2_grpc as pb_grpc
@@ -92,10 +93,10 @@ def test_long_strs_and_bytes_travel_as_raw_blobs_and_come_back_exact(peer: Peer,
     value = {"body": "ünïcode " * 9000, "raw": bytes(range(256)) * 300, "short": "hi", "no": fedflow.fail("x" * 5000)}
     assert same(transport.call("echo", value, deadline=5, call_id="big"), value)
     assert same(peer.calls[-1], value)
-    data, blobs = wire.pack_call_value(value, "payload")
+    data, blobs = pack_call_value(value, "payload")
     assert len(blobs) == 3 and len(data) < 200, "the long parts left the JSON text"
     reply = pb_grpc.PeerServiceStub(channel).Call(pb.CallRequest(fn="echo", payload=data, blobs=blobs), timeout=5)
-    assert len(reply.blobs) == 3 and same(wire.unpack_call_value(reply.value, reply.blobs, "result"), value)
+    assert len(reply.blobs) == 3 and same(unpack_call_value(reply.value, reply.blobs, "result"), value)
 
 
 def test_a_lone_surrogate_crosses_the_wire_both_ways(peer: Peer, transport: GrpcTransport):
@@ -287,7 +288,7 @@ def test_a_replica_with_a_bad_checksum_is_invalid_argument_and_nothing_is_stored
         peer: Peer, channel: grpc.Channel):
     source = _big_store(f"bad-{uuid.uuid4().hex[:6]}", flows=1, size=10_000)
     try:
-        parts = list(wire.replica_parts(source.name, json.dumps(source.export()), chunk=4096))
+        parts = list(replica_parts(source.name, json.dumps(source.export()), chunk=4096))
         parts[0].sha256 = hashlib_of(b"something else")
         messages = [pb.PushReplicaRequest(header=parts[0])] + [pb.PushReplicaRequest(chunk=c) for c in parts[1:]]
         err = _push_raw(channel, messages)

@@ -19,8 +19,8 @@ from typing import Any
 
 import grpc
 
-from fedflow import certs
-from fedflow.security import TlsConfig
+from fedflow.cli import certs
+from fedflow.grpc.security import TlsConfig
 from fedflow.v1 import fedflow_pb2 as pb
 
 ROOT = Path(__file__).resolve().parent.parent

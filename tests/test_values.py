@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedflow import Fail, UnsupportedValue, fail, values, wire
+from fedflow import Fail, UnsupportedValue, fail, values
+from fedflow.grpc.codec import pack, pack_call_value, unpack, unpack_call_value
 
 try:
     from support import same
@@ -385,6 +386,6 @@ def test_a_blob_tag_naming_no_blob_or_a_text_blob_that_is_not_utf8_is_refused(
 
 @pytest.mark.parametrize("value", ["\udc80" * 3, {"k\ud800": ["\udfff" + "a" * 5000]}])
 def test_lone_surrogates_travel_escaped_and_come_back_exact(value: Any) -> None:
-    data, blobs = wire.pack_call_value(value, "payload")
-    assert wire.unpack_call_value(data, blobs, "payload") == value
-    assert wire.unpack(wire.pack(value), "value") == value
+    data, blobs = pack_call_value(value, "payload")
+    assert unpack_call_value(data, blobs, "payload") == value
+    assert unpack(pack(value), "value") == value

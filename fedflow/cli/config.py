@@ -35,7 +35,7 @@ import os
 import tomllib
 from typing import Any
 
-from .limits import DEFAULT_LIMITS, Limits
+from ..limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
     "LOG_LEVELS", "ConfigError", "PeerSpec", "ServeSettings", "TlsFiles", "UsageError", "is_path", "load_file",

@@ -25,11 +25,11 @@ from typing import NoReturn
 # loads; client verbs promise one line on stderr. GRPC_VERBOSITY=INFO in the environment shows them again.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
-from . import __version__
-from .cli_client import CLIENT_VERBS, run_client
+from .. import __version__
+from ..errors import FedflowError
 from .config import LOG_LEVELS, UsageError
-from .errors import FedflowError
 from .loader import LoadError
+from .verbs import CLIENT_VERBS, run_client
 
 __all__ = ["build_parser", "main"]
 
@@ -118,7 +118,7 @@ def _fail(code: int, message: str) -> int:
 
 def _dispatch(ns: argparse.Namespace) -> int:
     if ns.verb == "serve":
-        from .cli_serve import serve  # grpc and the server load only for serve
+        from .serve import serve  # grpc and the server load only for serve
 
         return serve(ns)
     text = run_client(ns)

@@ -1,7 +1,5 @@
-"""Values, statuses and errors on the wire: the ONE place fedflow meets gRPC codes.
+"""Errors on the wire: the one place fedflow meets gRPC status codes.
 
-- `pack` / `unpack`: plain data <-> the `bytes` fields of fedflow.v1 (UTF-8
-  tagged JSON from `fedflow.values`; empty bytes read as None).
 - `status_for(exc)`: a fedflow error -> `(grpc.StatusCode, message)`, and
   `trailers_for(exc)`: the trailing metadata that lets the caller rebuild the
   same class (`fedflow-error: <ClassName>` plus `fedflow-detail-bin`, a JSON
@@ -9,12 +7,6 @@
 - `error_for(rpc_error, peer)`: a failed RPC -> the most specific
   `FedflowError`, for every gRPC status code; callers
   `raise error_for(e, peer) from e`. `is_transient` says which are worth a retry.
-- `service_handler`: method handlers for a fedflow.v1 service whose requests
-  decode leniently, so undecodable bytes get INVALID_ARGUMENT (grpcio alone
-  answers UNKNOWN); handlers call `parsed(request)`.
-- `channel_options(limits)`: the message limits (and retry policy) both ends set.
-- `ReplicaAssembler` / `replica_parts` (from `fedflow.replica_stream`): a replica
-  as a header plus ~1 MiB chunks with a SHA-256 checksum.
 
 | status | raised as (without fedflow trailers) |
 |---|---|
@@ -31,124 +23,21 @@ FlowMoved with its owner, RemoteError, LimitExceeded, ...).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import grpc
 
-from . import errors as E
-from .errors import LimitExceeded
-from .limits import DEFAULT_LIMITS, FLAGS, Limits
-from .replica_stream import CHUNK_BYTES, ReplicaAssembler, replica_parts
-from .v1 import fedflow_pb2 as pb
-from .values import dumps, dumps_lifting, loads, loads_lifted
+from .. import errors as E
+from ..errors import LimitExceeded
+from ..limits import FLAGS
 
-__all__ = [
-    "CHUNK_BYTES",
-    "HANDLER_KINDS",
-    "MAX_MESSAGE_BYTES",
-    "MAX_REPLICA_BYTES",
-    "ReplicaAssembler",
-    "channel_options",
-    "error_for",
-    "is_transient",
-    "pack",
-    "pack_call_value",
-    "parsed",
-    "replica_parts",
-    "service_handler",
-    "status_for",
-    "status_from_proto",
-    "status_to_proto",
-    "trailers_for",
-    "unpack",
-    "unpack_call_value",
-]
+__all__ = ["BUSY_MARK", "error_for", "is_transient", "status_for", "trailers_for"]
 
-MAX_MESSAGE_BYTES = DEFAULT_LIMITS.max_message_bytes
-MAX_REPLICA_BYTES = DEFAULT_LIMITS.max_replica_bytes
-#: A str or bytes in a call's payload or answer at least this long travels as a raw blob.
-BLOB_MIN_BYTES = 4096
 ERROR_KEY = "fedflow-error"
 #: In the details of RESOURCE_EXHAUSTED from a server whose workers for a service are all busy.
 BUSY_MARK = "workers are busy"
 DETAIL_KEY = "fedflow-detail-bin"
 Code = grpc.StatusCode
-
-
-# ------------------------------------------------------------------ values
-def pack(value: Any, path: str = "value") -> bytes:
-    """Encode plain data for a `bytes` value field; raises UnsupportedValue."""
-    return _utf8(dumps(value, path))
-
-
-def _utf8(text: str) -> bytes:
-    """JSON text as UTF-8; a lone surrogate (which UTF-8 cannot hold) is written as its JSON
-    escape, which decodes back to the same str. Surrogates only occur inside JSON strings,
-    after any complete escape, so the escape lands where JSON reads it."""
-    return text.encode("utf-8", "backslashreplace")
-
-
-def pack_call_value(value: Any, path: str) -> tuple[bytes, list[bytes]]:
-    """Encode a call's payload or answer: tagged JSON with every str or bytes of at least
-    `BLOB_MIN_BYTES` lifted out as a raw blob (sent in the message's `blobs`)."""
-    text, blobs = dumps_lifting(value, path, BLOB_MIN_BYTES)
-    return _utf8(text), blobs
-
-
-def unpack_call_value(data: bytes, blobs: Any, what: str) -> Any:
-    """Decode what `pack_call_value` made (`blobs` as received); raises UnsupportedValue."""
-    if not blobs:
-        return unpack(data, what)
-    if not data:
-        raise E.UnsupportedValue(f"{what} came with {len(blobs)} blob(s) but no value naming them", path=what)
-    return loads_lifted(data, list(blobs))
-
-
-def unpack(data: bytes, what: str = "value") -> Any:
-    """Decode a `bytes` value field (empty means None); raises UnsupportedValue."""
-    if not data:
-        return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise E.UnsupportedValue(f"{what} is not UTF-8 text: {exc}; send fedflow tagged JSON",
-                                 path=what) from exc
-    return loads(text)
-
-
-_STATUS_NAMES = ("running", "suspended", "done", "failed", "cancelled", "moved", "unknown")
-
-
-def status_to_proto(status: str) -> int:
-    """A flow status string -> `fedflow.v1.FlowStatus` value."""
-    if status not in _STATUS_NAMES:
-        return pb.FLOW_STATUS_UNSPECIFIED
-    return pb.FlowStatus.Value(f"FLOW_STATUS_{status.upper()}")
-
-
-def status_from_proto(value: int) -> str:
-    """A `fedflow.v1.FlowStatus` value -> the flow status string ("unknown" if unset)."""
-    name = pb.FlowStatus.Name(value) if value in pb.FlowStatus.values() else ""
-    status = name.removeprefix("FLOW_STATUS_").lower()
-    return status if status in _STATUS_NAMES else "unknown"
-
-
-def channel_options(limits: Limits = DEFAULT_LIMITS,
-                    retry_services: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
-    """Channel options for both ends: the message limits of `limits`; a short UNAVAILABLE
-    retry policy on `retry_services` (full names, e.g. "fedflow.v1.PeerService")."""
-    options: list[tuple[str, Any]] = [
-        ("grpc.max_receive_message_length", limits.max_message_bytes),
-        ("grpc.max_send_message_length", limits.max_message_bytes),
-    ]
-    if retry_services:
-        policy = {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
-                  "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
-        config = {"methodConfig": [{"name": [{"service": s} for s in retry_services],
-                                    "retryPolicy": policy}]}
-        options.append(("grpc.service_config", json.dumps(config)))
-    return options
 
 
 # ------------------------------------------------------------ errors -> status
@@ -335,55 +224,3 @@ def is_transient(rpc_error: grpc.RpcError) -> bool:
     if _tls_failure(details) or _message_too_large(details):
         return False
     return not _trailers(rpc_error)[0]
-
-
-# ------------------------------------------------------------------ requests
-class _Undecodable:
-    """Stands in for a request message that is not valid protobuf (grpcio itself
-    would answer UNKNOWN); handlers refuse it with INVALID_ARGUMENT."""
-
-    def __init__(self, kind: str, error: Exception) -> None:
-        self.kind = kind
-        self.error = error
-
-
-def parsed(message: Any) -> Any:
-    """`message`, or UnsupportedValue (-> INVALID_ARGUMENT) if it did not decode."""
-    if isinstance(message, _Undecodable):
-        raise E.UnsupportedValue(f"request is not a valid fedflow.v1.{message.kind} message "
-                                 f"({message.error}); send the protobuf message the method expects",
-                                 path="request")
-    return message
-
-
-def _lenient(cls: Any) -> Callable[[bytes], Any]:
-    """A request deserializer that never raises (see `_Undecodable`)."""
-    def parse(data: bytes) -> Any:
-        try:
-            return cls.FromString(data)
-        except Exception as exc:  # DecodeError and friends
-            return _Undecodable(cls.DESCRIPTOR.name, exc)
-    return parse
-
-
-#: The fully qualified names of fedflow's two services.
-PEER_SERVICE = pb.DESCRIPTOR.services_by_name["PeerService"].full_name
-CONTROL_SERVICE = pb.DESCRIPTOR.services_by_name["ControlService"].full_name
-
-#: (request_streaming, response_streaming) -> the grpc method-handler factory.
-HANDLER_KINDS = {(False, False): grpc.unary_unary_rpc_method_handler,
-                 (False, True): grpc.unary_stream_rpc_method_handler,
-                 (True, False): grpc.stream_unary_rpc_method_handler,
-                 (True, True): grpc.stream_stream_rpc_method_handler}
-
-
-def service_handler(service: str, servicer: Any) -> grpc.GenericRpcHandler:
-    """Handlers for every method of fedflow.v1 `service`, with lenient request parsing."""
-    desc = pb.DESCRIPTOR.services_by_name[service]
-    table = {}
-    for method in desc.methods:
-        make = HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
-        table[method.name] = make(getattr(servicer, method.name),
-                                  request_deserializer=_lenient(getattr(pb, method.input_type.name)),
-                                  response_serializer=getattr(pb, method.output_type.name).SerializeToString)
-    return grpc.method_handlers_generic_handler(desc.full_name, table)

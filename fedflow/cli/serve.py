@@ -15,10 +15,10 @@ import logging
 import socket
 from types import ModuleType
 
+from ..engine import Engine
+from ..errors import FedflowError
 from . import config
 from .config import ServeSettings, read_secret
-from .engine import Engine
-from .errors import FedflowError
 from .loader import import_target, load_into
 
 __all__ = ["check_listen", "serve"]
@@ -68,7 +68,7 @@ def _open_engine(conf: ServeSettings) -> Engine:
 
 
 def _connect_peers(engine: Engine, conf: ServeSettings, token: str | None) -> None:
-    from .transport.grpc import GrpcTransport
+    from ..transport.grpc import GrpcTransport
 
     for peer in conf.peers:
         peer_token = read_secret(peer.token_file, f"token file of peer {peer.name}") if peer.token_file else token
@@ -119,8 +119,8 @@ def serve(ns: argparse.Namespace) -> int:
     token = read_secret(conf.token_file) if conf.token_file else None
     check_listen(conf.listen)
     modules = [(target, import_target(target)) for target in conf.load]  # before the store is touched
-    from . import security
-    from .server import serve_forever  # grpc loads only once the settings are known to be usable
+    from ..grpc import security
+    from ..grpc.server import serve_forever  # grpc loads only once the settings are known to be usable
 
     security.tls_config(conf.tls)  # read the certificate files now: a bad path fails before recovery runs
     _warn_if_open(conf.listen, token, conf.tls)

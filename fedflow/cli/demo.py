@@ -7,7 +7,7 @@ a peer that is down; a flow suspended on a, replicated to b, a stopped,
 restored on c and resumed there by id; and a handoff from b to c. Every
 process it started is stopped at the end, on error and on Ctrl-C too.
 
-Run it with ``make demo`` or ``python -m fedflow.demo``; exit 0 when the
+Run it with ``make demo`` or ``python -m fedflow.cli.demo``; exit 0 when the
 story checks out, 1 with one line saying what went wrong otherwise.
 """
 
@@ -26,14 +26,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .cli_client import to_json
-from .client import ControlClient
+from ..client import ControlClient
+from ..errors import FedflowError, FlowMoved
 from .config import load_file, parse_address
-from .errors import FedflowError, FlowMoved
+from .verbs import to_json
 
 __all__ = ["DemoError", "Federation", "main", "run"]
 
-PEERS_DIR = Path(__file__).resolve().parent.parent / "peers"
+PEERS_DIR = Path(__file__).resolve().parents[2] / "peers"
 NAMES = ("a", "b", "c")
 READY_TIMEOUT = 30.0
 

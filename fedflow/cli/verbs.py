@@ -18,11 +18,12 @@ from typing import Any
 
 import grpc
 
-from . import security, values
-from .client import ControlClient
+from .. import values
+from ..client import ControlClient
+from ..errors import PeerUnavailable, UnsupportedValue
+from ..grpc import security
+from ..limits import Limits
 from .config import TlsFiles, UsageError, parse_address, read_secret
-from .errors import PeerUnavailable, UnsupportedValue
-from .limits import Limits
 
 __all__ = ["CLIENT_VERBS", "DEFAULT_DEADLINE", "Verb", "parse_json_arg", "run_client", "to_json"]
 
