@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -27,10 +25,11 @@ from .errors import (
     FlowNotDone,
     NonDeterminism,
     UnknownFlow,
-    UnknownFunction,
     UnknownPeer,
 )
+from .exposed import ExposedFunctions
 from .federation import Federation
+from .inflight import InFlight, running_error
 from .opening import Opening
 from .outcomes import Suspended
 from .peers import PeerTable
@@ -40,20 +39,14 @@ from .store.base import CANCELLED, DONE, FAILED, LIVE, MOVED, RUNNING, SUSPENDED
 
 log = logging.getLogger("fedflow.engine")
 
-#: Answers kept to drop duplicate peer calls: at most this many, and this many bytes in all.
-_CALL_CACHE_SIZE = 4096
-_CALL_CACHE_BYTES = 16 * 1024 * 1024
-_CALL_CACHE_ONE = 256 * 1024
 _AFTER_FAILURE = "fix the cause and start a new flow (forget() or gc() drop the failed record)"
 
 
-def _running(flow_id: str) -> FlowError:
-    return FlowError(f"flow {flow_id} is running, not waiting; wait for it to suspend or finish, then "
-                     f"resume it or read its result", flow_id)
+class Engine:
+    """One fedflow instance: its flows, its store, its peers and exposed functions.
 
-
-class Engine(Federation):
-    """One fedflow instance: its flows, its store, its peers and exposed functions."""
+    Moving flows between instances is `self.federation`'s job; the functions peers may
+    call are `self.functions`; the engine's own verbs for both hand over to them."""
 
     def __init__(self, name: str = "fedflow", store: str | Store | None = None, *,
                  durability: str = "power", deadline: float = 10.0, recover: bool = True) -> None:
@@ -62,14 +55,10 @@ class Engine(Federation):
         self.deadline = deadline
         self.store = open_store(store, durability)
         self.peers = PeerTable(name, deadline)
-        self._exposed: dict[str, Callable[[Any], Any]] = {}
+        self.functions = ExposedFunctions(name)
         self._anonymous: dict[str, Flow] = {}
-        self._active: set[str] = set()
-        self._stopped: set[str] = set()  # active flows cancelled meanwhile: no new step may start
-        self._lock = threading.RLock()
-        self._answers: OrderedDict[str, Any] = OrderedDict()
-        self._answer_bytes = 0
-        self._inflight: dict[str, threading.Event] = {}
+        self._inflight = InFlight()
+        self.federation = Federation(name, self.store, self.peers, deadline, self._inflight, self.recover)
         if recover:
             self.recover()
 
@@ -110,12 +99,12 @@ class Engine(Federation):
         flow_id = id if id is not None else self.new_id()
         now = time.time()
         rec = FlowRecord(id=flow_id, name=name, status=RUNNING, input=text, created=now, updated=now)
-        with self._lock:
-            self._refuse_if_active(flow_id)
+        with self._inflight.lock:
+            self._inflight.refuse_if_busy(flow_id)
             existing = self.store.get(flow_id) if id is not None else None
             if existing is not None:
                 return self._outcome(existing)
-            self._active.add(flow_id)
+            self._inflight.begin(flow_id)
             if name is None:
                 self._anonymous[flow_id] = body
         return self._execute(rec, body, [], Opening(self.store, rec, explain=self._changed_meanwhile))
@@ -123,20 +112,16 @@ class Engine(Federation):
     def resume(self, id: str, value: Any = None) -> Any:
         """Deliver `value` to the tag the flow waits on and replay it: its result, or `Suspended`."""
         tree = values.encode(value, "resume value")
-        with self._lock:
-            self._refuse_if_active(id)
+        with self._inflight.lock:
+            self._inflight.refuse_if_busy(id)
             rec = self._get(id)
             if rec.status != SUSPENDED:
                 self._refuse_resume(rec)
             body = self._resolve(rec)
-            self._active.add(id)
+            self._inflight.begin(id)
         opening = Opening(self.store, rec, resume_entry={"t": "s", "tag": rec.waiting, "v": tree},
                           explain=self._changed_meanwhile)
         return self._execute(rec, body, None, opening)
-
-    def _refuse_if_active(self, flow_id: str) -> None:
-        if flow_id in self._active:
-            raise _running(flow_id)
 
     def _changed_meanwhile(self, flow_id: str) -> Exception:
         """The error for a run whose flow was cancelled, moved or replaced while it ran."""
@@ -196,13 +181,11 @@ class Engine(Federation):
             self._finish(opening, flow_id, DONE, result=values.dump_tree(tree))
             return values.decode(tree)
         finally:
-            with self._lock:
-                self._active.discard(flow_id)
-                self._stopped.discard(flow_id)
+            self._inflight.end(flow_id)
 
     def _still_wanted(self, flow_id: str) -> None:
         """Before a new step: a flow cancelled while it runs stops here, before the effect."""
-        if flow_id in self._stopped:
+        if self._inflight.is_stopped(flow_id):
             raise AbortSignal(self._changed_meanwhile(flow_id))
 
     def _journal(self, flow_id: str, entry: dict) -> None:
@@ -224,16 +207,16 @@ class Engine(Federation):
         A flow whose definition is not registered yet stays `running` (call again later)."""
         rerun = []
         for flow_id in self.store.ids(RUNNING):
-            with self._lock:
+            with self._inflight.lock:
                 rec = self.store.get(flow_id)
-                if rec is None or flow_id in self._active or rec.status != RUNNING:
+                if rec is None or self._inflight.is_busy(flow_id) or rec.status != RUNNING:
                     continue
                 try:
                     body = self._resolve(rec)
                 except FlowError as exc:
                     log.warning("cannot recover flow %s yet: %s", flow_id, exc)
                     continue
-                self._active.add(flow_id)
+                self._inflight.begin(flow_id)
             log.info("recovering flow %s (%s) by replay", flow_id, rec.name)
             try:
                 self._execute(rec, body, None, Opening(self.store, rec, written=True,
@@ -266,14 +249,15 @@ class Engine(Federation):
         if rec.status == MOVED:
             raise FlowMoved(f"flow {rec.id} was handed off to {rec.owner!r}; resume it there", rec.id,
                             owner=rec.owner)
-        raise _running(rec.id)
+        raise running_error(rec.id)
 
     def cancel(self, id: str) -> None:
         """Cancel a live flow; a later resume raises FlowCancelled. Cancelling twice is harmless."""
-        with self._lock:
+        with self._inflight.lock:
             rec = self.store.get(id)
-            if rec is None and id in self._active:
+            if rec is None and self._inflight.is_running(id):
                 raise FlowError(f"flow {id} is starting; cancel it once it has suspended", id)
+            self._inflight.refuse_if_held(id)
             rec = self._get(id)
             if rec.status == CANCELLED:
                 return
@@ -282,12 +266,11 @@ class Engine(Federation):
             self.store.transition(id, LIVE, {"status": CANCELLED, "waiting": None, "request": None,
                                              "updated": time.time()})
             self._anonymous.pop(id, None)
-            if id in self._active:
-                self._stopped.add(id)
+            self._inflight.stop(id)
 
     def status(self, id: str) -> str:
         """running, suspended, done, failed, cancelled, moved, or unknown."""
-        if id in self._active:
+        if self._inflight.is_running(id):
             return RUNNING
         rec = self.store.get(id)
         return rec.status if rec else "unknown"
@@ -302,25 +285,24 @@ class Engine(Federation):
 
     def list(self) -> list[tuple[str, str]]:
         """[(id, status), ...] for every flow, running ones included."""
-        with self._lock:
-            active = set(self._active)
-        listed = [(fid, RUNNING if fid in active else status) for fid, status in self.store.list()]
+        running = self._inflight.running()
+        listed = [(fid, RUNNING if fid in running else status) for fid, status in self.store.list()]
         stored = {fid for fid, _status in listed}
-        return listed + [(fid, RUNNING) for fid in sorted(active - stored)]
+        return listed + [(fid, RUNNING) for fid in sorted(running - stored)]
 
     def pending(self) -> list[tuple[str, str]]:
         """[(id, waiting_tag), ...] for every suspended flow."""
-        return [(fid, tag or "") for fid, tag, _req in self.store.pending() if fid not in self._active]
+        return [(fid, tag or "") for fid, tag, _req in self.store.pending() if not self._inflight.is_busy(fid)]
 
     def resumable_ids(self) -> list[str]:
         """Ids of the suspended flows."""
-        return [fid for fid in self.store.ids(SUSPENDED) if fid not in self._active]
+        return [fid for fid in self.store.ids(SUSPENDED) if not self._inflight.is_busy(fid)]
 
     def requests(self) -> list[tuple[str, str, Any]]:
         """Pending host requests: [(id, kind, payload), ...]."""
         out = []
         for fid, _tag, req in self.store.pending():
-            if req is not None and fid not in self._active:
+            if req is not None and not self._inflight.is_busy(fid):
                 kind, payload = json.loads(req)
                 out.append((fid, kind, values.decode(payload)))
         return out
@@ -331,7 +313,7 @@ class Engine(Federation):
 
     def forget(self, id: str) -> None:
         """Drop one terminal record; a live flow is refused with FlowError."""
-        with self._lock:
+        with self._inflight.lock:
             rec = self._get(id)
             if rec.status in LIVE or not self.store.delete(id, TERMINAL):
                 raise FlowError(f"flow {id} is {rec.status}; cancel it before forgetting it", id)
@@ -349,57 +331,64 @@ class Engine(Federation):
     def expose(self, name: str | Callable[[Any], Any], fn: Callable[[Any], Any] | None = None) -> Any:
         """Make `fn` callable by peers as `name`; also a decorator (`@engine.expose`)."""
         if callable(name) and fn is None:
-            self._exposed[name.__name__] = name
+            self.functions.expose(name.__name__, name)
             return name
         if fn is None:
             return lambda f: self.expose(name, f)
-        if not callable(fn):
-            raise TypeError(f"expose({name!r}, ...) needs a callable, got {type(fn).__name__}")
-        self._exposed[str(name)] = fn
+        self.functions.expose(str(name), fn)
         return fn
 
     def exposed(self) -> list[str]:
         """Names of the exposed functions, sorted."""
-        return sorted(self._exposed)
+        return self.functions.names()
 
     def invoke(self, fn: str, payload: Any, call_id: str | None = None) -> Any:
         """Run exposed function `fn` for a peer; a repeated `call_id` gets the first answer again."""
-        func = self._exposed.get(fn)
-        if func is None:
-            raise UnknownFunction(f"engine {self.name!r} exposes no function {fn!r}; "
-                                  f"it exposes {self.exposed()}", peer=self.name)
-        if not call_id:
-            return func(payload)
-        key = f"{fn}\x00{call_id}"
-        while True:  # a duplicate waits for the first call with its key, then takes its answer
-            with self._lock:
-                if key in self._answers:
-                    return self._answers[key][0]
-                running = self._inflight.get(key)
-                if running is None:
-                    self._inflight[key] = threading.Event()
-                    break
-            running.wait()
-        try:
-            answer = func(payload)
-            self._remember(key, answer)
-            return answer
-        finally:
-            with self._lock:
-                self._inflight.pop(key).set()
+        return self.functions.invoke(fn, payload, call_id)
 
-    def _remember(self, key: str, answer: Any) -> None:
-        """Keep `answer` for duplicates of `key`, within the cache's count and byte bounds."""
-        size = values.approx_size(answer, _CALL_CACHE_ONE)
-        if size > _CALL_CACHE_ONE:
-            return  # a large answer is not kept: a duplicate of it runs again
-        with self._lock:
-            self._answers[key] = (answer, size)
-            self._answer_bytes += size
-            while len(self._answers) > _CALL_CACHE_SIZE or self._answer_bytes > _CALL_CACHE_BYTES:
-                _old, (_answer, old_size) = self._answers.popitem(last=False)
-                self._answer_bytes -= old_size
+    # ------------------------------------------------------------ federation
+    def export(self) -> dict[str, Any]:
+        """The whole store as plain, JSON-serialisable data."""
+        return self.federation.export()
 
+    def import_store(self, data: Any) -> list[str]:
+        """Merge an export in; malformed data or a clashing flow raises ReplicaError, changing nothing."""
+        return self.federation.import_store(data)
+
+    def accept_replica(self, source: str, export_text: str) -> int:
+        """Keep a validated replica of engine `source` in its slot; the count of flows in it."""
+        return self.federation.accept_replica(source, export_text)
+
+    def replica_text(self, source: str) -> str:
+        """The replica this engine holds of `source`; ReplicaError when it holds none."""
+        return self.federation.replica_text(source)
+
+    def restore_local(self, source: str, ids: list[str] | None = None) -> list[str]:
+        """Import the replica this engine holds of `source` (only `ids`, when given)."""
+        return self.federation.restore_local(source, ids)
+
+    def claims(self, ids: list[str]) -> list[tuple[str, int]]:
+        """Of `ids`, the flows this engine holds (not as `moved`), with their epochs."""
+        return self.federation.claims(ids)
+
+    def fence(self, peer: str) -> list[str]:
+        """Mark `moved` every live flow here that `peer` holds at a newer epoch; the ids fenced.
+        Call it before `recover()`."""
+        return self.federation.fence(peer)
+
+    def replicate_to(self, peer: str) -> int:
+        """Push this store's snapshot into `peer`'s replica slot for this engine; the flow count."""
+        return self.federation.replicate_to(peer)
+
+    def restore_from(self, peer: str, source: str | None = None) -> list[str]:
+        """Import the replica `peer` holds of `source` (default: this engine); the imported ids."""
+        return self.federation.restore_from(peer, source)
+
+    def handoff_to(self, peer: str) -> list[str]:
+        """Move every suspended flow to `peer`; they become `moved` here. The moved ids."""
+        return self.federation.handoff_to(peer)
+
+    # ------------------------------------------------------------ calling peers
     def call_peer(self, addr: str, fn: str, payload: Any, *, deadline: float | None = None,
                   call_id: str = "", retry_window: float | None = None) -> Any:
         """Call `fn` on peer `addr` through its transport (used by remote nodes)."""
