@@ -26,6 +26,8 @@ from .errors import (
     NonDeterminism,
     UnknownFlow,
     UnknownPeer,
+    from_data,
+    to_data,
 )
 from .exposed import ExposedFunctions
 from .federation import Federation
@@ -33,7 +35,7 @@ from .inflight import InFlight, running_error
 from .opening import Opening
 from .outcomes import Suspended
 from .peers import PeerTable
-from .replay import AbortSignal, DivergedSignal, Run, SuspendSignal, describe_error, rebuild_error, run_flow
+from .replay import AbortSignal, DivergedSignal, Run, SuspendSignal, run_flow
 from .store import open_store
 from .store.base import CANCELLED, DONE, FAILED, LIVE, MOVED, RUNNING, SUSPENDED, TERMINAL, FlowRecord, Store
 
@@ -164,18 +166,18 @@ class Engine:
                     f"but the log recorded {sig.recorded!r}; check that your workflow is deterministic "
                     f"(side effects go through step, remote_node or suspend)", flow_id,
                     expected=sig.expected, recorded=sig.recorded)
-                self._finish(opening, flow_id, FAILED, error=json.dumps(describe_error(err)))
+                self._finish(opening, flow_id, FAILED, error=json.dumps(to_data(err)))
                 raise err from None
             except UnknownPeer as exc:
                 if opening.recovering:  # peers are registered after the store opened: try again later
                     log.warning("flow %s waits for peer %r; it stays running until recover() is called "
                                 "again after the peer is registered", flow_id, exc.peer)
                     return None
-                self._finish(opening, flow_id, FAILED, error=json.dumps(describe_error(exc)))
+                self._finish(opening, flow_id, FAILED, error=json.dumps(to_data(exc)))
                 raise FlowFailed(f"flow {flow_id} failed: UnknownPeer: {exc}; {_AFTER_FAILURE}",
                                  flow_id, cause=exc) from exc
             except Exception as exc:
-                self._finish(opening, flow_id, FAILED, error=json.dumps(describe_error(exc)))
+                self._finish(opening, flow_id, FAILED, error=json.dumps(to_data(exc)))
                 raise FlowFailed(f"flow {flow_id} failed: {type(exc).__name__}: {exc}; {_AFTER_FAILURE}",
                                  flow_id, cause=exc) from exc
             self._finish(opening, flow_id, DONE, result=values.dump_tree(tree))
@@ -241,7 +243,7 @@ class Engine:
             return Suspended(rec.id, rec.waiting or "")
         if rec.status == FAILED:
             err = json.loads(rec.error or "{}")
-            cause = rebuild_error(err)
+            cause = from_data(err)
             raise FlowFailed(f"flow {rec.id} failed: {err.get('type')}: {err.get('message')}; {_AFTER_FAILURE}",
                              rec.id, cause=cause) from cause
         if rec.status == CANCELLED:

@@ -9,7 +9,6 @@ keys come out the same on every replay.
 
 from __future__ import annotations
 
-import builtins
 import contextvars
 import threading
 from collections.abc import Callable
@@ -216,76 +215,17 @@ def journaled(name: str, compute: Callable[[str], Any]) -> Any:
     except (SuspendSignal, DivergedSignal, AbortSignal, errors.UnknownPeer):
         raise  # not outcomes of the step (an unknown peer: nothing was sent), so not journaled
     except Exception as exc:
-        run.record({"t": "j", "k": key, "n": name, "e": describe_error(exc)})
+        run.record({"t": "j", "k": key, "n": name, "e": errors.to_data(exc)})
         raise
     run.record({"t": "j", "k": key, "n": name, "v": tree})
     return values.decode(tree)
 
 
-_ERROR_ATTRS = ("id", "cause", "peer", "remote_type", "remote_message", "path", "owner", "expected", "recorded",
-                "type_name", "message")
-
-
-def _plain_attr(value: Any) -> Any:
-    if value is None or type(value) in (str, int, bool):
-        return value
-    if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
-    return str(value)
-
-
-def describe_error(exc: BaseException) -> dict[str, Any]:
-    """A plain-data description of an exception, enough to rebuild it on replay."""
-    kind = type(exc)
-    out: dict[str, Any] = {"type": kind.__name__, "module": kind.__module__, "message": str(exc)}
-    args = exc.args
-    try:
-        out["args"] = values.encode(list(args))
-    except errors.UnsupportedValue:
-        pass
-    attrs = {a: _plain_attr(getattr(exc, a)) for a in _ERROR_ATTRS if hasattr(exc, a)}
-    if attrs:
-        out["attrs"] = attrs
-    return out
-
-
-def rebuild_error(desc: dict[str, Any]) -> Exception:
-    """The exception a journaled step raised, rebuilt without importing or evaluating anything.
-
-    Builtin and fedflow exception classes come back as themselves; any other class
-    comes back as `ReplayedError` carrying the original type name and message."""
-    kind, module, message = desc.get("type", ""), desc.get("module", ""), desc.get("message", "")
-    exc: Exception
-    kind, message = str(kind), str(message)
-    exc: Exception | None = None
-    if module == "builtins" and isinstance(getattr(builtins, kind, None), type) \
-            and issubclass(getattr(builtins, kind), Exception):
-        exc = _builtin_error(getattr(builtins, kind), desc.get("args"), message)
-    elif str(module).startswith("fedflow") and isinstance(getattr(errors, kind, None), type) \
-            and issubclass(getattr(errors, kind), errors.FedflowError):
-        cls = getattr(errors, kind)
-        exc = cls.__new__(cls)
-        Exception.__init__(exc, message)
-        attrs = desc.get("attrs")
-        for attr, value in (attrs.items() if isinstance(attrs, dict) else ()):
-            if attr in _ERROR_ATTRS and (value is None or type(value) in (str, int, bool)):
-                setattr(exc, attr, value)
-    if exc is None:
-        exc = errors.ReplayedError(f"{kind}: {message}", type_name=kind, message=message)
+def rebuild_error(data: Any) -> Exception:
+    """The exception a journaled step raised (see `errors.from_data`), marked as replayed."""
+    exc = errors.from_data(data)
     exc._fedflow_replayed = True  # type: ignore[attr-defined]
     return exc
-
-
-def _builtin_error(cls: type[Exception], args: Any, message: str) -> Exception | None:
-    """`cls(*args)`, else `cls(message)`, else None: journal data never breaks a replay."""
-    try:
-        decoded = values.decode(args) if args is not None else [message]
-        return cls(*decoded) if isinstance(decoded, list) else cls(message)
-    except Exception:
-        try:
-            return cls(message)
-        except Exception:
-            return None
 
 
 def is_replayed(exc: BaseException) -> bool:

@@ -62,31 +62,12 @@ def status_for(exc: BaseException, *, lookup: bool = False) -> tuple[grpc.Status
     return Code.INTERNAL, f"internal error ({type(exc).__name__}); see the server log"
 
 
-def _describe_cause(cause: Any) -> tuple[str, str]:
-    """`(type, message)` of a FlowFailed cause: an exception, or "Type: message" text."""
-    if isinstance(cause, BaseException):
-        kind = getattr(cause, "remote_type", "") or type(cause).__name__
-        return kind, getattr(cause, "remote_message", "") or str(cause)
-    kind, sep, text = str(cause).partition(": ")
-    return (kind, text) if sep and kind.isidentifier() else ("Exception", str(cause))
-
-
-def _attrs(exc: BaseException) -> dict[str, Any]:
-    names = ("id", "owner", "peer", "path", "expected", "recorded", "remote_type", "remote_message", "limit")
-    out = {n: getattr(exc, n) for n in names if isinstance(getattr(exc, n, None), str)}
-    if isinstance(exc, E.ReplayedError):
-        out["type_name"] = exc.type_name
-    cause = getattr(exc, "cause", None) or exc.__cause__
-    if isinstance(exc, E.FlowFailed) and cause is not None:
-        out["cause_type"], out["cause_message"] = _describe_cause(cause)
-    return out
-
-
 def trailers_for(exc: BaseException) -> tuple[tuple[str, str | bytes], ...]:
-    """Trailing metadata naming `exc`'s fedflow class and attributes (empty if not fedflow)."""
+    """Trailing metadata naming `exc`'s fedflow class, with `errors.to_data(exc)` as its detail
+    (empty if not fedflow)."""
     if not isinstance(exc, E.FedflowError):
         return ()
-    detail = json.dumps(_attrs(exc), ensure_ascii=False).encode("utf-8")
+    detail = json.dumps(E.to_data(exc), ensure_ascii=False).encode("utf-8")
     return ((ERROR_KEY, type(exc).__name__), (DETAIL_KEY, detail))
 
 
@@ -108,34 +89,29 @@ def _error_class(name: str) -> type[E.FedflowError] | None:
     return cls if isinstance(cls, type) and issubclass(cls, E.FedflowError) else None
 
 
-def _rebuild(name: str, message: str, d: dict[str, Any], peer: str | None) -> E.FedflowError | None:
-    cls = _error_class(name)
-    if cls is None:
+def _describe_cause(cause: Any) -> tuple[str, str]:
+    """`(type, message)` of a FlowFailed cause: an exception, or "Type: message" text."""
+    if isinstance(cause, E.ReplayedError):
+        return cause.type_name or "Exception", cause.message
+    if isinstance(cause, BaseException):
+        kind = getattr(cause, "remote_type", "") or type(cause).__name__
+        return kind, getattr(cause, "remote_message", "") or str(cause)
+    kind, sep, text = str(cause).partition(": ")
+    return (kind, text) if sep and kind.isidentifier() else ("Exception", str(cause))
+
+
+def _rebuild(name: str, message: str, detail: dict[str, Any], peer: str | None) -> E.FedflowError | None:
+    """The error the trailers describe, as this side sees it: a peer error without a peer is
+    `peer`'s, and a failed flow's cause is that peer's RemoteError."""
+    if _error_class(name) is None:
         return None
-    if issubclass(cls, E.NonDeterminism):
-        return cls(message, d.get("id"), expected=d.get("expected", ""), recorded=d.get("recorded", ""))
-    if issubclass(cls, E.FlowFailed):
-        kind, text = d.get("cause_type", ""), d.get("cause_message", "")
-        cause = None
-        if kind:
-            cause = E.RemoteError(f"{kind}: {text}", peer, remote_type=kind, remote_message=text)
-        return cls(message, d.get("id"), cause=cause)
-    if issubclass(cls, E.FlowMoved):
-        return cls(message, d.get("id"), owner=d.get("owner"))
-    if issubclass(cls, E.FlowError):
-        return cls(message, d.get("id"))
-    if issubclass(cls, E.RemoteError):
-        return cls(message, d.get("peer") or peer, remote_type=d.get("remote_type", ""),
-                   remote_message=d.get("remote_message", ""))
-    if issubclass(cls, LimitExceeded):
-        return cls(message, d.get("peer") or peer, limit=d.get("limit", ""))
-    if issubclass(cls, E.PeerError):
-        return cls(message, d.get("peer") or peer)
-    if issubclass(cls, E.UnsupportedValue):
-        return cls(message, path=d.get("path", ""))
-    if issubclass(cls, E.ReplayedError):
-        return cls(message, type_name=d.get("type_name", ""))
-    return cls(message)
+    exc = E.from_data({**detail, "type": name, "module": E.__name__, "message": message})
+    if isinstance(exc, E.PeerError) and not exc.peer:
+        exc.peer = peer
+    if isinstance(exc, E.FlowFailed) and exc.cause is not None:
+        kind, text = _describe_cause(exc.cause)
+        exc.cause = E.RemoteError(f"{kind}: {text}", peer, remote_type=kind, remote_message=text)
+    return exc if isinstance(exc, E.FedflowError) else None
 
 
 def _tls_failure(details: str) -> bool:
