@@ -16,10 +16,9 @@ _RECONNECT = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_b
               ("grpc.max_reconnect_backoff_ms", 2000)]
 
 
-def open_channel(address: str, *, tls: Any = None, limits: Limits | None = None,
-                 retry_services: tuple[str, ...] = ()) -> grpc.Channel:
+def open_channel(address: str, *, tls: Any = None, limits: Limits | None = None) -> grpc.Channel:
     """A sync channel to `address` with fedflow's limits; mutual TLS when `tls` is given."""
-    options = channel_options(limits or DEFAULT_LIMITS, retry_services) + _RECONNECT
+    options = channel_options(limits or DEFAULT_LIMITS) + _RECONNECT
     if security.tls_config(tls) is None:
         return grpc.insecure_channel(address, options=options)
     credentials, extra = security.channel_credentials(tls)

@@ -1,14 +1,13 @@
 """`GrpcTransport`: a real peer over gRPC, through ONE reused sync channel.
 
-Two retry layers, both bounded by the call's deadline (GRPC.md section 4):
-the channel retries UNAVAILABLE a few times with a short backoff, and a
-tenacity loop retries UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED
-with jittered exponential backoff for at most the call's retry window
-(default: its whole deadline; a failover walk passes a short one so a dead
-peer is passed over quickly, and replica transfers use `REPLICA_RETRY_WINDOW`);
-each attempt's timeout is the budget that remains. Answers from the peer's own code (a
-fedflow error in the trailers, a RemoteFailure) are never retried. Every
-gRPC failure is mapped to a fedflow error by `fedflow.grpc.status.error_for`.
+Every call goes through one retry loop (tenacity), bounded by the call's
+deadline: UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED are retried with
+jittered exponential backoff for at most the call's retry window (default: its
+whole deadline; a failover walk passes a short one so a dead peer is passed
+over quickly, and replica transfers use `REPLICA_RETRY_WINDOW`); each attempt's
+timeout is the budget that remains. Answers from the peer's own code (a fedflow
+error in the trailers, a RemoteFailure) are never retried. Every gRPC failure
+is mapped to a fedflow error by `fedflow.grpc.status.error_for`.
 
 Security and limits (`fedflow.grpc.security`, `fedflow.limits`): `token` is sent
 as `authorization: Bearer <token>` metadata on every call; `tls` (a
@@ -22,7 +21,6 @@ replica size this side fetches, and the payload size checked before sending.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -34,7 +32,6 @@ from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_expon
 from .. import errors as E
 from ..grpc.channel import open_channel
 from ..grpc.codec import pack_call_value, unpack_call_value
-from ..grpc.handlers import PEER_SERVICE
 from ..grpc.replica_stream import ReplicaAssembler, replica_parts
 from ..grpc.security import bearer_metadata
 from ..grpc.status import error_for, is_transient
@@ -50,10 +47,9 @@ T = TypeVar("T")
 REPLICA_RETRY_WINDOW = 2.0
 #: Flow ids per Claims request.
 CLAIMS_BATCH = 2000
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, grpc.RpcError) and is_transient(exc)
+#: Between attempts: 50-100 ms, doubling up to a second, jittered.
+_BACKOFF = wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05)
+_TRANSIENT = retry_if_exception(lambda exc: isinstance(exc, grpc.RpcError) and is_transient(exc))
 
 
 class GrpcTransport(Transport):
@@ -66,7 +62,7 @@ class GrpcTransport(Transport):
         self.default_deadline = default_deadline
         self.limits = limits or DEFAULT_LIMITS
         self._metadata = bearer_metadata(token)
-        self._channel = open_channel(address, tls=tls, limits=self.limits, retry_services=(PEER_SERVICE,))
+        self._channel = open_channel(address, tls=tls, limits=self.limits)
         self._stub = pb_grpc.PeerServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -76,21 +72,11 @@ class GrpcTransport(Transport):
     def _with_retries(self, deadline: float | None, attempt: Callable[[float], T],
                       retry_window: float | None = None) -> T:
         """Run `attempt(timeout)` until it succeeds, fails for good, or the retry window
-        (at most the deadline) is spent. The first attempt is a plain call: the retry
-        machinery is only built once a transient error happened."""
+        (at most the deadline) is spent; each attempt gets what remains of the deadline."""
         budget = self.default_deadline if deadline is None else deadline
         window = budget if retry_window is None else min(retry_window, budget)
-        start = time.monotonic()
-        end = start + budget
-        try:
-            return attempt(budget)
-        except grpc.RpcError as exc:
-            if not _retryable(exc) or time.monotonic() - start >= window:
-                raise error_for(exc, self.name) from exc
-        time.sleep(min(random.uniform(0.05, 0.1), max(window - (time.monotonic() - start), 0.0)))
-        backoff = wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05)  # jittered
-        retrying = Retrying(stop=stop_before_delay(max(window - (time.monotonic() - start), 0.0)),
-                            wait=backoff, retry=retry_if_exception(_retryable), reraise=True)
+        end = time.monotonic() + budget
+        retrying = Retrying(stop=stop_before_delay(window), wait=_BACKOFF, retry=_TRANSIENT, reraise=True)
         try:
             return retrying(lambda: attempt(max(end - time.monotonic(), 0.001)))
         except grpc.RpcError as exc:
