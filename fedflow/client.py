@@ -1,7 +1,7 @@
 """`ControlClient`: the synchronous client behind the command line.
 
 Each method is one RPC to one instance and returns a plain dict shaped like
-the JSON the CLI prints (SPEC "The command line"); values inside are decoded
+the JSON the CLI prints; values inside are decoded
 plain data (exact ints, bytes, `Fail`), so the caller chooses how to print
 them. Failures raise the matching fedflow error (`fedflow.grpc.status.error_for`):
 `PeerUnavailable` when the instance is down or too slow, `UnknownFlow`,

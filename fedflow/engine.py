@@ -391,8 +391,8 @@ class Engine:
         return self.federation.handoff_to(peer)
 
     # ------------------------------------------------------------ calling peers
-    def call_peer(self, addr: str, fn: str, payload: Any, *, deadline: float | None = None,
+    def call_peer(self, peer: str, fn: str, payload: Any, *, deadline: float | None = None,
                   call_id: str = "", retry_window: float | None = None) -> Any:
-        """Call `fn` on peer `addr` through its transport (used by remote nodes)."""
-        return self.peers.get(addr).call(fn, payload, deadline=deadline or self.deadline, call_id=call_id,
+        """Call `fn` on the peer named `peer` through its transport (used by remote nodes)."""
+        return self.peers.get(peer).call(fn, payload, deadline=deadline or self.deadline, call_id=call_id,
                                          retry_window=retry_window)

@@ -60,9 +60,9 @@ class Federation:
         if missing:
             raise DemoError(f"missing {', '.join(missing)}; run the demo from a fedflow clone (make demo)")
         ports = _free_ports(len(NAMES) + 1)
-        self.addr = {n: f"127.0.0.1:{p}" for n, p in zip(NAMES, ports, strict=False)}
+        self.address = {n: f"127.0.0.1:{p}" for n, p in zip(NAMES, ports, strict=False)}
         self.down = f"127.0.0.1:{ports[-1]}"  # nobody will listen here
-        self._port_map = {parse_address(load_file(str(self.configs[n]))["listen"])[1]: self.addr[n]
+        self._port_map = {parse_address(load_file(str(self.configs[n]))["listen"])[1]: self.address[n]
                           for n in NAMES}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -80,7 +80,7 @@ class Federation:
     def start(self, name: str) -> None:
         """Start `fedflow serve` for peer `name` in its own process group."""
         args = [sys.executable, "-m", "fedflow", "serve", "--config", str(self.configs[name]),
-                "--listen", self.addr[name], "--db", os.path.join(self.workdir, f"{name}.db"),
+                "--listen", self.address[name], "--db", os.path.join(self.workdir, f"{name}.db"),
                 *self._peer_flags(name)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log_path(name), "ab") as log:
@@ -90,7 +90,7 @@ class Federation:
     def wait_ready(self, name: str, timeout: float = READY_TIMEOUT) -> None:
         """Wait (bounded) until peer `name` answers its health check SERVING."""
         end = time.monotonic() + timeout
-        with ControlClient(self.addr[name], deadline=1.0) as client:
+        with ControlClient(self.address[name], deadline=1.0) as client:
             while not client.health():
                 if self.procs[name].poll() is not None:
                     raise DemoError(f"peer {name} exited with status {self.procs[name].returncode}: "
@@ -134,7 +134,7 @@ class Federation:
     @contextlib.contextmanager
     def client(self, name: str) -> Iterator[ControlClient]:
         """A control client for peer `name`."""
-        with ControlClient(self.addr[name], deadline=30.0) as client:
+        with ControlClient(self.address[name], deadline=30.0) as client:
             yield client
 
 
@@ -204,7 +204,7 @@ def run(workdir: str) -> None:
             fed.start(name)
         for name in NAMES:
             fed.wait_ready(name)
-        _show("federation", "  ".join(f"{n}={fed.addr[n]}" for n in NAMES) + f"  (checker {fed.down} is down)")
+        _show("federation", "  ".join(f"{n}={fed.address[n]}" for n in NAMES) + f"  (checker {fed.down} is down)")
         for step in (_remote_call, _failover, _replicate_restore_resume, _handoff):
             step(fed)
     except FedflowError as exc:

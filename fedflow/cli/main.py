@@ -1,4 +1,4 @@
-"""The `fedflow` command line: `fedflow serve` and the client verbs (SPEC "The command line").
+"""The `fedflow` command line: `fedflow serve` and the client verbs.
 
 Client verbs print ONE JSON object on stdout (values in the tagged form of
 `fedflow.values`: ``{"$bytes": b64}``, ``{"$fail": reason}``, ``{"$map": [[k, v]]}``;

@@ -3,8 +3,7 @@
 
 They run on grpcio's sync server, one thread per in-flight RPC, so a peer
 call runs its exposed function on the thread that received it: no hand-off
-to another thread (an aio loop plus a worker pool cost a quarter of the
-calls/s; `make bench`). Each service takes a slot in its own `Gate` first,
+to another thread (see docs/performance.md). Each service takes a slot in its own `Gate` first,
 so hung exposed functions can fill the peer slots but never the control
 ones: `status` and `list` keep answering.
 
