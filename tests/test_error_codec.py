@@ -8,13 +8,16 @@ import inspect
 import uuid
 from typing import Any
 
-import grpc
 import pytest
 
 import fedflow
 from fedflow import Engine, errors, node, suspend
-from fedflow.grpc.status import error_for, status_for, trailers_for
 from fedflow.replay import journaled
+
+try:
+    from test_grpc_support import over_the_wire
+except ImportError:  # tests/ imported as a package
+    from tests.test_grpc_support import over_the_wire
 
 CLASSES = [cls for _name, cls in inspect.getmembers(errors, inspect.isclass) if issubclass(cls, errors.FedflowError)]
 
@@ -83,25 +86,10 @@ def test_a_stored_failure_reads_back_with_the_same_fields(engine: Engine, cls: t
     assert seen(later.value.cause) == seen(first.value.cause) == seen(sample(cls))
 
 
-class FakeRpcError(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode, details: str, trailers: tuple) -> None:
-        self._code, self._details, self._trailers = code, details, trailers
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-    def trailing_metadata(self) -> tuple:
-        return self._trailers
-
-
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 def test_an_error_answered_over_grpc_arrives_with_the_same_fields(cls: type) -> None:
     exc = sample(cls)
-    code, message = status_for(exc)
-    back = error_for(FakeRpcError(code, message, trailers_for(exc)), "the peer")
+    back = over_the_wire(exc, "the peer")
     kind, text, fields = seen(back)
     cause = fields.pop("cause", None)
     expected_kind, expected_text, expected = seen(exc)

@@ -15,30 +15,13 @@ from fedflow.grpc.status import error_for, is_transient, status_for, trailers_fo
 from fedflow.limits import LimitExceeded
 from fedflow.v1 import fedflow_pb2 as pb
 
+try:
+    from test_grpc_support import FakeRpcError, over_the_wire
+except ImportError:  # tests/ imported as a package
+    from tests.test_grpc_support import FakeRpcError, over_the_wire
+
 Code = grpc.StatusCode
 
-
-class FakeRpcError(grpc.RpcError):
-    """What a client sees: a code, details and trailing metadata."""
-
-    def __init__(self, code: grpc.StatusCode, details: str, trailers: tuple = ()) -> None:
-        super().__init__(details)
-        self._code, self._details, self._trailers = code, details, trailers
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-    def trailing_metadata(self) -> tuple:
-        return self._trailers
-
-
-def over_the_wire(exc: Exception, peer: str = "p") -> E.FedflowError:
-    """Map `exc` to a status as the server does, then back as the client does."""
-    code, message = status_for(exc)
-    return error_for(FakeRpcError(code, message, trailers_for(exc)), peer)
 
 
 @pytest.mark.parametrize(("exc", "code"), [
