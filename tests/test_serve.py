@@ -201,10 +201,10 @@ def test_db_that_is_not_a_fedflow_store(tmp_path: Path) -> None:
     assert junk.read_text() == "shopping list\n", "the file is left alone"
 
 
-def test_make_serve_modules_work_alone(pool: ServerPool) -> None:
+def test_make_serve_modules_work_alone(fedflow_serve) -> None:
     """What `make serve` loads: publishing (standing in for fed) and the pipeline."""
-    server = pool.start("local", load=(PEERS / "publishing.py", PEERS / "pipeline.py"))
-    a = server.addr
+    server = fedflow_serve("local", load=[PEERS / "publishing.py", PEERS / "pipeline.py"])
+    a = server.address
     assert cli_json(["start", "--at", a, "publish", '"hello"'])["result"] == {"published": "hello!", "by": "local"}
     assert cli_json(["start", "--at", a, "publish", '"x"'])["result"] == "rejected"
     out = cli_json(["start", "--at", a, "pipeline", '{"title": "T", "body": "B"}', "--id", "p-1"])
