@@ -4,6 +4,7 @@ refusals of bad arguments that start nothing, and an import that loads no gRPC."
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
@@ -150,3 +151,22 @@ def test_importing_the_plugin_loads_no_grpc():
     code = "import sys, fedflow.testing.plugin; print(sorted(m for m in sys.modules if m.split('.')[0] == 'grpc'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_port_taken_before_the_serve_binds_it_is_retried_on_another(tmp_path: Path, monkeypatch):
+    from fedflow.testing import serve as serve_module
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = f"127.0.0.1:{taken.getsockname()[1]}"
+        ports = iter([taken.getsockname()[1], serve_module.free_port()])
+        monkeypatch.setattr(serve_module, "free_port", lambda: next(ports))
+        serves = Serves(tmp_path)
+        try:
+            srv = serves.start("retried")
+            assert srv.running and srv.address != busy
+            assert [s.address for s in serves.serves] == [busy, srv.address]
+            assert "in use" in serves.serves[0].log() and "in use" not in srv.log()
+        finally:
+            serves.stop_all()

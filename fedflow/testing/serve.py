@@ -76,7 +76,7 @@ class Serve:
         self.address = address
         self.db = db
         self.workdir = workdir
-        self.log_path = workdir / f"{name}.log"
+        self.log_path = workdir / f"{name}.{address.rsplit(':', 1)[1]}.log"
         self._args = args
         self._token = token
         self._env = dict(env)
