@@ -14,18 +14,19 @@ nothing heavy at the top: engines and gRPC are loaded by the fixtures that use t
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
     from ..clock import FakeClock
     from ..engine import Engine
-    from .serve import Serve
+    from .serve import Serve, Serves
 
-_SERVES = pytest.StashKey[Any]()
+_SERVES: pytest.StashKey[Serves] = pytest.StashKey()
 
 
 @pytest.fixture
@@ -43,16 +44,15 @@ def fedflow_federation() -> Iterator[Callable[..., dict[str, Engine]]]:
     engines that know each other as peers by those names; all closed after the test."""
     from .federation import local_federation
 
-    made: list[Engine] = []
+    with contextlib.ExitStack() as closing:  # closes every engine even if closing one fails
 
-    def federation(*names: str) -> dict[str, Engine]:
-        engines = local_federation(*names)
-        made.extend(engines.values())
-        return engines
+        def federation(*names: str) -> dict[str, Engine]:
+            engines = local_federation(*names)
+            for engine in engines.values():
+                closing.enter_context(engine)
+            return engines
 
-    yield federation
-    for engine in reversed(made):
-        engine.close()
+        yield federation
 
 
 @pytest.fixture
