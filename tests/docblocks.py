@@ -19,7 +19,8 @@ Every block of a page runs in page order, in one work folder (holding links to
 taken over, because a reader runs them in another terminal or once per machine:
 
 - ``fedflow serve ...`` starts in the background (as in a second terminal); the
-  harness waits for its health check and stops it when the page ends.
+  harness waits for its health check and stops it when the page ends. A
+  ``fedflow serve ... # exit N`` is expected to fail, so it runs in the foreground.
 - ``export NAME=VALUE`` sets NAME for the page's later commands.
 - ``npm install PKG...`` installs once into ``build/docs-node`` and links its
   ``node_modules`` into the work folder.
@@ -210,7 +211,7 @@ class Session:
         words = shlex.split(command, comments=True)
         if " ".join(words) in RUN_ELSEWHERE:
             return 0, ""
-        if words[:2] == ["fedflow", "serve"]:
+        if words[:2] == ["fedflow", "serve"] and not _EXIT.search(command):
             return self.serve([w for w in words if w != "&"])
         if words[0] == "export":
             for assignment in words[1:]:
@@ -246,6 +247,8 @@ class Session:
                 if proc.poll() is not None or time.monotonic() > end:
                     return proc.poll() or 1, log.read_text(errors="replace")
                 time.sleep(0.05)
+        if proc.poll() is not None:  # another server answered at that address
+            return proc.returncode, log.read_text(errors="replace")
         return 0, ""
 
     def npm_install(self, packages: list[str]) -> tuple[int, str]:
