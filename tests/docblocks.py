@@ -242,7 +242,12 @@ class Session:
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         self.servers.append(proc)
         end = time.monotonic() + 20.0
-        with ControlClient(address, deadline=1.0) as client:
+        tls = None
+        if _flag(words, "--tls-cert"):  # a served certificate is also a client certificate (fedflow.certs)
+            from fedflow.security import TlsConfig
+
+            tls = TlsConfig.from_files(*(str(self.workdir / _flag(words, f"--tls-{f}")) for f in ("cert", "key", "ca")))
+        with ControlClient(address, deadline=1.0, tls=tls) as client:
             while not client.health():
                 if proc.poll() is not None or time.monotonic() > end:
                     return proc.poll() or 1, log.read_text(errors="replace")
