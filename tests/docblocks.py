@@ -50,6 +50,13 @@ from pathlib import Path
 
 from fedflow.client import ControlClient
 
+try:
+    from docs_grpcurl import grpcurl
+    from test_cli_support import free_ports
+except ImportError:  # tests/ imported as a package
+    from tests.docs_grpcurl import grpcurl
+    from tests.test_cli_support import free_ports
+
 REPO = Path(__file__).resolve().parent.parent
 RUN = {"python", "sh", "console"}
 SHOWN = {"text", "json", "toml", "proto"}
@@ -151,8 +158,6 @@ class Session:
 
     def mapped(self, text: str) -> str:
         """`text` with every documented 127.0.0.1:5xxxx address replaced by this session's free port."""
-        from test_cli_support import free_ports
-
         def swap(match: re.Match[str]) -> str:
             if match.group(0) not in self.ports:
                 self.ports[match.group(0)] = f"127.0.0.1:{free_ports(1)[0]}"
@@ -221,8 +226,6 @@ class Session:
         if words[:2] == ["npm", "install"]:
             return self.npm_install(words[2:])
         if words[0] == "grpcurl":
-            from docs_grpcurl import grpcurl
-
             return grpcurl(words[1:])
         cp = subprocess.run(["bash", "-c", command], cwd=self.workdir, env=self.env, capture_output=True,
                             text=True, timeout=COMMAND_TIMEOUT, stdin=subprocess.DEVNULL)
