@@ -27,6 +27,9 @@ proto: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m fedflow.cli.demo
+	@echo
+	@echo 'fedflow lives in .venv/bin. Put it on your PATH with:   . .venv/bin/activate'
+	@echo 'or call it by its path:                                .venv/bin/fedflow --help'
 
 serve: $(STAMP)
 	$(VENV)/bin/fedflow serve --name local --listen 127.0.0.1:50051 --load peers/publishing.py --load peers/pipeline.py
