@@ -62,7 +62,7 @@ def check_listen(address: str) -> None:
 
 def _open_engine(conf: ServeSettings) -> Engine:
     try:
-        return Engine(conf.name, store=conf.db, deadline=conf.deadline, recover=False)
+        return Engine(conf.name, store=conf.db, deadline=conf.deadline, recover=False, run_timers=False)
     except (FedflowError, OSError) as exc:
         raise FedflowError(f"cannot open --db {conf.db}: {exc}") from exc
 
@@ -132,6 +132,7 @@ def serve(ns: argparse.Namespace) -> int:
         _load_modules(engine, modules)
         _fence(engine, conf)  # first, so a flow another instance now owns is not re-run here
         _recover(engine)
+        engine.start_timers()  # after the fence: a flow another instance owns now never wakes here
         serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits)
     finally:
         engine.close()

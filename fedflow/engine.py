@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import host, registry, values
+from .clock import SYSTEM_CLOCK, Clock
 from .combinators import Flow
 from .errors import (
     FlowCancelled,
@@ -35,8 +36,12 @@ from .opening import Opening
 from .outcomes import Suspended
 from .peers import PeerTable
 from .replay import AbortSignal, DivergedSignal, Run, SuspendSignal, describe_error, rebuild_error, run_flow
+from .schedules import Scheduling
 from .store import open_store
 from .store.base import CANCELLED, DONE, FAILED, LIVE, MOVED, RUNNING, SUSPENDED, TERMINAL, FlowRecord, Store
+from .timers import Timers, TimerService
+from .versioning import Checking
+from .waits import SLEEP_PREFIX
 
 log = logging.getLogger("fedflow.engine")
 
@@ -52,13 +57,19 @@ def _running(flow_id: str) -> FlowError:
                      f"resume it or read its result", flow_id)
 
 
-class Engine(Federation):
+class Engine(Federation, Timers, Scheduling, Checking):
     """One fedflow instance: its flows, its store, its peers and exposed functions."""
 
     def __init__(self, name: str = "fedflow", store: str | Store | None = None, *,
-                 durability: str = "power", deadline: float = 10.0, recover: bool = True) -> None:
-        """Open (or create) the store; with `recover`, re-run flows a crash left `running`."""
+                 durability: str = "power", deadline: float = 10.0, recover: bool = True,
+                 clock: Clock | None = None, run_timers: bool = True) -> None:
+        """Open (or create) the store; with `recover`, re-run flows a crash left `running`.
+
+        `clock` (default: the system clock) is what timers read; with `run_timers` (default)
+        the engine fires due timers and schedule ticks by itself until `close()`."""
         self.name = name
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._timer_service: TimerService | None = None
         self.deadline = deadline
         self.store = open_store(store, durability)
         self.peers = PeerTable(name, deadline)
@@ -72,6 +83,8 @@ class Engine(Federation):
         self._inflight: dict[str, threading.Event] = {}
         if recover:
             self.recover()
+        if run_timers:
+            self.start_timers()
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Engine:
@@ -81,7 +94,10 @@ class Engine(Federation):
         self.close()
 
     def close(self) -> None:
-        """Close peer connections and the store."""
+        """Stop firing timers; close peer connections and the store."""
+        service, self._timer_service = self._timer_service, None
+        if service is not None:
+            service.close()
         self.peers.close()
         self.store.close()
 
@@ -120,19 +136,32 @@ class Engine(Federation):
                 self._anonymous[flow_id] = body
         return self._execute(rec, body, [], Opening(self.store, rec, explain=self._changed_meanwhile))
 
-    def resume(self, id: str, value: Any = None) -> Any:
-        """Deliver `value` to the tag the flow waits on and replay it: its result, or `Suspended`."""
+    def resume(self, id: str, value: Any = None, tag: str | None = None) -> Any:
+        """Deliver `value` to the tag the flow waits on and replay it: its result, or `Suspended`.
+
+        With `tag`, only if the flow waits on exactly that tag (FlowError otherwise)."""
         tree = values.encode(value, "resume value")
         with self._lock:
             self._refuse_if_active(id)
             rec = self._get(id)
             if rec.status != SUSPENDED:
                 self._refuse_resume(rec)
+            self._refuse_wrong_wait(rec, tag)
             body = self._resolve(rec)
             self._active.add(id)
         opening = Opening(self.store, rec, resume_entry={"t": "s", "tag": rec.waiting, "v": tree},
                           explain=self._changed_meanwhile)
         return self._execute(rec, body, None, opening)
+
+    def _refuse_wrong_wait(self, rec: FlowRecord, tag: str | None) -> None:
+        """A resume must not end a sleep, nor feed a wait other than the guarded `tag`."""
+        waiting = rec.waiting or ""
+        if tag is not None and tag != waiting:
+            raise FlowError(f"flow {rec.id} waits on {waiting!r}, not {tag!r}; the resume was refused and "
+                            f"nothing changed (pending() shows what it waits on)", rec.id)
+        if waiting.startswith(SLEEP_PREFIX):
+            raise FlowError(f"flow {rec.id} is sleeping (timer {waiting!r}), not waiting for a resume; "
+                            f"wake(id) ends the sleep now", rec.id)
 
     def _refuse_if_active(self, flow_id: str) -> None:
         if flow_id in self._active:
@@ -171,7 +200,9 @@ class Engine(Federation):
                 raise sig.error from None
             except SuspendSignal as sig:
                 request = json.dumps(sig.request) if sig.request is not None else None
-                self._finish(opening, flow_id, SUSPENDED, waiting=sig.tag, request=request)
+                self._finish(opening, flow_id, SUSPENDED, waiting=sig.tag, request=request, wake_at=sig.wake_at)
+                if sig.wake_at is not None:
+                    self._poke_timers()
                 return Suspended(flow_id, sig.tag)
             except DivergedSignal as sig:
                 err = NonDeterminism(
@@ -280,7 +311,7 @@ class Engine(Federation):
             if rec.status not in LIVE:
                 raise FlowError(f"flow {id} is {rec.status} and cannot be cancelled; forget() drops it", id)
             self.store.transition(id, LIVE, {"status": CANCELLED, "waiting": None, "request": None,
-                                             "updated": time.time()})
+                                             "wake_at": None, "updated": time.time()})
             self._anonymous.pop(id, None)
             if id in self._active:
                 self._stopped.add(id)

@@ -69,6 +69,7 @@ class Federation:
     _active: set[str]  # flows running in this process (a resume may not have written yet)
     _lock: Any
     recover: Any
+    _poke_timers: Any
 
     @property
     def _replica_deadline(self) -> float:
@@ -108,6 +109,8 @@ class Federation:
                                    f"here ({', '.join(clashes[:5])}); forget them here first, or restore into "
                                    f"an instance that does not have them")
             self.store.put_flows(writes)
+        if any(rec.wake_at is not None for rec, _log in writes):
+            self._poke_timers()  # they brought their timers
         return [rec.id for rec, _log in writes]
 
     # ------------------------------------------------------------ serving side
@@ -167,7 +170,7 @@ class Federation:
             rec = self.store.get(flow_id)
             if rec is not None and rec.status in LIVE and epoch > rec.epoch and self.store.transition(
                     flow_id, [rec.status], {"status": MOVED, "owner": peer, "waiting": None, "request": None,
-                                            "updated": time.time()}):
+                                            "wake_at": None, "updated": time.time()}):
                 fenced.append(flow_id)
         if fenced:
             log.warning("%d stale flow(s) now owned by %s marked moved: %s", len(fenced), peer, fenced[:5])
@@ -243,5 +246,5 @@ class Federation:
         present = [rec for rec in map(self.store.get, ids) if rec is not None]
         for n, rec in enumerate(present):
             self.store.transition(rec.id, [SUSPENDED], {"status": MOVED, "owner": peer, "epoch": rec.epoch + 1,
-                                                        "updated": time.time()},
+                                                        "wake_at": None, "updated": time.time()},
                                   acknowledge=n == len(present) - 1)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import errors, values
+from .railway import Fail, fail
 from .store.base import LogEntry
 
 
@@ -23,10 +24,11 @@ class SuspendSignal(BaseException):
     """Unwinds a flow to the engine at an unresolved suspend (not an Exception, so
     `try_catch` and `retry` never swallow it)."""
 
-    def __init__(self, tag: str, request: list | None = None) -> None:
+    def __init__(self, tag: str, request: list | None = None, wake_at: float | None = None) -> None:
         super().__init__(tag)
         self.tag = tag
         self.request = request
+        self.wake_at = wake_at  # a timer: when the wait ends by itself (seconds since the epoch)
 
 
 class DivergedSignal(BaseException):
@@ -81,9 +83,13 @@ class Run:
         self.services = services  # the engine: peers, deadlines
         self.suspends: dict[str, Any] = {}
         self.journal: dict[str, LogEntry] = {}
+        self.timed_out: set[str] = set()  # tags whose wait its timer ended
+        self.consumed: set[str] = set()  # journal keys and ("s:" +) tags this run has read back
         for entry in log:
             if entry["t"] == "s":
                 self.suspends[entry["tag"]] = entry["v"]
+                if entry.get("w") == 1:
+                    self.timed_out.add(entry["tag"])
             else:
                 self.journal[entry["k"]] = entry
         self._persist = persist
@@ -108,6 +114,12 @@ class Run:
                     raise
         if self._still_wanted is not None:
             self._still_wanted()
+
+    def unconsumed(self) -> list[str]:
+        """What the log holds that this run has not read back yet (journal keys, "s:" + tags);
+        patch markers (keys "patch:…") are left out."""
+        keys = [k for k in self.journal if k not in self.consumed and not k.startswith("patch:")]
+        return keys + [f"s:{tag}" for tag in self.suspends if f"s:{tag}" not in self.consumed]
 
     def record(self, entry: LogEntry) -> None:
         """Commit a journal entry to the store before the flow goes on."""
@@ -176,14 +188,36 @@ def _require_run(what: str) -> Run:
     return run
 
 
-def suspend(tag: str) -> Any:
-    """Return the value logged for `tag`, or stop the flow here, waiting on `tag`."""
+#: `suspend`'s `default` when none is given: a timed-out wait returns a Fail naming the tag.
+TIMED_OUT: Any = object()
+
+
+def suspend(tag: str, timeout: float | None = None, default: Any = TIMED_OUT) -> Any:
+    """Return the value logged for `tag`, or stop the flow here, waiting on `tag`.
+
+    With `timeout` (seconds), a wait that no resume ends in time returns `default`
+    (by default `fail(f"timed out waiting for {tag}")`)."""
     if not isinstance(tag, str):
         raise TypeError(f"suspend tags are strings, got {type(tag).__name__}")
-    run = _require_run("suspend()")
+    if timeout is not None:
+        from .waits import timed_suspend
+        return timed_suspend(tag, timeout, default)
+    value = wait_on(_require_run("suspend()"), tag)
+    return timed_out_fail(tag) if value is TIMED_OUT else value
+
+
+def timed_out_fail(tag: str) -> Fail:
+    """What a wait on `tag` that timed out returns when no `default` was given."""
+    return fail(f"timed out waiting for {tag}")
+
+
+def wait_on(run: Run, tag: str, wake_at: float | None = None) -> Any:
+    """The value logged for `tag` (`TIMED_OUT` if its timer ended the wait), or stop the
+    flow here waiting on `tag`, with a timer at `wake_at` when given."""
     if tag in run.suspends:
-        return values.decode(run.suspends[tag])
-    raise SuspendSignal(tag)
+        run.consumed.add(f"s:{tag}")
+        return TIMED_OUT if tag in run.timed_out else values.decode(run.suspends[tag])
+    raise SuspendSignal(tag, wake_at=wake_at)
 
 
 def request(kind: str, payload: Any = None) -> Any:
@@ -202,11 +236,16 @@ def journaled(name: str, compute: Callable[[str], Any]) -> Any:
     run = _RUN.get()
     if run is None:
         return compute("")
-    key = next_key()
+    return journaled_at(run, next_key(), name, compute)
+
+
+def journaled_at(run: Run, key: str, name: str, compute: Callable[[str], Any]) -> Any:
+    """`journaled` at a journal key the caller took (it also needs the key)."""
     entry = run.journal.get(key)
     if entry is not None:
         if entry["n"] != name:
             raise DivergedSignal(key, name, entry["n"])
+        run.consumed.add(key)
         if "e" in entry:
             raise rebuild_error(entry["e"])
         return values.decode(entry["v"])

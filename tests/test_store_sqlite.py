@@ -414,13 +414,14 @@ def test_schema_1_file_is_upgraded_in_place_keeping_every_flow(db: Path) -> None
         assert store.get("late").result == BIG
     finally:
         store.close()
-    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(sqlite_sql.SCHEMA_VERSION),)]
     assert cells(db, "SELECT n, typeof(entry) FROM log ORDER BY n") == [(0, "text"), (1, "blob")]
 
 
 def test_schema_2_file_is_upgraded_to_refer_to_results(db: Path) -> None:
     write_referring_flow(db, "old")
     raw(db, f"UPDATE bodies SET text = '{DOC_JSON}' WHERE slot = 'result'",  # as schema 2 wrote it
+        "DROP INDEX flows_wake", "ALTER TABLE flows DROP COLUMN wake_at", "DROP TABLE schedules",
         "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     store = SQLiteStore(db)
     try:
@@ -431,7 +432,7 @@ def test_schema_2_file_is_upgraded_to_refer_to_results(db: Path) -> None:
         assert store.get("new").result == DOC_JSON
     finally:
         store.close()
-    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(sqlite_sql.SCHEMA_VERSION),)]
     assert body_texts(db, "new")["result"] == sqlite_sql.result_ref(0, len(DOC_JSON))
 
 
@@ -462,7 +463,7 @@ def test_schema_1_file_upgraded_by_another_opener_meanwhile_opens(db: Path) -> N
         assert store.list() == []
     finally:
         store.close()
-    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(sqlite_sql.SCHEMA_VERSION),)]
 
 
 def test_schema_1_file_missing_a_table_is_refused_unchanged(db: Path) -> None:
@@ -512,7 +513,7 @@ def _missing_table(path: Path) -> None:
     (_foreign_db, r"not a fedflow store \(tables: users\)"),
     (_foreign_meta, "not a fedflow store"),
     (_other_format, "not a fedflow store .format 'other-app'"),
-    (_newer, r"newer fedflow \(store schema 99; this fedflow reads 3\); upgrade fedflow"),
+    (_newer, rf"newer fedflow \(store schema 99; this fedflow reads {sqlite_sql.SCHEMA_VERSION}\); upgrade fedflow"),
     (_missing_table, r"damaged fedflow store .*'replicas'"),
 ])
 def test_bad_file_is_refused_by_name_and_left_unchanged(db: Path, make: Callable, says: str) -> None:

@@ -34,8 +34,9 @@ from .base import FlowRecord
 #: The store format this module reads and writes.
 FORMAT = "fedflow-store"
 #: The schema version written, and what each older one lacks (it is upgraded on open):
-#: 1 had no ``bodies``; 2 had no result references (a schema-2 reader would not resolve one).
-SCHEMA_VERSION = 3
+#: 1 had no ``bodies``; 2 had no result references (a schema-2 reader would not resolve one);
+#: 3 had no timers (``flows.wake_at``) and no ``schedules``.
+SCHEMA_VERSION = 4
 #: A value text at least this long (in characters) is kept in ``bodies``.
 SPILL_CHARS = 1024
 #: What a spilled column holds: a blob, which no JSON text ever is.
@@ -50,7 +51,8 @@ _MARKS = ", ".join("?" * len(COLUMNS))
 #: The tables each schema version has.
 TABLES = {1: frozenset({"meta", "flows", "log", "replicas"}),
           2: frozenset({"meta", "flows", "log", "bodies", "replicas"}),
-          3: frozenset({"meta", "flows", "log", "bodies", "replicas"})}
+          3: frozenset({"meta", "flows", "log", "bodies", "replicas"}),
+          4: frozenset({"meta", "flows", "log", "bodies", "replicas", "schedules"})}
 _BODIES = ("CREATE TABLE IF NOT EXISTS bodies (flow_id TEXT NOT NULL, slot NOT NULL, "
            "text TEXT NOT NULL, UNIQUE (flow_id, slot))")
 SCHEMA = (
@@ -58,7 +60,7 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS flows (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
     "name TEXT, status TEXT NOT NULL, input TEXT, result TEXT, error TEXT, waiting TEXT, "
     "request TEXT, owner TEXT, epoch INTEGER NOT NULL DEFAULT 0, "
-    "created REAL NOT NULL DEFAULT 0, updated REAL NOT NULL DEFAULT 0)",
+    "created REAL NOT NULL DEFAULT 0, updated REAL NOT NULL DEFAULT 0, wake_at REAL)",
     "CREATE INDEX IF NOT EXISTS flows_status ON flows (status)",
     "CREATE TABLE IF NOT EXISTS log (flow_id TEXT NOT NULL, n INTEGER NOT NULL, "
     "entry TEXT NOT NULL, PRIMARY KEY (flow_id, n)) WITHOUT ROWID",
@@ -66,10 +68,34 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS replicas (source TEXT PRIMARY KEY, text TEXT NOT NULL, "
     "updated REAL NOT NULL)",
 )
+
+# -- timers and schedules ----------------------------------------------------------
+# A suspended flow's timer is its row's wake_at; the partial index holds only the rows
+# with a timer, so finding the next one due costs one index step however many flows wait.
+_WAKE_INDEX = ("CREATE INDEX IF NOT EXISTS flows_wake ON flows (wake_at) "
+               "WHERE wake_at IS NOT NULL AND status = 'suspended'")
+_SCHEDULES = ("CREATE TABLE IF NOT EXISTS schedules (name TEXT PRIMARY KEY, spec TEXT NOT NULL, "
+              "next_at REAL NOT NULL, last_id TEXT)")
+SCHEMA = (*SCHEMA, _WAKE_INDEX, _SCHEDULES)
+#: Upgrade step 3 -> 4: timers and schedules.
+_TIME_STEP = ("ALTER TABLE flows ADD COLUMN wake_at REAL", _WAKE_INDEX, _SCHEDULES)
+_TIMERS_WHERE = "status = 'suspended' AND wake_at IS NOT NULL"
+_TIMED = "flows INDEXED BY flows_wake"  # else the planner takes flows_status and scans every waiting flow
+TIMERS = f"SELECT id, waiting, wake_at FROM {_TIMED} WHERE {_TIMERS_WHERE} ORDER BY wake_at"
+NEXT_WAKE = f"SELECT MIN(wake_at) FROM {_TIMED} WHERE {_TIMERS_WHERE}"
+DUE = f"SELECT id, waiting, wake_at FROM {_TIMED} WHERE {_TIMERS_WHERE} AND wake_at <= ? ORDER BY wake_at LIMIT ?"
+PUT_SCHEDULE = ("INSERT INTO schedules (name, spec, next_at, last_id) VALUES (?, ?, ?, NULL) "
+                "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, next_at = excluded.next_at, "
+                "last_id = NULL")
+SCHEDULES = "SELECT name, spec, next_at, last_id FROM schedules ORDER BY name"
+ADVANCE_SCHEDULE = ("UPDATE schedules SET next_at = ?, last_id = ? WHERE name = ? AND spec = ? "
+                    "AND next_at = ?")
+
 _SET_VERSION = f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'"
 #: Schema version -> the statements that bring it to SCHEMA_VERSION, run in one transaction.
 #: Nothing moves: large values and result references are only written from then on.
-UPGRADE = {1: (_BODIES, _SET_VERSION), 2: (_SET_VERSION,)}
+UPGRADE = {1: (_BODIES, *_TIME_STEP, _SET_VERSION), 2: (*_TIME_STEP, _SET_VERSION),
+           3: (*_TIME_STEP, _SET_VERSION)}
 
 
 def value_expr(column: str, flow_id: str, slot: str, text: str = "bodies.text") -> str:
