@@ -26,6 +26,7 @@ from typing import NoReturn
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from . import __version__
+from .cli_check import add_check_parser, run_check
 from .cli_client import CLIENT_VERBS, run_client
 from .config import LOG_LEVELS, UsageError
 from .errors import FedflowError
@@ -94,7 +95,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                     description="Durable Python workflows that suspend, survive crashes and federate over gRPC.")
     parser.add_argument("--version", action="version", version=f"fedflow {__version__}")
     sub = parser.add_subparsers(dest="verb", title="commands", metavar="COMMAND", parser_class=Parser)
-    verbs = {"serve": _serve_parser(sub)}
+    verbs = {"serve": _serve_parser(sub), "check": add_check_parser(sub)}
     for name, verb in CLIENT_VERBS.items():
         verbs[name] = verb.add_to(sub, name)
     return parser, verbs
@@ -121,6 +122,8 @@ def _dispatch(ns: argparse.Namespace) -> int:
         from .cli_serve import serve  # grpc and the server load only for serve
 
         return serve(ns)
+    if ns.verb == "check":
+        return run_check(ns)
     text = run_client(ns)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
