@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 
-from . import security, values
+from . import cli_time, security, values
 from .client import ControlClient
 from .config import TlsFiles, UsageError, parse_address, read_secret
 from .errors import PeerUnavailable, UnsupportedValue
@@ -107,6 +107,12 @@ CLIENT_VERBS: dict[str, Verb] = {
     "handoff": Verb("move every suspended flow to a peer", f"fedflow handoff --at {_AT} --to c",
                     lambda c, ns: c.handoff(ns.to),
                     ((("--to",), {"metavar": "PEER", "required": True, "help": "the peer taking the flows"}),)),
+    "timers": Verb("list the flows waiting on a timer, earliest first", f"fedflow timers --at {_AT}",
+                   cli_time.timers_verb),
+    "wake": Verb("fire a flow's timer now (end its sleep or time out its wait)", f"fedflow wake --at {_AT} nap-1",
+                 cli_time.wake_verb, (_ID,)),
+    "schedule": Verb("add, list or remove schedules", f"fedflow schedule --at {_AT} add nightly report "
+                     f"--cron '0 3 * * *'", cli_time.schedule_verb, cli_time.SCHEDULE_ARGS),
 }
 
 

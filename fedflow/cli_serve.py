@@ -87,6 +87,17 @@ def _load_modules(engine: Engine, modules: list[tuple[str, ModuleType]]) -> None
             log.info("defined flow %s", flow)
 
 
+def _apply_schedules(engine: Engine, conf: ServeSettings) -> None:
+    """The config's [[schedules]], once the modules defined their flows (unchanged ones keep their next tick)."""
+    for table in conf.schedules:
+        args = dict(table)
+        try:
+            entry = engine.schedule(args.pop("name"), args.pop("flow"), args.pop("input", None), **args)
+        except FedflowError as exc:
+            raise config.ConfigError(f"[[schedules]] {table['name']}: {exc}") from exc
+        log.info("schedule %s: %s, next tick at %s", entry["name"], entry["flow"], entry["next_at"])
+
+
 def _recover(engine: Engine) -> None:
     for flow_id in engine.recover():
         log.info("recovered flow %s: now %s", flow_id, engine.status(flow_id))
@@ -130,6 +141,7 @@ def serve(ns: argparse.Namespace) -> int:
         log.info("store %s", conf.db)
         _connect_peers(engine, conf, token)
         _load_modules(engine, modules)
+        _apply_schedules(engine, conf)
         _fence(engine, conf)  # first, so a flow another instance now owns is not re-run here
         _recover(engine)
         engine.start_timers()  # after the fence: a flow another instance owns now never wakes here

@@ -27,7 +27,7 @@ from typing import Any
 from cronsim import CronSim, CronSimError
 
 from . import registry, values
-from .errors import FedflowError
+from .errors import FedflowError, ScheduleError
 from .store.base import LIVE, Store
 
 log = logging.getLogger("fedflow.schedules")
@@ -107,7 +107,7 @@ def _ms(t: float) -> float:
 def make_spec(flow: Any, input: Any = None, *, cron: str | None = None, every: float | None = None,
               catchup: str = "latest", overlap: str = "skip", paused: bool = False,
               registered: bool = True) -> ScheduleSpec:
-    """A checked spec; ValueError (or FedflowError for an unknown flow) naming the fix."""
+    """A checked spec; ScheduleError (a ValueError) or, for an unknown flow, FlowError naming the fix."""
     if isinstance(flow, str):
         name = flow
         if registered:
@@ -115,35 +115,61 @@ def make_spec(flow: Any, input: Any = None, *, cron: str | None = None, every: f
     else:
         name = registry.name_of(flow) if callable(flow) else None
         if name is None:
-            raise ValueError("a schedule starts a registered flow: define it with defflow(name, flow) and "
+            raise ScheduleError("a schedule starts a registered flow: define it with defflow(name, flow) and "
                              "pass the flow or its name")
     if (cron is None) == (every is None):
-        raise ValueError("a schedule needs exactly one of cron= (five-field cron, UTC, e.g. '0 3 * * *') "
+        raise ScheduleError("a schedule needs exactly one of cron= (five-field cron, UTC, e.g. '0 3 * * *') "
                          "and every= (seconds, e.g. 3600)")
     if cron is not None:
         _check_cron(cron)
     if every is not None and (isinstance(every, bool) or not isinstance(every, int | float)
                               or not math.isfinite(every) or every <= 0):
-        raise ValueError(f"every= takes a positive number of seconds, got {every!r}; e.g. every=3600")
+        raise ScheduleError(f"every= takes a positive number of seconds, got {every!r}; e.g. every=3600")
     if catchup not in CATCHUP:
-        raise ValueError(f"catchup must be one of {', '.join(map(repr, CATCHUP))}, got {catchup!r}")
+        raise ScheduleError(f"catchup must be one of {', '.join(map(repr, CATCHUP))}, got {catchup!r}")
     if overlap not in OVERLAP:
-        raise ValueError(f"overlap must be one of {', '.join(map(repr, OVERLAP))}, got {overlap!r}")
+        raise ScheduleError(f"overlap must be one of {', '.join(map(repr, OVERLAP))}, got {overlap!r}")
     if not isinstance(paused, bool):
-        raise ValueError(f"paused takes True or False, got {paused!r}")
+        raise ScheduleError(f"paused takes True or False, got {paused!r}")
     return ScheduleSpec(flow=name, input=values.encode(input, "schedule input"), cron=cron, every=every,
                         catchup=catchup, overlap=overlap, paused=paused)
 
 
 def _check_cron(cron: Any) -> None:
     if not isinstance(cron, str) or len(cron.split()) != 5:
-        raise ValueError(f"cron= takes five fields ({_CRON_FIELDS}), in UTC, e.g. '0 3 * * *' for 03:00 "
+        raise ScheduleError(f"cron= takes five fields ({_CRON_FIELDS}), in UTC, e.g. '0 3 * * *' for 03:00 "
                          f"every day; got {cron!r}")
     try:
         CronSim(cron, datetime.now(UTC))
     except CronSimError as exc:
-        raise ValueError(f"cron expression {cron!r} is not valid: {exc}; write five fields "
+        raise ScheduleError(f"cron expression {cron!r} is not valid: {exc}; write five fields "
                          f"({_CRON_FIELDS}), e.g. '*/5 * * * *'") from exc
+
+
+_TABLE_KEYS = frozenset({"name", "flow", "input", "cron", "every", "catchup", "overlap", "paused"})
+
+
+def schedule_tables(tables: Any) -> list[dict[str, Any]]:
+    """`[[schedules]]` tables of a config file, checked: each a dict of `Engine.schedule` arguments.
+    ScheduleError naming the table and the fix (whether the flow is registered is checked later)."""
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ScheduleError("schedules must be [[schedules]] tables, each with name, flow and cron or every")
+    out = []
+    for n, table in enumerate(tables):
+        where = f"[[schedules]] #{n + 1}"
+        unknown = sorted(set(table) - _TABLE_KEYS)
+        if unknown:
+            raise ScheduleError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(_TABLE_KEYS)}")
+        if not isinstance(table.get("name"), str) or not table["name"] or not isinstance(table.get("flow"), str):
+            raise ScheduleError(f"{where}: needs name = \"...\" and flow = \"a registered flow\"")
+        try:
+            make_spec(table["flow"], table.get("input"), cron=table.get("cron"), every=table.get("every"),
+                      catchup=table.get("catchup", "latest"), overlap=table.get("overlap", "skip"),
+                      paused=table.get("paused", False), registered=False)
+        except FedflowError as exc:
+            raise ScheduleError(f"{where} ({table['name']}): {exc}") from None
+        out.append(dict(table))
+    return out
 
 
 def _entry(name: str, spec: ScheduleSpec, next_at: float) -> dict[str, Any]:
@@ -168,8 +194,11 @@ class Scheduling:
         """Start `flow` (registered) on every tick of `cron` (five fields, UTC) or `every` seconds,
         with id ``name@ISO-TIME``; replaces a schedule of the same name. The stored schedule."""
         if not isinstance(name, str) or not name:
-            raise ValueError("a schedule's name is a non-empty string, e.g. 'nightly'")
+            raise ScheduleError("a schedule's name is a non-empty string, e.g. 'nightly'")
         spec = make_spec(flow, input, cron=cron, every=every, catchup=catchup, overlap=overlap, paused=paused)
+        for same, text, next_at, _last in self.store.schedules():
+            if same == name and text == spec.text():  # as it is (a config applied at every start)
+                return _entry(name, spec, next_at)
         next_at = spec.first_tick(self.clock.time())
         self.store.put_schedule(name, spec.text(), next_at)
         self._poke_timers()

@@ -153,7 +153,7 @@ def channel_options(limits: Limits = DEFAULT_LIMITS,
 
 # ------------------------------------------------------------ errors -> status
 _NOT_FOUND = (E.UnknownFlow, E.UnknownFunction, E.UnknownPeer)
-_INVALID = (E.UnsupportedValue, E.ReplicaError)
+_INVALID = (E.UnsupportedValue, E.ReplicaError, E.ScheduleError)
 
 
 def status_for(exc: BaseException, *, lookup: bool = False) -> tuple[grpc.StatusCode, str]:
