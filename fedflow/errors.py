@@ -101,10 +101,6 @@ class UnsupportedValue(FedflowError, TypeError):
         self.path = path
 
 
-class ScheduleError(FedflowError, ValueError):
-    """A schedule that cannot be (both or neither of cron and every, a bad cron...): nothing was stored."""
-
-
 class ReplicaError(FedflowError):
     """Raised when a store export or replica is malformed; nothing is changed."""
 

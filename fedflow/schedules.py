@@ -27,7 +27,7 @@ from typing import Any
 from cronsim import CronSim, CronSimError
 
 from . import registry, values
-from .errors import FedflowError, ScheduleError
+from .errors import FedflowError
 from .store.base import LIVE, Store
 
 log = logging.getLogger("fedflow.schedules")
@@ -37,6 +37,11 @@ OVERLAP = ("skip", "allow")
 #: Most missed ticks `catchup="all"` runs after a long outage (the latest ones).
 MOST_MISSED = 1000
 _CRON_FIELDS = "minute hour day-of-month month day-of-week"
+
+
+class ScheduleError(FedflowError, ValueError):
+    """Raised for a schedule that cannot be (both or neither of cron and every, a bad cron...);
+    nothing was stored."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,6 +40,7 @@ from . import errors as E
 from .errors import LimitExceeded
 from .limits import DEFAULT_LIMITS, FLAGS, Limits
 from .replica_stream import CHUNK_BYTES, ReplicaAssembler, replica_parts
+from .schedules import ScheduleError
 from .v1 import fedflow_pb2 as pb
 from .values import dumps, dumps_lifting, loads, loads_lifted
 
@@ -153,7 +154,7 @@ def channel_options(limits: Limits = DEFAULT_LIMITS,
 
 # ------------------------------------------------------------ errors -> status
 _NOT_FOUND = (E.UnknownFlow, E.UnknownFunction, E.UnknownPeer)
-_INVALID = (E.UnsupportedValue, E.ReplicaError, E.ScheduleError)
+_INVALID = (E.UnsupportedValue, E.ReplicaError, ScheduleError)
 
 
 def status_for(exc: BaseException, *, lookup: bool = False) -> tuple[grpc.StatusCode, str]:
