@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from . import errors, values
+from .journal import Entry
 from .railway import Fail, fail
-from .store.base import LogEntry
 
 
 class SuspendSignal(BaseException):
@@ -71,7 +71,7 @@ class Scope:
 class Run:
     """One execution of one flow: what the log says, and how to add to it."""
 
-    def __init__(self, flow_id: str, log: list[LogEntry], persist: Callable[[LogEntry], None],
+    def __init__(self, flow_id: str, log: list[Entry], persist: Callable[[Entry], None],
                  services: Any, before_effect: Callable[[], None] | None = None, nonce: str = "",
                  still_wanted: Callable[[], None] | None = None) -> None:
         """`persist` commits an entry (raising AbortSignal if the flow changed); `before_effect`
@@ -82,7 +82,7 @@ class Run:
         self.call_prefix = f"{flow_id}@{nonce}" if nonce else flow_id
         self.services = services  # the engine: peers, deadlines
         self.suspends: dict[str, Any] = {}
-        self.journal: dict[str, LogEntry] = {}
+        self.journal: dict[str, Entry] = {}
         self.timed_out: set[str] = set()  # tags whose wait its timer ended
         self.consumed: set[str] = set()  # journal keys and ("s:" +) tags this run has read back
         for entry in log:
@@ -121,7 +121,7 @@ class Run:
         keys = [k for k in self.journal if k not in self.consumed and not k.startswith("patch:")]
         return keys + [f"s:{tag}" for tag in self.suspends if f"s:{tag}" not in self.consumed]
 
-    def record(self, entry: LogEntry) -> None:
+    def record(self, entry: Entry) -> None:
         """Commit a journal entry to the store before the flow goes on."""
         with self._lock:
             self._persist(entry)
@@ -231,16 +231,13 @@ def request(kind: str, payload: Any = None) -> Any:
     raise SuspendSignal(tag, [kind, values.encode(payload, f"request({kind!r}) payload")])
 
 
-def journaled(name: str, compute: Callable[[str], Any]) -> Any:
-    """Run `compute(call_key)` once per flow; on replay return (or re-raise) what was logged."""
+def journaled(name: str, compute: Callable[[str], Any], key: str | None = None) -> Any:
+    """Run `compute(call_key)` once per flow; on replay return (or re-raise) what was logged.
+    `key`: the journal key already taken for it (default: the next key of the current scope)."""
     run = _RUN.get()
     if run is None:
         return compute("")
-    return journaled_at(run, next_key(), name, compute)
-
-
-def journaled_at(run: Run, key: str, name: str, compute: Callable[[str], Any]) -> Any:
-    """`journaled` at a journal key the caller took (it also needs the key)."""
+    key = next_key() if key is None else key
     entry = run.journal.get(key)
     if entry is not None:
         if entry["n"] != name:

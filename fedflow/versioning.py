@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import errors, replay, values
+from . import errors, journal, replay, values
 from .errors import FedflowError
 from .replay import DivergedSignal, Run, SuspendSignal, run_flow
 from .store.base import LIVE, RUNNING, SUSPENDED, FlowRecord, Store
@@ -118,7 +118,7 @@ class Checking:
             elif rec.status not in LIVE:
                 error = None  # a finished flow never replays again
             else:
-                error = check_record(self, rec, self.store.load_log(flow_id))
+                error = check_record(self, rec, journal.load_all(self.store.load_log(flow_id), flow_id))
             report.append({"id": flow_id, "flow": rec.name if rec else None, "ok": error is None,
                            "error": error})
         return report

@@ -45,7 +45,7 @@ def _timer(name: str, what: str, wake_at: Callable[[float], float]) -> tuple[str
         when = wake_at(now)
         return [when, when <= now]
 
-    when, due = replay.journaled_at(run, key, name, first_time)
+    when, due = replay.journaled(name, first_time, key=key)
     return key, run, when, due
 
 

@@ -9,6 +9,7 @@ with HOLD, step ``c`` says ``held`` and waits to be killed. The parent SIGKILLs 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -106,7 +107,7 @@ def journal_of(db: Path) -> list[dict]:
 
     store = SQLiteStore(db)
     try:
-        return store.load_log("f")
+        return [json.loads(text) for text in store.load_log("f")]
     finally:
         store.close()
 

@@ -22,7 +22,7 @@ def test_patched_is_journaled_under_its_own_key_and_moves_no_step(engine: Engine
     flow = sequence(node(lambda x: fedflow.patched("p1")), step(lambda new: {"new": new}),
                     node(lambda d: {**d, "ok": suspend("ok")}))
     engine.start(flow, None, id="p")
-    log = engine.store.load_log("p")
+    log = [json.loads(text) for text in engine.store.load_log("p")]
     assert [(e["k"], e["n"], e["v"]) for e in log] == [("patch:p1", "patched", True), ("0", log[1]["n"], {"new": True})]
 
 
