@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .errors import RemoteError
+from .grpc import time_control
 from .grpc.channel import open_channel
 from .grpc.codec import pack, pack_call_value, status_from_proto, unpack, unpack_call_value
 from .grpc.security import bearer_metadata
@@ -132,6 +133,31 @@ class ControlClient:
         """Drop one terminal record: `{"id", "status"}` (then "unknown")."""
         reply = self._rpc(self._control.Forget, pb.ForgetRequest(id=flow_id))
         return {"id": reply.id, "status": status_from_proto(reply.status)}
+
+    def timers(self) -> dict[str, Any]:
+        """`{"timers": [{"id", "tag", "wake_at"}, ...]}`, earliest first."""
+        reply = self._rpc(self._control.Timers, pb.TimersRequest())
+        return {"timers": [{"id": t.id, "tag": t.tag, "wake_at": t.wake_at} for t in reply.timers]}
+
+    def wake(self, flow_id: str) -> dict[str, Any]:
+        """Fire a flow's timer now; same shape as `start`."""
+        return self._outcome(self._rpc(self._control.Wake, pb.WakeRequest(id=flow_id)).outcome)
+
+    def schedule(self, name: str, flow: str, input: Any = None, **when: Any) -> dict[str, Any]:
+        """Create or replace a schedule (`cron=` or `every=`, `catchup=`, `overlap=`, `paused=`):
+        `{"schedule": {...}}`."""
+        reply = self._rpc(self._control.Schedule, time_control.schedule_request(name, flow, input, **when))
+        return {"schedule": time_control.schedule_dict(reply)}
+
+    def schedules(self) -> dict[str, Any]:
+        """`{"schedules": [{"name", "flow", "input", "cron", "every", ..., "next_at"}, ...]}`."""
+        reply = self._rpc(self._control.Schedules, pb.SchedulesRequest())
+        return {"schedules": [time_control.schedule_dict(info) for info in reply.schedules]}
+
+    def unschedule(self, name: str) -> dict[str, Any]:
+        """Drop a schedule: `{"name", "removed": true}`."""
+        reply = self._rpc(self._control.Unschedule, pb.UnscheduleRequest(name=name))
+        return {"name": reply.name, "removed": True}
 
     def replicate(self, to: str) -> dict[str, Any]:
         """Push the instance's store to peer `to`: `{"to", "flows"}`."""

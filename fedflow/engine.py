@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import host, journal, registry, values
+from .clock import SYSTEM_CLOCK, Clock
 from .combinators import Flow
 from .errors import (
     FlowCancelled,
@@ -36,8 +37,12 @@ from .opening import Opening
 from .outcomes import Suspended
 from .peers import PeerTable
 from .replay import AbortSignal, DivergedSignal, Run, SuspendSignal, run_flow
+from .schedules import Scheduling
 from .store import open_store
 from .store.base import CANCELLED, DONE, FAILED, LIVE, MOVED, RUNNING, SUSPENDED, TERMINAL, FlowRecord, Store
+from .timers import Timers, TimerService
+from .versioning import Checking
+from .waits import SLEEP_PREFIX
 
 log = logging.getLogger("fedflow.engine")
 
@@ -57,25 +62,34 @@ def _state(rec: FlowRecord | None) -> str:
     return f"suspended on {rec.waiting!r}" if rec.status == SUSPENDED else rec.status
 
 
-class Engine:
+class Engine(Timers, Scheduling, Checking):
     """One fedflow instance: its flows, its store, its peers and exposed functions.
 
     Moving flows between instances is `self.federation`'s job; the functions peers may
     call are `self.functions`; the engine's own verbs for both hand over to them."""
 
     def __init__(self, name: str = "fedflow", store: str | Store | None = None, *,
-                 durability: str = "power", deadline: float = 10.0, recover: bool = True) -> None:
-        """Open (or create) the store; with `recover`, re-run flows a crash left `running`."""
+                 durability: str = "power", deadline: float = 10.0, recover: bool = True,
+                 clock: Clock | None = None, run_timers: bool = True) -> None:
+        """Open (or create) the store; with `recover`, re-run flows a crash left `running`.
+
+        `clock` (default: the system clock) is what timers read; with `run_timers` (default)
+        the engine fires due timers and schedule ticks by itself until `close()`."""
         self.name = name
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._timer_service: TimerService | None = None
         self.deadline = deadline
         self.store = open_store(store, durability)
         self.peers = PeerTable(name, deadline)
         self.functions = ExposedFunctions(name)
         self._anonymous: dict[str, Flow] = {}
         self._inflight = InFlight()
-        self.federation = Federation(name, self.store, self.peers, deadline, self._inflight, self.recover)
+        self.federation = Federation(name, self.store, self.peers, deadline, self._inflight, self.recover,
+                                     self._poke_timers)
         if recover:
             self.recover()
+        if run_timers:
+            self.start_timers()
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Engine:
@@ -85,7 +99,10 @@ class Engine:
         self.close()
 
     def close(self) -> None:
-        """Close peer connections and the store."""
+        """Stop firing timers; close peer connections and the store."""
+        service, self._timer_service = self._timer_service, None
+        if service is not None:
+            service.close()
         self.peers.close()
         self.store.close()
 
@@ -139,11 +156,19 @@ class Engine:
                 self._refuse_resume(rec)
             if tag is not None and rec.waiting != tag:
                 raise _not_waiting_on(rec, tag)
+            self._refuse_sleep(rec)
             body = self._resolve(rec)
             self._inflight.begin(id)
         opening = Opening(self.store, rec, resume_entry={"t": "s", "tag": rec.waiting, "v": tree},
                           explain=self._changed_meanwhile)
         return self._execute(rec, body, None, opening)
+
+    def _refuse_sleep(self, rec: FlowRecord) -> None:
+        """A resume must not end a sleep: that is the timer's (or `wake`'s) job."""
+        waiting = rec.waiting or ""
+        if waiting.startswith(SLEEP_PREFIX):
+            raise FlowError(f"flow {rec.id} is sleeping (timer {waiting!r}), not waiting for a resume; "
+                            f"wake(id) ends the sleep now", rec.id)
 
     def _changed_meanwhile(self, flow_id: str) -> Exception:
         """The error for a run whose flow was cancelled, moved, resumed or claimed by another
@@ -181,7 +206,9 @@ class Engine:
                 raise sig.error from None
             except SuspendSignal as sig:
                 request = json.dumps(sig.request) if sig.request is not None else None
-                self._finish(opening, flow_id, SUSPENDED, waiting=sig.tag, request=request)
+                self._finish(opening, flow_id, SUSPENDED, waiting=sig.tag, request=request, wake_at=sig.wake_at)
+                if sig.wake_at is not None:
+                    self._poke_timers()
                 return Suspended(flow_id, sig.tag)
             except DivergedSignal as sig:
                 err = NonDeterminism(
@@ -291,7 +318,7 @@ class Engine:
             if rec.status not in LIVE:
                 raise FlowError(f"flow {id} is {rec.status} and cannot be cancelled; forget() drops it", id)
             if not self.store.transition(id, LIVE, {"status": CANCELLED, "waiting": None, "request": None,
-                                                    "updated": time.time()}, version=rec.version):
+                                                    "wake_at": None, "updated": time.time()}, version=rec.version):
                 now = self.store.get(id)
                 if now is not None and now.status == CANCELLED:
                     return  # cancelled by another caller meanwhile

@@ -68,13 +68,14 @@ class Federation:
     the flows it is working on (`inflight`), and `recover`, which re-runs flows left running."""
 
     def __init__(self, name: str, store: Store, peers: PeerTable, deadline: float, inflight: InFlight,
-                 recover: Callable[[], list[str]]) -> None:
+                 recover: Callable[[], list[str]], timers_changed: Callable[[], None]) -> None:
         self.name = name
         self.store = store
         self.peers = peers
         self.deadline = deadline
         self.inflight = inflight
         self.recover = recover
+        self.timers_changed = timers_changed
         self._replica_deadline = max(60.0, deadline)
 
     def export(self) -> dict[str, Any]:
@@ -112,6 +113,8 @@ class Federation:
                                    f"here ({', '.join(clashes[:5])}); forget them here first, or restore into "
                                    f"an instance that does not have them")
             self.store.put_flows(writes)
+        if any(rec.wake_at is not None for rec, _log in writes):
+            self.timers_changed()  # they brought their timers
         return [rec.id for rec, _log in writes]
 
     # ------------------------------------------------------------ serving side
@@ -171,7 +174,7 @@ class Federation:
             rec = self.store.get(flow_id)
             if rec is not None and rec.status in LIVE and epoch > rec.epoch and self.store.transition(
                     flow_id, [rec.status], {"status": MOVED, "owner": peer, "waiting": None, "request": None,
-                                            "updated": time.time()}, version=rec.version):
+                                            "wake_at": None, "updated": time.time()}, version=rec.version):
                 fenced.append(flow_id)
         if fenced:
             log.warning("%d stale flow(s) now owned by %s marked moved: %s", len(fenced), peer, fenced[:5])
@@ -246,5 +249,5 @@ class Federation:
         present = [rec for rec in map(self.store.get, ids) if rec is not None]
         for n, rec in enumerate(present):
             self.store.transition(rec.id, [SUSPENDED], {"status": MOVED, "owner": peer, "epoch": rec.epoch + 1,
-                                                        "updated": time.time()},
+                                                        "wake_at": None, "updated": time.time()},
                                   version=rec.version, acknowledge=n == len(present) - 1)

@@ -63,7 +63,8 @@ def test_demo_tells_the_whole_story_and_stops_its_peers(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, f"{out}\n{err}"
     steps = [line.split()[0] for line in out.splitlines()[1:]]
-    assert steps == ["federation", "remote", "failover", "replicate", "restore", "handoff", "done"], out
+    assert steps == ["federation", "remote", "failover", "replicate", "restore", "handoff", "timer", "schedule",
+                     "done"], out
     assert "published by c" in out and "backup b checked it" in out and "inv-42" in out
     assert processes_mentioning(str(tmp_path)) == []
 

@@ -4,7 +4,8 @@ Starts ``fedflow serve`` three times (peers a, b and c from
 peers/federation/*.toml, on free 127.0.0.1 ports, with temporary stores),
 waits for their health checks, then shows: a remote call; a failover past
 a peer that is down; a flow suspended on a, replicated to b, a stopped,
-restored on c and resumed there by id; and a handoff from b to c. Every
+restored on c and resumed there by id; a handoff from b to c; and on c, a
+durable timer fired by `wake` and a schedule that ticks by itself. Every
 process it started is stopped at the end, on error and on Ctrl-C too.
 
 Run it with ``make demo`` or ``python -m fedflow.cli.demo``; exit 0 when the
@@ -196,6 +197,30 @@ def _handoff(fed: Federation) -> None:
     _show("handoff", f"b handed inv-43 to c (b now refuses it: moved); c resumed it -> {to_json(out['result'])}")
 
 
+def _time(fed: Federation) -> None:
+    """A durable timer (peers/onboarding.py on c) fired by `wake`, and a schedule ticking by itself."""
+    with fed.client("c") as c:
+        c.start("signup", "demo@example.com", flow_id="signup-demo")
+        sleeping = c.resume("signup-demo", True)
+        [timer] = [t for t in c.timers()["timers"] if t["id"] == "signup-demo"]
+        _expect(sleeping.get("tag") == timer["tag"], f"signup-demo is not sleeping: {sleeping}")
+        out = c.wake("signup-demo")
+        _expect(out["status"] == "done" and (out.get("result") or {}).get("onboarded") is True,
+                f"wake of signup-demo went wrong: {out}")
+        until = time.strftime("%Y-%m-%d", time.gmtime(timer["wake_at"]))
+        _show("timer", f"c: signup-demo confirmed, then slept until {until} (a row in the store, not a "
+                       f"thread); `fedflow wake` fired it -> onboarded")
+        c.schedule("demo-tick", "nightly-report", {"demo": True}, every=0.5)
+        end = time.monotonic() + READY_TIMEOUT
+        ticks: list[str] = []
+        while not ticks and time.monotonic() < end:
+            ticks = [f["id"] for f in c.list()["flows"] if f["id"].startswith("demo-tick@")]
+            time.sleep(0.05)
+        c.unschedule("demo-tick")
+    _expect(bool(ticks), "schedule demo-tick never ticked")
+    _show("schedule", f"c: schedule demo-tick (every 0.5 s) started {ticks[0]} by itself, then was removed")
+
+
 def run(workdir: str) -> None:
     """Start the three peers in `workdir`, tell the story, stop them; DemoError when a step fails."""
     fed = Federation(workdir)
@@ -205,7 +230,7 @@ def run(workdir: str) -> None:
         for name in NAMES:
             fed.wait_ready(name)
         _show("federation", "  ".join(f"{n}={fed.address[n]}" for n in NAMES) + f"  (checker {fed.down} is down)")
-        for step in (_remote_call, _failover, _replicate_restore_resume, _handoff):
+        for step in (_remote_call, _failover, _replicate_restore_resume, _handoff, _time):
             step(fed)
     except FedflowError as exc:
         tails = "; ".join(f"{n}: {fed.log_tail(n)}" for n in fed.procs)

@@ -27,6 +27,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from .. import __version__
 from ..errors import FedflowError
+from .check import add_check_parser, run_check
 from .config import LOG_LEVELS, UsageError
 from .loader import LoadError
 from .verbs import CLIENT_VERBS, run_client
@@ -94,7 +95,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                     description="Durable Python workflows that suspend, survive crashes and federate over gRPC.")
     parser.add_argument("--version", action="version", version=f"fedflow {__version__}")
     sub = parser.add_subparsers(dest="verb", title="commands", metavar="COMMAND", parser_class=Parser)
-    verbs = {"serve": _serve_parser(sub)}
+    verbs = {"serve": _serve_parser(sub), "check": add_check_parser(sub)}
     for name, verb in CLIENT_VERBS.items():
         verbs[name] = verb.add_to(sub, name)
     return parser, verbs
@@ -121,6 +122,8 @@ def _dispatch(ns: argparse.Namespace) -> int:
         from .serve import serve  # grpc and the server load only for serve
 
         return serve(ns)
+    if ns.verb == "check":
+        return run_check(ns)
     text = run_client(ns)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()

@@ -62,7 +62,7 @@ def check_listen(address: str) -> None:
 
 def _open_engine(conf: ServeSettings) -> Engine:
     try:
-        return Engine(conf.name, store=conf.db, deadline=conf.deadline, recover=False)
+        return Engine(conf.name, store=conf.db, deadline=conf.deadline, recover=False, run_timers=False)
     except (FedflowError, OSError) as exc:
         raise FedflowError(f"cannot open --db {conf.db}: {exc}") from exc
 
@@ -85,6 +85,17 @@ def _load_modules(engine: Engine, modules: list[tuple[str, ModuleType]]) -> None
             log.info("exposed function %s", fn)
         for flow in loaded.flows:
             log.info("defined flow %s", flow)
+
+
+def _apply_schedules(engine: Engine, conf: ServeSettings) -> None:
+    """The config's [[schedules]], once the modules defined their flows (unchanged ones keep their next tick)."""
+    for table in conf.schedules:
+        args = dict(table)
+        try:
+            entry = engine.schedule(args.pop("name"), args.pop("flow"), args.pop("input", None), **args)
+        except FedflowError as exc:
+            raise config.ConfigError(f"[[schedules]] {table['name']}: {exc}") from exc
+        log.info("schedule %s: %s, next tick at %s", entry["name"], entry["flow"], entry["next_at"])
 
 
 def _recover(engine: Engine) -> None:
@@ -130,8 +141,10 @@ def serve(ns: argparse.Namespace) -> int:
         log.info("store %s", conf.db)
         _connect_peers(engine, conf, token)
         _load_modules(engine, modules)
+        _apply_schedules(engine, conf)
         _fence(engine, conf)  # first, so a flow another instance now owns is not re-run here
         _recover(engine)
+        engine.start_timers()  # after the fence: a flow another instance owns now never wakes here
         serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits)
     finally:
         engine.close()

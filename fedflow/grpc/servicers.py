@@ -35,6 +35,7 @@ from ..limits import Limits
 from ..outcomes import is_suspended
 from ..v1 import fedflow_pb2 as pb
 from ..v1 import fedflow_pb2_grpc as pb_grpc
+from . import time_control
 from .codec import pack, pack_call_value, status_to_proto, unpack, unpack_call_value
 from .handlers import parsed
 from .replica_stream import ReplicaAssembler, replica_parts
@@ -276,6 +277,32 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
         """Drop one terminal record."""
         self._engine.forget(request.id)
         return pb.ForgetResponse(id=request.id, status=self._status(request.id))
+
+    @_guard()
+    def Timers(self, request: pb.TimersRequest, context: Any) -> pb.TimersResponse:
+        """Flows waiting on a timer, earliest first."""
+        return time_control.timers_response(self._engine)
+
+    @_guard()
+    def Wake(self, request: pb.WakeRequest, context: Any) -> pb.WakeResponse:
+        """Fire a flow's timer now; its outcome."""
+        return pb.WakeResponse(outcome=self._outcome(request.id, self._engine.wake(request.id)))
+
+    @_guard()
+    def Schedule(self, request: pb.ScheduleRequest, context: Any) -> pb.ScheduleInfo:
+        """Create or replace a schedule."""
+        return time_control.schedule(self._engine, request)
+
+    @_guard()
+    def Schedules(self, request: pb.SchedulesRequest, context: Any) -> pb.SchedulesResponse:
+        """Every schedule with its next tick."""
+        return pb.SchedulesResponse(schedules=[time_control.schedule_info(e) for e in self._engine.schedules()])
+
+    @_guard()
+    def Unschedule(self, request: pb.UnscheduleRequest, context: Any) -> pb.UnscheduleResponse:
+        """Drop a schedule."""
+        self._engine.unschedule(request.name)
+        return pb.UnscheduleResponse(name=request.name)
 
     @_guard()
     def Replicate(self, request: pb.ReplicateRequest, context: Any) -> pb.ReplicateResponse:

@@ -30,6 +30,7 @@ import grpc
 from .. import errors as E
 from ..errors import LimitExceeded
 from ..limits import FLAGS
+from ..schedules import ScheduleError
 
 __all__ = ["BUSY_MARK", "error_for", "is_transient", "status_for", "trailers_for"]
 
@@ -42,7 +43,7 @@ Code = grpc.StatusCode
 
 # ------------------------------------------------------------ errors -> status
 _NOT_FOUND = (E.UnknownFlow, E.UnknownFunction, E.UnknownPeer)
-_INVALID = (E.UnsupportedValue, E.ReplicaError)
+_INVALID = (E.UnsupportedValue, E.ReplicaError, ScheduleError)
 
 
 def status_for(exc: BaseException, *, lookup: bool = False) -> tuple[grpc.StatusCode, str]:
