@@ -46,7 +46,7 @@ def unpack_call_value(data: bytes, blobs: Any, what: str) -> Any:
         return unpack(data, what)
     if not data:
         raise E.UnsupportedValue(f"{what} came with {len(blobs)} blob(s) but no value naming them", path=what)
-    return loads_lifted(data, list(blobs))
+    return loads_lifted(data, list(blobs), what)
 
 
 def unpack(data: bytes, what: str = "value") -> Any:
@@ -58,7 +58,7 @@ def unpack(data: bytes, what: str = "value") -> Any:
     except UnicodeDecodeError as exc:
         raise E.UnsupportedValue(f"{what} is not UTF-8 text: {exc}; send fedflow tagged JSON",
                                  path=what) from exc
-    return loads(text)
+    return loads(text, what)
 
 
 _STATUS_NAMES = ("running", "suspended", "done", "failed", "cancelled", "moved", "unknown")
