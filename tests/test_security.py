@@ -144,7 +144,10 @@ def test_the_token_check_is_exact_and_lets_only_health_through():
     method = "/fedflow.v1.PeerService/Call"
     assert guard.allowed(method, [("authorization", f"Bearer {TOKEN}")])
     assert guard.allowed(method, [("x-other", "1"), ("authorization", f"Bearer {TOKEN}".encode())])
-    for metadata in ([], None, [("authorization", f"bearer {TOKEN}")], [("authorization", f"Bearer {TOKEN} ")],
+    for scheme in ("bearer", "BEARER", "bEaReR"):
+        assert guard.allowed(method, [("authorization", f"{scheme} {TOKEN}")]), "the scheme is case-insensitive"
+    for metadata in ([], None, [("authorization", f"Bearer {TOKEN} ")], [("authorization", TOKEN)],
+                     [("authorization", f"Basic {TOKEN}")], [("authorization", f"Bearer{TOKEN}")],
                      [("authorization", f"Bearer {TOKEN}"), ("authorization", "Bearer other")]):
         assert not guard.allowed(method, metadata), metadata
     assert guard.allowed("/grpc.health.v1.Health/Check", [])

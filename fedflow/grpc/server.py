@@ -17,7 +17,7 @@ never starve the control verbs.
 Both take the same security and limits (see `fedflow.grpc.security`, `fedflow.limits`):
 
 - `token`: every RPC but `grpc.health.v1` needs `authorization: Bearer <token>`
-  (reflection included), else UNAUTHENTICATED;
+  (reflection included, except to describe the health service), else UNAUTHENTICATED;
 - `tls`: a `TlsConfig` (or an object with cert/key/ca paths): the port speaks
   only TLS and requires client certificates signed by its CA;
 - `limits`: maximum message size (both directions), concurrent RPCs (past it:
@@ -38,12 +38,13 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from ..limits import DEFAULT_LIMITS, Limits
 from . import security
 from .handlers import CONTROL_SERVICE, PEER_SERVICE, service_handler
 from .options import channel_options
+from .reflection import METHODS as REFLECTION_METHODS
+from .reflection import enable_reflection, health_only
 from .servicers import ControlServicer, Gate, PeerServicer
 
 __all__ = ["run_server", "serve_forever"]
@@ -81,7 +82,8 @@ class _Instance:
         threads = limits.max_concurrent_rpcs + WORKERS + CONTROL_WORKERS
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fedflow-rpc")
         self.gates = (Gate("PeerService", WORKERS), Gate("ControlService", CONTROL_WORKERS))
-        interceptors = [security.TokenInterceptor(opts.token)] if opts.token else None
+        limited = dict.fromkeys(REFLECTION_METHODS, health_only)
+        interceptors = [security.TokenInterceptor(opts.token, limited)] if opts.token else None
         self.server = grpc.server(self.pool, options=[*channel_options(limits), ("grpc.so_reuseport", 0)],
                                   interceptors=interceptors, maximum_concurrent_rpcs=limits.max_concurrent_rpcs)
         self.health = health.HealthServicer()
@@ -109,8 +111,7 @@ class _Instance:
         self.server.add_generic_rpc_handlers((service_handler("PeerService", peer),
                                               service_handler("ControlService", control)))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        names = (PEER_SERVICE, CONTROL_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, self.server)
+        enable_reflection(self.server, (PEER_SERVICE, CONTROL_SERVICE, health.SERVICE_NAME))
         port = self._bind(address)
         for name in ("", PEER_SERVICE, CONTROL_SERVICE):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
