@@ -95,9 +95,12 @@ class ControlClient:
             request.id = flow_id
         return self._outcome(self._rpc(self._control.Start, request).outcome)
 
-    def resume(self, flow_id: str, value: Any = None) -> dict[str, Any]:
-        """Resume a suspended flow with `value`; same shape as `start`."""
+    def resume(self, flow_id: str, value: Any = None, tag: str | None = None) -> dict[str, Any]:
+        """Resume a suspended flow with `value`; same shape as `start`. With `tag`, refused
+        (FlowError, nothing changes) unless the flow waits on exactly that tag."""
         request = pb.ResumeRequest(id=flow_id, value=pack(value, "value"))
+        if tag is not None:
+            request.tag = tag
         return self._outcome(self._rpc(self._control.Resume, request).outcome)
 
     def cancel(self, flow_id: str) -> dict[str, Any]:
@@ -121,9 +124,11 @@ class ControlClient:
         return {"flows": [{"id": f.id, "status": status_from_proto(f.status)} for f in reply.flows]}
 
     def pending(self) -> dict[str, Any]:
-        """`{"pending": [{"id", "tag"}, ...]}` for suspended flows."""
+        """`{"pending": [{"id", "tag", "kind", "payload"}, ...]}` for suspended flows; `kind` and
+        `payload` are a host request's (`request(kind, payload)`), None for a plain suspend."""
         reply = self._rpc(self._control.Pending, pb.PendingRequest())
-        return {"pending": [{"id": p.id, "tag": p.tag} for p in reply.pending]}
+        return {"pending": [{"id": p.id, "tag": p.tag, "kind": p.kind if p.HasField("kind") else None,
+                             "payload": unpack(p.payload, "payload")} for p in reply.pending]}
 
     def gc(self) -> dict[str, Any]:
         """Drop terminal records: `{"removed": n}`."""

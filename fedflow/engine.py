@@ -21,12 +21,14 @@ from .combinators import Flow
 from .errors import (
     FlowCancelled,
     FlowError,
+    FlowExists,
     FlowFailed,
     FlowMoved,
     FlowNotDone,
     NonDeterminism,
     UnknownFlow,
     UnknownPeer,
+    UnsupportedValue,
     from_data,
     to_data,
 )
@@ -53,6 +55,11 @@ def _not_waiting_on(rec: FlowRecord, tag: str) -> FlowError:
     """The refusal of a resume guarded by `tag` that the suspended flow does not wait on."""
     return FlowError(f"flow {rec.id} does not wait on {tag!r}: it waits on {rec.waiting!r} (already "
                      f"resumed?); nothing was changed; pending() shows what it waits on", rec.id)
+
+
+def _flow_name(name: str | None) -> str:
+    """A flow's name for a message ("an anonymous flow" when it has none)."""
+    return repr(name) if name is not None else "an anonymous flow"
 
 
 def _state(rec: FlowRecord | None) -> str:
@@ -123,7 +130,11 @@ class Engine(Timers, Scheduling, Checking):
     def start(self, flow: Flow | str, input: Any = None, id: str | None = None) -> Any:
         """Run `flow` (a flow or a registered name) on `input`: its result, or `Suspended`.
 
-        With `id`, start is idempotent: an existing flow's outcome is returned, not re-run."""
+        With `id` (a non-empty str), start is idempotent: an existing flow's outcome is returned,
+        not re-run; an existing flow of another name raises FlowExists."""
+        if id is not None and (type(id) is not str or not id):
+            raise UnsupportedValue(f"a flow id is a non-empty str, got {id!r}; leave id out to have one "
+                                   f"generated", path="id")
         name, body = (flow, registry.lookup(flow)) if isinstance(flow, str) else (registry.name_of(flow), flow)
         if not callable(body):
             raise TypeError(f"start() needs a flow (a callable) or a registered name, got {type(flow).__name__}")
@@ -135,6 +146,9 @@ class Engine(Timers, Scheduling, Checking):
             self._inflight.refuse_if_busy(flow_id)
             existing = self.store.get(flow_id) if id is not None else None
             if existing is not None:
+                if existing.name != name:
+                    raise FlowExists(f"flow {flow_id} already exists and runs {_flow_name(existing.name)}, "
+                                     f"not {_flow_name(name)}; pick another id (or leave it out)", flow_id)
                 return self._outcome(existing)
             self._inflight.begin(flow_id)
             if name is None:
@@ -351,7 +365,20 @@ class Engine(Timers, Scheduling, Checking):
 
     def pending(self) -> list[tuple[str, str]]:
         """[(id, waiting_tag), ...] for every suspended flow."""
-        return [(fid, tag or "") for fid, tag, _req in self.store.pending() if not self._inflight.is_busy(fid)]
+        return [(fid, tag) for fid, tag, _request in self.waits()]
+
+    def waits(self) -> list[tuple[str, str, tuple[str, Any] | None]]:
+        """[(id, waiting_tag, request), ...] for every suspended flow, read at once: `request` is
+        `(kind, payload)` when the flow waits on a host request, else None."""
+        out = []
+        for fid, tag, req in self.store.pending():
+            if not self._inflight.is_busy(fid):
+                request = None
+                if req is not None:
+                    kind, payload = json.loads(req)
+                    request = (kind, values.decode(payload, f"request({kind!r}) payload"))
+                out.append((fid, tag or "", request))
+        return out
 
     def resumable_ids(self) -> list[str]:
         """Ids of the suspended flows."""
@@ -359,12 +386,7 @@ class Engine(Timers, Scheduling, Checking):
 
     def requests(self) -> list[tuple[str, str, Any]]:
         """Pending host requests: [(id, kind, payload), ...]."""
-        out = []
-        for fid, _tag, req in self.store.pending():
-            if req is not None and not self._inflight.is_busy(fid):
-                kind, payload = json.loads(req)
-                out.append((fid, kind, values.decode(payload)))
-        return out
+        return [(fid, *request) for fid, _tag, request in self.waits() if request is not None]
 
     def gc(self) -> int:
         """Drop every done, failed, cancelled and moved record; the count removed."""

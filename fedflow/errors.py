@@ -3,6 +3,7 @@
     FedflowError
     ├── FlowError                  a flow cannot do what was asked
     │   ├── UnknownFlow            (also a KeyError)
+    │   ├── FlowExists             the id is taken by a flow of another name
     │   ├── FlowCancelled
     │   ├── FlowFailed             .id, .cause
     │   │   └── NonDeterminism     .expected, .recorded
@@ -58,10 +59,16 @@ class FlowError(FedflowError):
 
 
 class UnknownFlow(FlowError, KeyError):
-    """Raised when no flow with that id is in this engine's store."""
+    """Raised when no flow with that id is in this engine's store, or no flow is registered
+    under that name."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class FlowExists(FlowError):
+    """Raised when start() is given the id of an existing flow of another name: the id is
+    taken, and the other flow's outcome is not this start's."""
 
 
 class FlowCancelled(FlowError):

@@ -93,7 +93,9 @@ def test_main_help_lists_verbs_and_example_via_python_m() -> None:
     (["status", "x"], "--at"),
     (["call", "--at", "127.0.0.1:1", "fn", "{not json"], "not valid JSON"),
     (["call", "--at", "127.0.0.1:1", "fn", "hello"], "not valid JSON"),
-    (["call", "--at", "127.0.0.1:1", "fn", '{"$bytes": "!!"}'], "not valid JSON"),
+    (["call", "--at", "127.0.0.1:1", "fn", '{"$bytes": "!!"}'], "invalid base64"),
+    (["call", "--at", "127.0.0.1:1", "fn", '{"a": [1, {"$byte": "AA=="}]}'], "JSON['a'][1]: unknown tag '$byte'"),
+    (["resume", "--at", "127.0.0.1:1", "x"], "required: JSON"),
     (["status", "--at", "nowhere", "x"], "HOST:PORT"),
     (["replicate", "--at", "127.0.0.1:1"], "--to"),
     (["serve", "--listen", "127.0.0.1:0"], "--name"),
@@ -136,7 +138,7 @@ def test_start_status_pending_resume_result_list(fed: dict[str, str]) -> None:
     assert out == {"id": "w-1", "status": "suspended", "tag": "go"}
     assert cli_json(["start", "--at", a, "t_wait", '"other"', "--id", "w-1"]) == out, "an existing id is not re-run"
     assert cli_json(["status", "--at", a, "w-1"]) == {"id": "w-1", "status": "suspended"}
-    assert {"id": "w-1", "tag": "go"} in cli_json(["pending", "--at", a])["pending"]
+    assert {"id": "w-1", "tag": "go", "kind": None, "payload": None} in cli_json(["pending", "--at", a])["pending"]
     out = cli_json(["resume", "--at", a, "w-1", '"yes"'])
     assert out == {"id": "w-1", "status": "done", "result": {"input": {"n": 1}, "answer": "yes"}}
     assert cli_json(["result", "--at", a, "w-1"]) == {"id": "w-1", "result": {"input": {"n": 1}, "answer": "yes"}}

@@ -13,6 +13,7 @@ PINNED = [
     "FedflowError",
     "FlowCancelled",
     "FlowError",
+    "FlowExists",
     "FlowFailed",
     "FlowMoved",
     "FlowNotDone",

@@ -31,6 +31,7 @@ from .check import add_check_parser, run_check
 from .config import LOG_LEVELS, UsageError
 from .loader import LoadError
 from .verbs import CLIENT_VERBS, run_client
+from .wording import for_the_cli
 
 __all__ = ["build_parser", "main"]
 
@@ -144,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(2, f"{exc}")
     except FedflowError as exc:
         kind = "" if type(exc) is FedflowError else f"{type(exc).__name__}: "
-        return _fail(1, f"{kind}{exc}")
+        flow_id = getattr(exc, "id", None)
+        return _fail(1, kind + for_the_cli(str(exc), flow_id if isinstance(flow_id, str) else None))
     except OSError as exc:
         return _fail(1, str(exc))
     except KeyboardInterrupt:

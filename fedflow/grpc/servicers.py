@@ -211,6 +211,15 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
         return pb.ClaimsResponse(claims=[pb.FlowClaim(id=i, epoch=int(e)) for i, e in held])
 
 
+def _pending_entry(flow_id: str, tag: str, request: tuple[str, Any] | None) -> pb.PendingEntry:
+    """One suspended flow as a `PendingEntry`, with its host request's kind and payload."""
+    entry = pb.PendingEntry(id=flow_id, tag=str(tag))
+    if request is not None:
+        kind, payload = request
+        entry.kind, entry.payload = kind, pack(payload, "payload")
+    return entry
+
+
 class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
     """fedflow.v1.ControlService: the CLI verbs, run on this instance's engine."""
 
@@ -234,7 +243,8 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
     def Resume(self, request: pb.ResumeRequest, context: Any) -> pb.ResumeResponse:
         """Resume a suspended flow with a value."""
         value = unpack(request.value, "value")
-        outcome = self._engine.resume(request.id, value)
+        tag = request.tag if request.HasField("tag") else None
+        outcome = self._engine.resume(request.id, value, tag=tag)
         return pb.ResumeResponse(outcome=self._outcome(request.id, outcome))
 
     @_guard()
@@ -263,9 +273,8 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
 
     @_guard()
     def Pending(self, request: pb.PendingRequest, context: Any) -> pb.PendingResponse:
-        """Suspended flows and their tags."""
-        rows = self._engine.pending()
-        return pb.PendingResponse(pending=[pb.PendingEntry(id=i, tag=str(t)) for i, t in rows])
+        """Suspended flows, their tags, and what each host request asks."""
+        return pb.PendingResponse(pending=[_pending_entry(*row) for row in self._engine.waits()])
 
     @_guard()
     def Gc(self, request: pb.GcRequest, context: Any) -> pb.GcResponse:

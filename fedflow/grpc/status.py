@@ -14,6 +14,7 @@
 | RESOURCE_EXHAUSTED | LimitExceeded (message size), PeerUnavailable (too many calls), else PeerError |
 | UNAUTHENTICATED | PeerError naming --token-file / FEDFLOW_TOKEN |
 | FAILED_PRECONDITION | FlowError |
+| ALREADY_EXISTS | FlowExists |
 | any other | PeerError saying what the peer answered |
 
 With fedflow trailers the class they name is rebuilt instead (UnknownFlow,
@@ -56,6 +57,8 @@ def status_for(exc: BaseException, *, lookup: bool = False) -> tuple[grpc.Status
         return Code.NOT_FOUND, str(exc)
     if isinstance(exc, _INVALID):
         return Code.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, E.FlowExists):
+        return Code.ALREADY_EXISTS, str(exc)
     if isinstance(exc, E.PeerUnavailable):
         return Code.UNAVAILABLE, str(exc)
     if isinstance(exc, E.FedflowError):
@@ -170,6 +173,8 @@ def _by_code(code: grpc.StatusCode | None, details: str, peer: str | None) -> E.
                            f"(or FEDFLOW_TOKEN, or token_file in its [peers] entry) to its shared token", peer)
     if code is Code.FAILED_PRECONDITION:
         return E.FlowError(f"{who} refused: {details}; check the flow's status there")
+    if code is Code.ALREADY_EXISTS:
+        return E.FlowExists(f"{who} refused: {details}; pick another id")
     if code in _BY_CODE_HINT:
         return E.PeerError(f"{who} {_BY_CODE_HINT[code].format(details)}", peer)
     name = code.name if code is not None else "no status"

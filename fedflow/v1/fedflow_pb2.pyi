@@ -163,12 +163,14 @@ class StartResponse(_message.Message):
     def __init__(self, outcome: _Optional[_Union[FlowOutcome, _Mapping]] = ...) -> None: ...
 
 class ResumeRequest(_message.Message):
-    __slots__ = ("id", "value")
+    __slots__ = ("id", "value", "tag")
     ID_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
     id: str
     value: bytes
-    def __init__(self, id: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+    tag: str
+    def __init__(self, id: _Optional[str] = ..., value: _Optional[bytes] = ..., tag: _Optional[str] = ...) -> None: ...
 
 class ResumeResponse(_message.Message):
     __slots__ = ("outcome",)
@@ -241,12 +243,16 @@ class PendingRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PendingEntry(_message.Message):
-    __slots__ = ("id", "tag")
+    __slots__ = ("id", "tag", "kind", "payload")
     ID_FIELD_NUMBER: _ClassVar[int]
     TAG_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     id: str
     tag: str
-    def __init__(self, id: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
+    kind: str
+    payload: bytes
+    def __init__(self, id: _Optional[str] = ..., tag: _Optional[str] = ..., kind: _Optional[str] = ..., payload: _Optional[bytes] = ...) -> None: ...
 
 class PendingResponse(_message.Message):
     __slots__ = ("pending",)
