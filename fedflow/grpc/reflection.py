@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
+from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha import reflection_pb2 as alpha
 
@@ -30,7 +31,7 @@ SERVICE_NAMES = (V1_SERVICE, reflection.SERVICE_NAME)
 #: The full method path of each reflection service's one method.
 METHODS = tuple(f"/{name}/ServerReflectionInfo" for name in SERVICE_NAMES)
 HEALTH_PACKAGE = "grpc.health.v1"
-_HEALTH_FILE = "grpc/health/v1/health.proto"
+_HEALTH_FILE = health_pb2.DESCRIPTOR.name  # grpcio-health-checking names it grpc_health/v1/health.proto
 _V1_FILE = "grpc/reflection/v1/reflection.proto"
 
 
