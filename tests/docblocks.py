@@ -204,7 +204,7 @@ class Session:
         want = self.mapped(want)
         expected_rc = int(_EXIT.search(command).group(1)) if _EXIT.search(command) else 0
         if command.startswith("grpcurl"):
-            expected_rc = 1 if want.startswith("ERROR:") else 0
+            expected_rc = 1 if want.startswith(("ERROR:", "Error invoking")) else 0
         assert rc == expected_rc, f"{where}: `{command}` exited {rc}, not {expected_rc}:\n{got}"
         assert matches(want, got), f"{where}: `{command}`: expected\n{want}\ngot\n{got}"
 
