@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -215,3 +216,11 @@ def test_a_call_payload_error_names_its_path_with_blobs(wire: Wire) -> None:
 
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details().startswith("payload['a'][1]: unknown tag '$blb'"), caught.value.details()
+
+
+def test_the_proto_tells_receivers_to_expand_blobs_and_how_the_guard_works() -> None:
+    text = (Path(__file__).resolve().parent.parent / "proto" / "fedflow" / "v1" / "fedflow.proto").read_text()
+
+    assert "Every receiver MUST expand blobs" in text
+    assert "optional string tag = 3;" in text and "unless the flow waits on exactly this tag" in text
+    assert "optional string kind = 3;" in text and "bytes payload = 4;" in text
