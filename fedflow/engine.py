@@ -81,7 +81,7 @@ class Engine(Timers, Scheduling, Checking):
         self.deadline = deadline
         self.store = open_store(store, durability)
         self.peers = PeerTable(name, deadline)
-        self.functions = ExposedFunctions(name)
+        self.functions = ExposedFunctions(name, self.store)
         self._anonymous: dict[str, Flow] = {}
         self._inflight = InFlight()
         self.federation = Federation(name, self.store, self.peers, deadline, self._inflight, self.recover,

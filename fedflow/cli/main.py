@@ -29,6 +29,7 @@ from .. import __version__
 from ..errors import FedflowError
 from .check import add_check_parser, run_check
 from .config import LOG_LEVELS, UsageError
+from .federation_settings import add_federation_flags
 from .loader import LoadError
 from .verbs import CLIENT_VERBS, run_client
 
@@ -86,6 +87,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        ("concurrent-rpcs", "calls served at once; more get RESOURCE_EXHAUSTED (256)"),
                        ("replica-bytes", "largest replica held for a peer (256 MiB)")):
         p.add_argument(f"--max-{flag}", metavar="N", type=int, help=what)
+    add_federation_flags(p)
     return p
 
 

@@ -139,6 +139,8 @@ def serve(ns: argparse.Namespace) -> int:
     engine = _open_engine(conf)
     try:
         log.info("store %s", conf.db)
+        engine.functions.limits = conf.federation.answers
+        engine.functions.prune()
         _connect_peers(engine, conf, token)
         _load_modules(engine, modules)
         _apply_schedules(engine, conf)

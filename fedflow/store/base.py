@@ -185,5 +185,21 @@ class Store(abc.ABC):
         """Compare-and-set: if schedule `name` still has `spec` and `expect_next_at`, set its
         next tick and last tick's flow; False (nothing changed) when it moved on or changed."""
 
+    # -- answers to peer calls, by idempotency key -------------------------------
+
+    @abc.abstractmethod
+    def record_answer(self, key: str, text: str, at: float) -> str:
+        """Keep `text` (an encoded answer) as the answer to the call `key`, recorded at `at`
+        (seconds since the epoch), unless `key` has one already; the answer kept (the first).
+        Durable before it returns: the caller sends it on only afterwards."""
+
+    @abc.abstractmethod
+    def recorded_answer(self, key: str) -> str | None:
+        """The answer recorded for the call `key`, or None."""
+
+    @abc.abstractmethod
+    def prune_answers(self, before: float, keep: int) -> int:
+        """Drop the answers recorded before `before`, and all but the `keep` newest; the count dropped."""
+
     def close(self) -> None:  # noqa: B027 - optional for stores without resources
         """Release resources; the store is unusable afterwards."""

@@ -19,6 +19,7 @@ class MemoryStore(Store):
         self._logs: dict[str, list[LogEntry]] = {}
         self._replicas: dict[str, str] = {}
         self._schedules: dict[str, list] = {}  # name -> [spec, next_at, last_id]
+        self._answers: dict[str, tuple[str, float]] = {}  # call key -> (answer, recorded at), oldest first
 
     def create(self, record: FlowRecord, *, acknowledge: bool = True) -> bool:
         with self._lock:
@@ -148,3 +149,21 @@ class MemoryStore(Store):
                 return False
             row[1:] = [next_at, last_id]
             return True
+
+    def record_answer(self, key: str, text: str, at: float) -> str:
+        with self._lock:
+            return self._answers.setdefault(key, (text, at))[0]
+
+    def recorded_answer(self, key: str) -> str | None:
+        with self._lock:
+            found = self._answers.get(key)
+            return None if found is None else found[0]
+
+    def prune_answers(self, before: float, keep: int) -> int:
+        with self._lock:
+            keys = list(self._answers)
+            excess = max(len(keys) - keep, 0)
+            doomed = keys[:excess] + [k for k in keys[excess:] if self._answers[k][1] < before]
+            for key in doomed:
+                self._answers.pop(key, None)
+            return len(doomed)

@@ -540,6 +540,24 @@ class SQLiteStore(Store):
         return self._write_one("advance a schedule", sql.ADVANCE_SCHEDULE,
                                (next_at, last_id, name, spec, expect_next_at)) == 1
 
+    # -- answers to peer calls -------------------------------------------------
+
+    def record_answer(self, key: str, text: str, at: float) -> str:
+        """Keep the first answer to call `key` (durable before it returns); the answer kept."""
+        with self._tx("record a call's answer") as conn:
+            conn.execute(sql.RECORD_ANSWER, (key, text, at))
+            return conn.execute(sql.RECORDED_ANSWER, (key,)).fetchone()[0]
+
+    def recorded_answer(self, key: str) -> str | None:
+        """The answer recorded for call `key`, or None."""
+        with self._reading("read a call's answer") as conn:
+            row = conn.execute(sql.RECORDED_ANSWER, (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def prune_answers(self, before: float, keep: int) -> int:
+        """Drop answers recorded before `before`, and all but the `keep` newest."""
+        return self._write_one("prune recorded answers", sql.PRUNE_ANSWERS, (before, keep))
+
     # -- replicas ------------------------------------------------------------
 
     def put_replica(self, source: str, text: str) -> None:
