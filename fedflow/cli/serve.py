@@ -1,4 +1,5 @@
-"""`fedflow serve`: open the store, connect peers, load modules, fence, recover, serve.
+"""`fedflow serve`: open the store, connect peers, load modules, serve (health NOT_SERVING),
+fence, recover, then health SERVING.
 
 The order matters: peers are connected and every `--load` module has
 registered its flows BEFORE `engine.recover()` re-runs the flows a crash
@@ -144,10 +145,13 @@ def serve(ns: argparse.Namespace) -> int:
         _connect_peers(engine, conf, token)
         _load_modules(engine, modules)
         _apply_schedules(engine, conf)
-        _fence(engine, conf)  # first, so a flow another instance now owns is not re-run here
-        _recover(engine)
-        engine.start_timers()  # after the fence: a flow another instance owns now never wakes here
-        serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits)
+
+        def warm_up() -> None:  # with the port served (health NOT_SERVING): a recovered flow may call us
+            _fence(engine, conf)  # first, so a flow another instance now owns is not re-run here
+            _recover(engine)
+            engine.start_timers()  # after the fence: a flow another instance owns now never wakes here
+
+        serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits, warm_up=warm_up)
     finally:
         engine.close()
     log.info("stopped %s", conf.name)

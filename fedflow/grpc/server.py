@@ -43,7 +43,7 @@ from grpc_reflection.v1alpha import reflection
 from ..limits import DEFAULT_LIMITS, Limits
 from . import security
 from .handlers import CONTROL_SERVICE, PEER_SERVICE, service_handler
-from .options import channel_options
+from .options import server_options
 from .servicers import ControlServicer, Gate, PeerServicer
 
 __all__ = ["run_server", "serve_forever"]
@@ -82,7 +82,7 @@ class _Instance:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fedflow-rpc")
         self.gates = (Gate("PeerService", WORKERS), Gate("ControlService", CONTROL_WORKERS))
         interceptors = [security.TokenInterceptor(opts.token)] if opts.token else None
-        self.server = grpc.server(self.pool, options=[*channel_options(limits), ("grpc.so_reuseport", 0)],
+        self.server = grpc.server(self.pool, options=[*server_options(limits), ("grpc.so_reuseport", 0)],
                                   interceptors=interceptors, maximum_concurrent_rpcs=limits.max_concurrent_rpcs)
         self.health = health.HealthServicer()
 
@@ -101,8 +101,9 @@ class _Instance:
             raise OSError(f"cannot listen on {address}: {why}; pick a free HOST:PORT")
         return port
 
-    def start(self, address: str) -> int:
-        """Register the services, bind `address`, go SERVING; the bound port."""
+    def start(self, address: str, serving: bool = True) -> int:
+        """Register the services, bind `address`, go SERVING (NOT_SERVING unless `serving`:
+        calls are answered, health says not yet); the bound port."""
         limits = self.opts.limits
         peer = PeerServicer(self.engine, self.gates[0], limits)
         control = ControlServicer(self.engine, self.gates[1], limits)
@@ -112,10 +113,15 @@ class _Instance:
         names = (PEER_SERVICE, CONTROL_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, self.server)
         port = self._bind(address)
-        for name in ("", PEER_SERVICE, CONTROL_SERVICE):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.set_serving(serving)
         self.server.start()
         return port
+
+    def set_serving(self, serving: bool) -> None:
+        """What the health service answers: SERVING, or NOT_SERVING."""
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", PEER_SERVICE, CONTROL_SERVICE):
+            self.health.set(name, status)
 
     def stop(self) -> None:
         """NOT_SERVING, drop calls still waiting for a slot, let running ones finish within
@@ -163,21 +169,28 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def serve_forever(engine: Any, address: str, *, grace: float = 5.0, token: str | None = None, tls: Any = None,
                   limits: Limits | None = None, on_ready: Callable[[int], Any] | None = None,
-                  stop: threading.Event | None = None) -> None:
+                  stop: threading.Event | None = None, warm_up: Callable[[], Any] | None = None) -> None:
     """Serve `engine` on `address` until SIGTERM/SIGINT (main thread only) or until `stop`
     is set, then stop gracefully.
 
-    `on_ready(port)` runs once the server listens. Raises OSError when the
-    address cannot be bound, FedflowError when the TLS files are unusable."""
+    `warm_up()` (recovery, say) runs once the port is served, while health says
+    NOT_SERVING; SERVING follows once it returns, so a recovered flow that calls this very
+    instance is answered rather than waiting out its deadline. `on_ready(port)` runs once
+    the server is SERVING. Raises OSError when the address cannot be bound, FedflowError
+    when the TLS files are unusable."""
     opts = _Options(grace, token, tls, limits)
     instance = _Instance(engine, opts)
     stop = stop if stop is not None else threading.Event()
     with _stop_on_signals(stop):
-        port = instance.start(address)
+        port = instance.start(address, serving=warm_up is None)
         secured = ", ".join(w for w, on in (("mTLS", opts.credentials), ("token", opts.token)) if on) or "plaintext"
         log.info("serving %s on %s (%s)", getattr(engine, "name", "?"), _bound(address, port), secured)
         log.debug("limits: %s; %d peer and %d control workers", opts.limits, WORKERS, CONTROL_WORKERS)
         try:
+            if warm_up is not None:
+                warm_up()
+                instance.set_serving(True)
+                log.info("%s is ready (health SERVING)", getattr(engine, "name", "?"))
             if on_ready is not None:
                 on_ready(port)
             while not stop.wait(_SIGNAL_POLL):

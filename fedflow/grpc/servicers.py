@@ -30,6 +30,7 @@ from typing import Any
 
 import grpc
 
+from .. import deadlines
 from ..errors import ReplicaError, UnknownFunction
 from ..limits import Limits
 from ..outcomes import is_suspended
@@ -164,7 +165,8 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
         """Run an exposed function; its own exception comes back as `failure`, not a status."""
         payload = unpack_call_value(request.payload, request.blobs, "payload")
         try:
-            value = self._engine.invoke(request.fn, payload, request.call_id or None)
+            with deadlines.within(context.time_remaining()):  # its own peer calls end when ours does
+                value = self._engine.invoke(request.fn, payload, request.call_id or None)
             data, blobs = pack_call_value(value, "result")
             return pb.CallResponse(value=data, blobs=blobs)
         except UnknownFunction:
