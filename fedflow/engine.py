@@ -149,6 +149,7 @@ class Engine(Timers, Scheduling, Checking):
         resume applies only to the flow as it was read: if another caller (here or in another
         process on the same store) resumed or cancelled it first, this one raises FlowError."""
         tree = values.encode(value, "resume value")
+        self.federation.owner_check.confirm(id)  # a restored flow: no peer holds a newer copy
         with self._inflight.lock:
             self._inflight.refuse_if_busy(id)
             rec = self._get(id)

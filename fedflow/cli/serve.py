@@ -18,6 +18,7 @@ from types import ModuleType
 
 from ..engine import Engine
 from ..errors import FedflowError
+from ..ownership import PeerWatch
 from . import config
 from .config import ServeSettings, read_secret
 from .loader import import_target, load_into
@@ -104,16 +105,20 @@ def _recover(engine: Engine) -> None:
         log.info("recovered flow %s: now %s", flow_id, engine.status(flow_id))
 
 
-def _fence(engine: Engine, conf: ServeSettings) -> None:
-    """Best effort: mark `moved` each suspended flow a peer now owns at a newer epoch."""
+def _fence(engine: Engine, conf: ServeSettings) -> set[str]:
+    """Best effort: mark `moved` each suspended flow a peer now owns at a newer epoch; the
+    peers asked (the others are fenced once they are reachable, see `PeerWatch`)."""
+    asked = set()
     for peer in conf.peers:
         try:
             fenced = engine.fence(peer.name)
         except FedflowError as exc:
             log.warning("could not check peer %s for flows it owns now: %s", peer.name, exc)
             continue
+        asked.add(peer.name)
         for flow_id in fenced:
             log.info("flow %s is owned by %s now: marked moved", flow_id, peer.name)
+    return asked
 
 
 def _warn_if_open(listen: str, token: str | None, tls: object) -> None:
@@ -146,12 +151,19 @@ def serve(ns: argparse.Namespace) -> int:
         _load_modules(engine, modules)
         _apply_schedules(engine, conf)
 
+        watch: list[PeerWatch] = []
+
         def warm_up() -> None:  # with the port served (health NOT_SERVING): a recovered flow may call us
-            _fence(engine, conf)  # first, so a flow another instance now owns is not re-run here
+            fenced = _fence(engine, conf)  # first, so a flow another instance now owns is not re-run here
             _recover(engine)
             engine.start_timers()  # after the fence: a flow another instance owns now never wakes here
+            watch.append(PeerWatch(engine.peers, engine.fence, fenced))  # and again whenever a peer is back
 
-        serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits, warm_up=warm_up)
+        try:
+            serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits, warm_up=warm_up)
+        finally:
+            for started in watch:
+                started.close()
     finally:
         engine.close()
     log.info("stopped %s", conf.name)
