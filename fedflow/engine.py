@@ -415,9 +415,11 @@ class Engine(Timers, Scheduling, Checking):
         """Merge an export in; malformed data or a clashing flow raises ReplicaError, changing nothing."""
         return self.federation.import_store(data)
 
-    def accept_replica(self, source: str, export_text: str) -> int:
-        """Keep a validated replica of engine `source` in its slot; the count of flows in it."""
-        return self.federation.accept_replica(source, export_text)
+    def accept_replica(self, source: str, export_text: str, sender: str | None = None,
+                       may_write: bool = True) -> int:
+        """Keep a validated replica of engine `source` in its slot (sent by `sender`, who may write
+        it: `may_write`); the count of flows in it."""
+        return self.federation.accept_replica(source, export_text, sender, may_write)
 
     def replica_text(self, source: str) -> str:
         """The replica this engine holds of `source`; ReplicaError when it holds none."""

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import journal, replica, values
+from . import journal, replica, slots, values
 from .errors import FlowMoved, ReplicaError
 from .inflight import InFlight
 from .ownership import OwnerCheck, is_stale, mark_moved
@@ -80,6 +80,7 @@ class Federation:
         self.timers_changed = timers_changed
         self._replica_deadline = max(60.0, deadline)
         self.owner_check = OwnerCheck(name, store, peers)
+        self.slot_limits = slots.SlotLimits()
 
     def export(self) -> dict[str, Any]:
         """The whole store as plain, JSON-serialisable data."""
@@ -121,10 +122,14 @@ class Federation:
         return [rec.id for rec, _log in writes]
 
     # ------------------------------------------------------------ serving side
-    def accept_replica(self, source: str, export_text: str) -> int:
-        """Keep a validated replica of engine `source` in its slot; the count of flows in it."""
+    def accept_replica(self, source: str, export_text: str, sender: str | None = None,
+                       may_write: bool = True) -> int:
+        """Keep a validated replica of engine `source` in its slot, sent by `sender` (allowed to
+        write that slot: `may_write`), within `slot_limits`; the count of flows in it."""
         rows = replica.parse_text(export_text)
-        self.store.put_replica(source, export_text)
+        size = len(export_text.encode("utf-8", "surrogatepass"))
+        slots.check_write(self.store, self.slot_limits, source, size, sender, may_write)
+        self.store.put_replica(source, export_text, sender)
         log.info("holding a replica of %s (%d flows)", source, len(rows))
         return len(rows)
 

@@ -46,11 +46,14 @@ def test_a_schema_5_file_gains_the_answers_table(tmp_path: Path) -> None:
     SQLiteStore(db).close()
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("DROP TABLE call_answers")
+    conn.execute("ALTER TABLE replicas DROP COLUMN sender")
     conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
     conn.close()
     reopened = SQLiteStore(db)
     try:
         assert reopened.record_answer("k", "1", 1.0) == "1"
+        reopened.put_replica("b", "{}", sender="b")
+        assert [(s, n, who) for s, n, _at, who in reopened.replica_slots()] == [("b", 2, "b")]
     finally:
         reopened.close()
     conn = sqlite3.connect(db)

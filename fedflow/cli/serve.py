@@ -15,6 +15,7 @@ import argparse
 import logging
 import socket
 from types import ModuleType
+from typing import Any
 
 from ..engine import Engine
 from ..errors import FedflowError
@@ -121,6 +122,25 @@ def _fence(engine: Engine, conf: ServeSettings) -> set[str]:
     return asked
 
 
+def _credentials(conf: ServeSettings) -> Any:
+    """Operator and per-peer tokens (`fedflow.grpc.identity.Credentials`), None when only the
+    shared --token-file (or nothing) is set; ConfigError when peers have tokens but nobody
+    could use the control verbs."""
+    fed = conf.federation
+    if not fed.operator_token_file and not fed.peer_token_files:
+        return None
+    if not fed.operator_token_file and not conf.token_file:
+        raise config.ConfigError("peer tokens need an operator credential for the control verbs: "
+                                 "add --operator-token-file F (or the shared --token-file F)")
+    from ..grpc.identity import Credentials
+
+    try:
+        return Credentials(shared_file=conf.token_file, operator_file=fed.operator_token_file,
+                           peer_files=fed.peer_token_files)
+    except FedflowError as exc:
+        raise config.ConfigError(str(exc)) from None
+
+
 def _warn_if_open(listen: str, token: str | None, tls: object) -> None:
     """Say loudly when a port off loopback takes every verb from anyone who reaches it."""
     host = listen.rsplit(":", 1)[0].strip("[]")
@@ -140,13 +160,15 @@ def serve(ns: argparse.Namespace) -> int:
     from ..grpc.server import serve_forever  # grpc loads only once the settings are known to be usable
 
     security.tls_config(conf.tls)  # read the certificate files now: a bad path fails before recovery runs
-    _warn_if_open(conf.listen, token, conf.tls)
+    _warn_if_open(conf.listen, token or conf.federation.operator_token_file, conf.tls)
 
+    credentials = _credentials(conf)
     engine = _open_engine(conf)
     try:
         log.info("store %s", conf.db)
         engine.functions.limits = conf.federation.answers
         engine.functions.prune()
+        engine.federation.slot_limits = conf.federation.slots
         _connect_peers(engine, conf, token)
         _load_modules(engine, modules)
         _apply_schedules(engine, conf)
@@ -160,7 +182,8 @@ def serve(ns: argparse.Namespace) -> int:
             watch.append(PeerWatch(engine.peers, engine.fence, fenced))  # and again whenever a peer is back
 
         try:
-            serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits, warm_up=warm_up)
+            serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits, warm_up=warm_up,
+                          credentials=credentials)
         finally:
             for started in watch:
                 started.close()

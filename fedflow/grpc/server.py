@@ -43,6 +43,7 @@ from grpc_reflection.v1alpha import reflection
 from ..limits import DEFAULT_LIMITS, Limits
 from . import security
 from .handlers import CONTROL_SERVICE, PEER_SERVICE, service_handler
+from .identity import Credentials, IdentityInterceptor
 from .options import server_options
 from .servicers import ControlServicer, Gate, PeerServicer
 
@@ -62,9 +63,11 @@ _SIGNAL_POLL = 0.5
 class _Options:
     """What a server is started with, checked (and TLS files read) before it binds."""
 
-    def __init__(self, grace: float, token: str | None, tls: Any, limits: Limits | None) -> None:
+    def __init__(self, grace: float, token: str | None, tls: Any, limits: Limits | None,
+                 credentials: Credentials | None = None) -> None:
         self.grace = grace
         self.token = token
+        self.credentials_of_callers = credentials
         self.limits = limits if limits is not None else DEFAULT_LIMITS
         self.credentials = security.server_credentials(tls) if security.tls_config(tls) else None
 
@@ -81,7 +84,8 @@ class _Instance:
         threads = limits.max_concurrent_rpcs + WORKERS + CONTROL_WORKERS
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fedflow-rpc")
         self.gates = (Gate("PeerService", WORKERS), Gate("ControlService", CONTROL_WORKERS))
-        interceptors = [security.TokenInterceptor(opts.token)] if opts.token else None
+        interceptors = ([IdentityInterceptor(opts.credentials_of_callers)] if opts.credentials_of_callers
+                        else [security.TokenInterceptor(opts.token)] if opts.token else None)
         self.server = grpc.server(self.pool, options=[*server_options(limits), ("grpc.so_reuseport", 0)],
                                   interceptors=interceptors, maximum_concurrent_rpcs=limits.max_concurrent_rpcs)
         self.health = health.HealthServicer()
@@ -135,12 +139,13 @@ class _Instance:
 
 @contextlib.contextmanager
 def run_server(engine: Any, address: str = "127.0.0.1:0", *, grace: float = 5.0, token: str | None = None,
-               tls: Any = None, limits: Limits | None = None) -> Iterator[int]:
+               tls: Any = None, limits: Limits | None = None, credentials: Credentials | None = None) -> Iterator[int]:
     """Serve `engine` on `address` from grpcio's threads; yields the bound port.
 
     On exit: health NOT_SERVING, in-flight calls get `grace` seconds, then stop.
-    `token`, `tls` and `limits` as in the module doc."""
-    instance = _Instance(engine, _Options(grace, token, tls, limits))
+    `token`, `tls` and `limits` as in the module doc; `credentials` (operator and per-peer
+    tokens, see `fedflow.grpc.identity`) replace `token` when given."""
+    instance = _Instance(engine, _Options(grace, token, tls, limits, credentials))
     port = instance.start(address)
     try:
         yield port
@@ -169,7 +174,8 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def serve_forever(engine: Any, address: str, *, grace: float = 5.0, token: str | None = None, tls: Any = None,
                   limits: Limits | None = None, on_ready: Callable[[int], Any] | None = None,
-                  stop: threading.Event | None = None, warm_up: Callable[[], Any] | None = None) -> None:
+                  stop: threading.Event | None = None, warm_up: Callable[[], Any] | None = None,
+                  credentials: Credentials | None = None) -> None:
     """Serve `engine` on `address` until SIGTERM/SIGINT (main thread only) or until `stop`
     is set, then stop gracefully.
 
@@ -178,12 +184,13 @@ def serve_forever(engine: Any, address: str, *, grace: float = 5.0, token: str |
     instance is answered rather than waiting out its deadline. `on_ready(port)` runs once
     the server is SERVING. Raises OSError when the address cannot be bound, FedflowError
     when the TLS files are unusable."""
-    opts = _Options(grace, token, tls, limits)
+    opts = _Options(grace, token, tls, limits, credentials)
     instance = _Instance(engine, opts)
     stop = stop if stop is not None else threading.Event()
     with _stop_on_signals(stop):
         port = instance.start(address, serving=warm_up is None)
-        secured = ", ".join(w for w, on in (("mTLS", opts.credentials), ("token", opts.token)) if on) or "plaintext"
+        secured = ", ".join(w for w, on in (("mTLS", opts.credentials), ("token", opts.token),
+                                            ("operator and peer tokens", credentials)) if on) or "plaintext"
         log.info("serving %s on %s (%s)", getattr(engine, "name", "?"), _bound(address, port), secured)
         log.debug("limits: %s; %d peer and %d control workers", opts.limits, WORKERS, CONTROL_WORKERS)
         try:

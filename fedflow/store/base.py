@@ -140,8 +140,9 @@ class Store(abc.ABC):
         larger of that and its old version + 1, so a run that read the old row cannot change it."""
 
     @abc.abstractmethod
-    def put_replica(self, source: str, text: str) -> None:
-        """Keep `text` (an export, as JSON text) in the replica slot of engine `source`."""
+    def put_replica(self, source: str, text: str, sender: str | None = None) -> None:
+        """Keep `text` (an export, as JSON text) in the replica slot of engine `source`, noting
+        who sent it (`sender`: a peer's name, None when not known) and when."""
 
     @abc.abstractmethod
     def get_replica(self, source: str) -> str | None:
@@ -150,6 +151,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def replica_sources(self) -> list[str]:
         """Names of the engines whose replicas this store holds."""
+
+    @abc.abstractmethod
+    def replica_slots(self) -> list[tuple[str, int, float, str | None]]:
+        """[(source, bytes of its text as UTF-8, when it was stored, sender), ...], first stored first."""
 
     # -- timers: a suspended flow's wake_at ------------------------------------
 

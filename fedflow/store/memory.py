@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ class MemoryStore(Store):
         self._flows: dict[str, FlowRecord] = {}
         self._logs: dict[str, list[LogEntry]] = {}
         self._replicas: dict[str, str] = {}
+        self._slot_notes: dict[str, tuple[float, str | None]] = {}  # source -> (stored at, sender)
         self._schedules: dict[str, list] = {}  # name -> [spec, next_at, last_id]
         self._answers: dict[str, tuple[str, float]] = {}  # call key -> (answer, recorded at), oldest first
 
@@ -103,9 +105,10 @@ class MemoryStore(Store):
                 self._flows[rec.id] = dataclasses.replace(rec, version=version)
                 self._logs[rec.id] = list(log)
 
-    def put_replica(self, source: str, text: str) -> None:
+    def put_replica(self, source: str, text: str, sender: str | None = None) -> None:
         with self._lock:
             self._replicas[source] = text
+            self._slot_notes[source] = (time.time(), sender)
 
     def get_replica(self, source: str) -> str | None:
         with self._lock:
@@ -114,6 +117,11 @@ class MemoryStore(Store):
     def replica_sources(self) -> list[str]:
         with self._lock:
             return list(self._replicas)
+
+    def replica_slots(self) -> list[tuple[str, int, float, str | None]]:
+        with self._lock:
+            return [(source, len(text.encode("utf-8", "surrogatepass")), *self._slot_notes[source])
+                    for source, text in self._replicas.items()]
 
     def timers(self) -> list[tuple[str, str, float]]:
         with self._lock:

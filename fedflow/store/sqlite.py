@@ -560,12 +560,10 @@ class SQLiteStore(Store):
 
     # -- replicas ------------------------------------------------------------
 
-    def put_replica(self, source: str, text: str) -> None:
+    def put_replica(self, source: str, text: str, sender: str | None = None) -> None:
         """Keep `text` (an export, as JSON text) in the replica slot of engine `source`."""
         with self._tx("store a replica") as conn:
-            conn.execute("INSERT INTO replicas (source, text, updated) VALUES (?, ?, ?) "
-                         "ON CONFLICT(source) DO UPDATE SET text = excluded.text, "
-                         "updated = excluded.updated", (source, text, time.time()))
+            conn.execute(sql.PUT_REPLICA, (source, text, time.time(), sender))
 
     def get_replica(self, source: str) -> str | None:
         """The replica held for engine `source`, or None."""
@@ -577,6 +575,11 @@ class SQLiteStore(Store):
         """Names of the engines whose replicas this store holds, first stored first."""
         with self._reading("list replicas") as conn:
             return [source for (source,) in conn.execute("SELECT source FROM replicas ORDER BY rowid")]
+
+    def replica_slots(self) -> list[tuple[str, int, float, str | None]]:
+        """[(source, bytes, stored at, sender), ...], first stored first."""
+        with self._reading("list replica slots") as conn:
+            return conn.execute(sql.REPLICA_SLOTS).fetchall()
 
     def close(self) -> None:
         """Close the connection (idempotent); later calls raise FedflowError."""

@@ -30,7 +30,8 @@ FORMAT = "fedflow-store"
 #: The schema version written, and what each older one lacks (it is upgraded on open):
 #: 1 had no ``bodies``; 1-3 had no ``version`` column; 3 kept a result that repeated the end of
 #: a journal entry as a reference to it (the blob ``b"n:size"``), written out in full by the upgrade.
-#: 4 had no timers (``flows.wake_at``) and no ``schedules``; 5 had no ``call_answers``.
+#: 4 had no timers (``flows.wake_at``) and no ``schedules``; 5 had no ``call_answers`` and no
+#: ``replicas.sender``.
 SCHEMA_VERSION = 6
 #: A value text at least this long (in characters) is kept in ``bodies``.
 SPILL_CHARS = 1024
@@ -93,9 +94,15 @@ ADVANCE_SCHEDULE = ("UPDATE schedules SET next_at = ?, last_id = ? WHERE name = 
 # One row per idempotency key; rowid order is recording order, so keeping the newest N is one range delete.
 _ANSWERS = ("CREATE TABLE IF NOT EXISTS call_answers (key TEXT NOT NULL UNIQUE, text TEXT NOT NULL, "
             "at REAL NOT NULL)")
-SCHEMA = (*SCHEMA, _ANSWERS)
-#: Upgrade step 5 -> 6: recorded answers.
-_ANSWERS_STEP = (_ANSWERS,)
+#: Who sent a replica (a peer's name; NULL when not known).
+_REPLICA_SENDER = "ALTER TABLE replicas ADD COLUMN sender TEXT"
+SCHEMA = (*SCHEMA, _ANSWERS, _REPLICA_SENDER)
+#: Upgrade step 5 -> 6: recorded answers, replica senders.
+_ANSWERS_STEP = (_ANSWERS, _REPLICA_SENDER)
+PUT_REPLICA = ("INSERT INTO replicas (source, text, updated, sender) VALUES (?, ?, ?, ?) "
+               "ON CONFLICT(source) DO UPDATE SET text = excluded.text, updated = excluded.updated, "
+               "sender = excluded.sender")
+REPLICA_SLOTS = "SELECT source, length(CAST(text AS BLOB)), updated, sender FROM replicas ORDER BY rowid"
 RECORD_ANSWER = "INSERT INTO call_answers (key, text, at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING"
 RECORDED_ANSWER = "SELECT text FROM call_answers WHERE key = ?"
 #: ?1 drop what was recorded before it, ?2 keep at most this many (the newest).
