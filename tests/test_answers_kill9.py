@@ -12,13 +12,11 @@ from __future__ import annotations
 import sqlite3
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fedflow.errors import PeerError
-from fedflow.testing.serve import Serves
 from fedflow.transport.grpc import GrpcTransport
 
 try:
@@ -59,21 +57,12 @@ def _wait_for(what: str, check, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def serves(tmp_path: Path) -> Iterator[Serves]:
-    started = Serves(tmp_path)
-    try:
-        yield started
-    finally:
-        started.stop_all()
-
-
-def test_a_retry_after_the_callee_was_killed_gets_the_recorded_answer(tmp_path: Path, serves: Serves) -> None:
+def test_a_retry_after_the_callee_was_killed_gets_the_recorded_answer(tmp_path: Path, fedflow_serve) -> None:
     # Given a callee whose answers never reach the caller (the proxy drops them)
     module = tmp_path / "effects_peer.py"
     module.write_text(MODULE)
     effects = tmp_path / "effects"
-    callee = serves.start("callee", load=[module], env={"EFFECTS_FILE": str(effects)})
+    callee = fedflow_serve("callee", load=[module], env={"EFFECTS_FILE": str(effects)})
     host, port = callee.address.rsplit(":", 1)
     with FaultProxy((host, int(port))) as proxy:
         caller = GrpcTransport("callee", proxy.address)

@@ -78,13 +78,14 @@ def _client(name: str):
     return ControlClient(address(name), deadline=5.0)
 
 
-def _wait_ready(names: list[str], timeout: float = 60.0) -> None:
+def _wait_ready(instances: dict[str, Instance], timeout: float = 120.0) -> None:
     end = time.monotonic() + timeout
-    for name in names:
+    for name, instance in instances.items():
         with _client(name) as client:
             while not client.health():
                 if time.monotonic() > end:
-                    raise RuntimeError(f"instance {name} did not come up")
+                    log = (instance.work / f"{name}.log").read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"instance {name} did not come up; its log ends:\n{log}")
                 time.sleep(0.1)
 
 
@@ -111,7 +112,7 @@ def one_round(n: int, instances: dict[str, Instance], rng: random.Random, acked:
     hosts.heal(victim)
     if fault == "kill":
         instances[victim].start()
-    _wait_ready(list(NAMES))
+    _wait_ready(instances)
     source, holder = rng.sample(NAMES, 2)
     with _client(source) as client:
         _try(client.replicate, holder)
@@ -145,7 +146,7 @@ def inside(work: Path, rounds: int, seed: int) -> int:
     try:
         for instance in instances.values():
             instance.start()
-        _wait_ready(list(NAMES))
+        _wait_ready(instances)
         for n in range(rounds):
             if time.monotonic() - started > TIME_BUDGET:
                 print(f"time budget of {TIME_BUDGET:g}s spent after {n} rounds", flush=True)
