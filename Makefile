@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint proto demo serve bench bench-peers soak certs clean
+.PHONY: venv test lint proto demo serve bench bench-peers soak chaos certs clean
 
 venv: $(STAMP)
 
@@ -53,6 +53,12 @@ bench-peers: $(PEERS_STAMP)
 # the fuzz cases, more flows per peer fault. `make test` runs the quick variants.
 soak: $(STAMP)
 	FEDFLOW_SOAK=1 $(PY) -m pytest -q tests/test_soak.py tests/test_fuzz.py tests/test_faults.py
+
+# Three instances as three hosts (network namespaces, root needed), links cut and processes killed
+# for CHAOS_ROUNDS rounds (20); prints the figures per round, exits 1 on any loss. `make test` runs 1 round.
+CHAOS_ROUNDS ?= 20
+chaos: $(STAMP)
+	cd tests && CHAOS_ROUNDS=$(CHAOS_ROUNDS) ../$(PY) -m chaos.run
 
 # A local test CA and one mTLS certificate per name (IP 127.0.0.1 and DNS localhost in each), with openssl:
 #   make certs CERTS_DIR=certs CERT_NAMES="a b client"   (CERT_SANS=IP:10.0.0.5,DNS:a.lan adds names)

@@ -88,7 +88,7 @@ class Engine(Timers, Scheduling, Checking):
         self.deadline = deadline
         self.store = open_store(store, durability)
         self.peers = PeerTable(name, deadline)
-        self.functions = ExposedFunctions(name)
+        self.functions = ExposedFunctions(name, self.store)
         self._anonymous: dict[str, Flow] = {}
         self._inflight = InFlight()
         self.federation = Federation(name, self.store, self.peers, deadline, self._inflight, self.recover,
@@ -163,6 +163,7 @@ class Engine(Timers, Scheduling, Checking):
         resume applies only to the flow as it was read: if another caller (here or in another
         process on the same store) resumed or cancelled it first, this one raises FlowError."""
         tree = values.encode(value, "resume value")
+        self.federation.owner_check.confirm(id)  # a restored flow: no peer holds a newer copy
         with self._inflight.lock:
             self._inflight.refuse_if_busy(id)
             rec = self._get(id)
@@ -436,9 +437,11 @@ class Engine(Timers, Scheduling, Checking):
         """Merge an export in; malformed data or a clashing flow raises ReplicaError, changing nothing."""
         return self.federation.import_store(data)
 
-    def accept_replica(self, source: str, export_text: str) -> int:
-        """Keep a validated replica of engine `source` in its slot; the count of flows in it."""
-        return self.federation.accept_replica(source, export_text)
+    def accept_replica(self, source: str, export_text: str, sender: str | None = None,
+                       may_write: bool = True) -> int:
+        """Keep a validated replica of engine `source` in its slot (sent by `sender`, who may write
+        it: `may_write`); the count of flows in it."""
+        return self.federation.accept_replica(source, export_text, sender, may_write)
 
     def replica_text(self, source: str) -> str:
         """The replica this engine holds of `source`; ReplicaError when it holds none."""

@@ -1,25 +1,53 @@
 """The functions an engine exposes to its peers, and the answers kept to drop duplicate calls.
 
 A peer that retries a call (a lost answer, a recovered flow) sends the same call id
-again; the first answer is given back instead of running the function twice. Both the
-in-process transport and the gRPC servicer reach exposed functions through `invoke`.
+again; the first answer is given back instead of running the function twice. Each
+answer (what the function returned) is recorded in
+the engine's store BEFORE it is sent, so a retry that reaches this engine after a
+restart (even a `kill -9`) still gets it; recent answers are also kept in memory, so
+a retry soon after needs no store read. Recorded answers are dropped by age and count
+(`AnswerLimits`). A call that raised is not recorded (a retry runs it again, as a
+retried activity would), nor is one that crashed mid-way.
+Both the in-process transport and the gRPC servicer reach exposed functions through
+`invoke`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from . import values
 from .errors import UnknownFunction
+from .store.base import Store
 
-#: Answers kept to drop duplicate peer calls: at most this many, and this many bytes in all.
+#: Answers kept in memory to drop duplicate peer calls: at most this many, and this many bytes in all.
 ANSWERS_KEPT = 4096
 ANSWER_BYTES_KEPT = 16 * 1024 * 1024
-#: A larger answer is not kept: a duplicate of it runs again.
+#: A larger answer is not kept in memory (the store still has it).
 LARGEST_ANSWER_KEPT = 256 * 1024
+#: Every this many recorded answers, the old ones are pruned from the store.
+_PRUNE_EVERY = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class AnswerLimits:
+    """How long recorded answers stay in the store: `max_age` seconds, at most `max_count` of
+    them (the newest). A retry that comes later than that runs the function again."""
+
+    max_age: float = 7 * 24 * 3600.0
+    max_count: int = 100_000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_count, bool) or not isinstance(self.max_count, int) or self.max_count < 1:
+            raise ValueError(f"answers max_count must be a whole number of answers above 0, got {self.max_count!r}")
+        if isinstance(self.max_age, bool) or not isinstance(self.max_age, (int, float)) or not self.max_age > 0:
+            raise ValueError(f"answers max_age must be a number of seconds above 0, got {self.max_age!r}")
 
 
 class AnswerCache:
@@ -33,7 +61,8 @@ class AnswerCache:
         self._running: dict[str, threading.Event] = {}
 
     def answer(self, key: str, compute: Callable[[], Any]) -> Any:
-        """The kept answer for `key`, else `compute()` (kept for later duplicates unless it raised)."""
+        """The kept answer for `key`, else `compute()` (kept for later duplicates unless it raised).
+        Answers are kept as encoded trees (`fedflow.values`), so no caller can change another's."""
         while True:
             with self._lock:
                 if key in self._answers:
@@ -64,12 +93,17 @@ class AnswerCache:
 
 
 class ExposedFunctions:
-    """The functions one engine (named `owner`) lets its peers call."""
+    """The functions one engine (named `owner`) lets its peers call; their answers are
+    recorded in `store` (bounded by `limits`)."""
 
-    def __init__(self, owner: str) -> None:
+    def __init__(self, owner: str, store: Store, limits: AnswerLimits | None = None) -> None:
         self.owner = owner
+        self.store = store
+        self.limits = limits or AnswerLimits()
         self._functions: dict[str, Callable[[Any], Any]] = {}
         self._answers = AnswerCache()
+        self._recorded = 0
+        self._count_lock = threading.Lock()
 
     def expose(self, name: str, fn: Callable[[Any], Any]) -> None:
         """Make `fn` callable by peers as `name`."""
@@ -82,11 +116,33 @@ class ExposedFunctions:
         return sorted(self._functions)
 
     def invoke(self, fn: str, payload: Any, call_id: str | None = None) -> Any:
-        """Run exposed function `fn` for a peer; a repeated `call_id` gets the first answer again."""
+        """Run exposed function `fn` for a peer; a repeated `call_id` gets the first answer again,
+        even after a restart."""
         func = self._functions.get(fn)
         if func is None:
             raise UnknownFunction(f"engine {self.owner!r} exposes no function {fn!r}; "
                                   f"it exposes {self.names()}", peer=self.owner)
         if not call_id:
             return func(payload)
-        return self._answers.answer(f"{fn}\x00{call_id}", lambda: func(payload))
+        key = f"{fn}\x00{call_id}"
+        return values.decode(self._answers.answer(key, lambda: self._recorded_or_run(key, lambda: func(payload))))
+
+    def _recorded_or_run(self, key: str, run: Callable[[], Any]) -> Any:
+        """The answer (encoded) the store holds for `key`, else run and record it (durably) first."""
+        text = self.store.recorded_answer(key)
+        if text is None:
+            tree = values.encode(run(), "answer")
+            text = self.store.record_answer(key, values.dump_tree(tree), time.time())
+            self._maybe_prune()
+        return json.loads(text)
+
+    def _maybe_prune(self) -> None:
+        with self._count_lock:
+            self._recorded += 1
+            due = self._recorded % _PRUNE_EVERY == 1
+        if due:
+            self.prune()
+
+    def prune(self) -> int:
+        """Drop recorded answers past the age and count limits; the count dropped."""
+        return self.store.prune_answers(time.time() - self.limits.max_age, self.limits.max_count)

@@ -9,6 +9,7 @@ with every flow.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -16,9 +17,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import journal, replica, values
-from .errors import ReplicaError
+from . import journal, replica, slots, values
+from .errors import FlowMoved, ReplicaError
 from .inflight import InFlight
+from .ownership import OwnerCheck, is_stale, mark_moved
 from .peers import PeerTable
 from .store.base import LIVE, MOVED, RUNNING, SUSPENDED, FlowRecord, LogEntry, Store
 
@@ -77,6 +79,8 @@ class Federation:
         self.recover = recover
         self.timers_changed = timers_changed
         self._replica_deadline = max(60.0, deadline)
+        self.owner_check = OwnerCheck(name, store, peers)
+        self.slot_limits = slots.SlotLimits()
 
     def export(self) -> dict[str, Any]:
         """The whole store as plain, JSON-serialisable data."""
@@ -118,10 +122,14 @@ class Federation:
         return [rec.id for rec, _log in writes]
 
     # ------------------------------------------------------------ serving side
-    def accept_replica(self, source: str, export_text: str) -> int:
-        """Keep a validated replica of engine `source` in its slot; the count of flows in it."""
+    def accept_replica(self, source: str, export_text: str, sender: str | None = None,
+                       may_write: bool = True) -> int:
+        """Keep a validated replica of engine `source` in its slot, sent by `sender` (allowed to
+        write that slot: `may_write`), within `slot_limits`; the count of flows in it."""
         rows = replica.parse_text(export_text)
-        self.store.put_replica(source, export_text)
+        size = len(export_text.encode("utf-8", "surrogatepass"))
+        slots.check_write(self.store, self.slot_limits, source, size, sender, may_write)
+        self.store.put_replica(source, export_text, sender)
         log.info("holding a replica of %s (%d flows)", source, len(rows))
         return len(rows)
 
@@ -147,8 +155,13 @@ class Federation:
                                 for rec, log_entries in rows if rec.id in wanted])
         restored = self._merge([(rec, log_entries) for rec, log_entries in rows
                                 if rec.status != MOVED and rec.owner in (None, source, self.name)], claim=True)
+        self.owner_check.restored(restored)
         brought = set(restored)
-        if any(rec.status == RUNNING for rec, _log in rows if rec.id in brought):
+        running = [rec.id for rec, _log in rows if rec.id in brought and rec.status == RUNNING]
+        for flow_id in running:
+            with contextlib.suppress(FlowMoved):  # a peer holds a newer copy: it was marked moved
+                self.owner_check.confirm(flow_id)
+        if running:
             self.recover()  # a flow the source was running when it went away: finish it here
         return restored
 
@@ -164,17 +177,17 @@ class Federation:
 
     def fence(self, peer: str) -> list[str]:
         """Mark `moved` every live flow here (suspended, or left running by a crash) that `peer`
-        holds at a newer epoch: it was restored or handed off there while this copy was away.
-        Call it before `recover()`. The ids fenced."""
+        holds at a newer epoch (or the same one under a greater name, see `fedflow.ownership`):
+        it was restored or handed off there while this copy was away. Call it before
+        `recover()`. The ids fenced."""
         live = [fid for status in (SUSPENDED, RUNNING) for fid in self.store.ids(status)]
         if not live:
             return []
         fenced = []
         for flow_id, epoch in self.peers.get(peer).claims(sorted(live), deadline=self.deadline):
-            rec = self.store.get(flow_id)
-            if rec is not None and rec.status in LIVE and epoch > rec.epoch and self.store.transition(
-                    flow_id, [rec.status], {"status": MOVED, "owner": peer, "waiting": None, "request": None,
-                                            "wake_at": None, "updated": time.time()}, version=rec.version):
+            rec = self.store.get(flow_id)  # a run under way here stops at its next write
+            if rec is not None and is_stale(self.name, rec.epoch, peer, epoch) \
+                    and mark_moved(self.store, flow_id, peer, rec.epoch):
                 fenced.append(flow_id)
         if fenced:
             log.warning("%d stale flow(s) now owned by %s marked moved: %s", len(fenced), peer, fenced[:5])

@@ -72,6 +72,7 @@ class Timers:
     def _fire(self, flow_id: str, tag: str, due_by: float | None, strict: bool = False) -> Any:
         """End flow `flow_id`'s wait on `tag` by its timer, if it still waits there (and, with
         `due_by`, the timer is due by then). Quiet unless `strict`: None when nothing fired."""
+        self.federation.owner_check.confirm(flow_id)  # a restored flow: no peer holds a newer copy
         with self._inflight.lock:
             rec = self.store.get(flow_id)
             waits = (rec is not None and rec.status == SUSPENDED and rec.waiting == tag

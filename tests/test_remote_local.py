@@ -30,6 +30,7 @@ from fedflow import (
     try_catch,
     values,
 )
+from fedflow.exposed import AnswerLimits
 from fedflow.store.base import RUNNING, FlowRecord
 from fedflow.store.memory import MemoryStore
 
@@ -413,10 +414,11 @@ def test_peer_table_knows_its_peers(engine: Engine, callee: Engine) -> None:
     assert isinstance(UnknownPeer("m"), PeerError)
 
 
-def test_the_duplicate_call_cache_keeps_recent_answers_and_bounds_its_bytes() -> None:
-    # Given 600 distinct 64 KiB answers (about 38 MiB, more than the cache keeps),
-    # when the first and the last call ids come again, the last is answered from the
-    # cache and the first, evicted by the byte bound, runs again.
+def test_the_duplicate_call_cache_keeps_recent_answers_and_the_store_the_rest() -> None:
+    # Given 600 distinct 64 KiB answers (about 38 MiB, more than the memory cache keeps),
+    # when the first and the last call ids come again, neither runs again: the last is in
+    # memory, the first (evicted from memory by the byte bound) is recorded in the store.
+    # Once the store's count limit drops an answer evicted from memory, its call runs again.
     engine = fedflow.Engine(name="cache-bound")
     runs: list[int] = []
 
@@ -428,6 +430,9 @@ def test_the_duplicate_call_cache_keeps_recent_answers_and_bounds_its_bytes() ->
     for n in range(600):
         engine.invoke("big", n, call_id=f"call-{n}")
     assert engine.invoke("big", 599, call_id="call-599").endswith("599")
-    assert runs.count(599) == 1
     assert engine.invoke("big", 0, call_id="call-0").endswith("0")
-    assert runs.count(0) == 2
+    assert runs.count(599) == 1 and runs.count(0) == 1
+    engine.functions.limits = AnswerLimits(max_count=100)
+    assert engine.functions.prune() == 500
+    assert engine.invoke("big", 1, call_id="call-1").endswith("1")
+    assert runs.count(1) == 2, "evicted from memory and dropped from the store: run again"

@@ -44,15 +44,18 @@ from typing import Any
 from ..limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
-    "LOG_LEVELS", "ConfigError", "PeerSpec", "ServeSettings", "TlsFiles", "UsageError", "is_path", "load_file",
-    "parse_address", "parse_peer", "read_secret", "settings",
+    "FEDERATION_KEYS", "LOG_LEVELS", "ConfigError", "PeerSpec", "ServeSettings", "TlsFiles", "UsageError",
+    "is_path", "load_file", "parse_address", "parse_peer", "read_secret", "settings",
 ]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _PATH_KEYS = ("db", "token_file", "tls_cert", "tls_key", "tls_ca")
 _STR_KEYS = ("name", "listen", "log_level", *_PATH_KEYS)
 _LIMIT_KEYS = ("max_message_bytes", "max_concurrent_rpcs", "max_replica_bytes")
-_KEYS = frozenset({*_STR_KEYS, *_LIMIT_KEYS, "load", "peers", "deadline", "schedules"})
+#: Keys read by fedflow.cli.federation_settings.
+FEDERATION_KEYS = ("answers_kept", "answers_max_age", "operator_token_file", "peer_tokens", "max_replica_slots",
+                   "max_replica_total_bytes")
+_KEYS = frozenset({*_STR_KEYS, *_LIMIT_KEYS, *FEDERATION_KEYS, "load", "peers", "deadline", "schedules"})
 
 
 class UsageError(ValueError):
@@ -96,6 +99,7 @@ class ServeSettings:
     tls: TlsFiles | None = None
     limits: Limits = DEFAULT_LIMITS
     schedules: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # Engine.schedule arguments
+    federation: Any = None  # a fedflow.cli.federation_settings.FederationSettings
 
 
 def parse_address(text: str, *, allow_zero: bool = False) -> tuple[str, int]:
@@ -162,6 +166,9 @@ def load_file(path: str) -> dict[str, Any]:
         out["peers"] = _peers(raw["peers"], path, base)
     if "schedules" in raw:
         out["schedules"] = _schedules(raw["schedules"], path)
+    from .federation_settings import from_file
+
+    out.update(from_file(raw, path))
     return out
 
 
@@ -247,8 +254,14 @@ def settings(flags: Any) -> ServeSettings:
         peers=_merge_peers(conf.get("peers", []), flags.peer or []),
         deadline=_deadline(pick("deadline", 10.0), "--deadline"),
         token_file=pick("token_file"), log_level=level, tls=_tls(pick), limits=_limits(pick),
-        schedules=conf.get("schedules", []),
+        schedules=conf.get("schedules", []), federation=_federation(pick),
     )
+
+
+def _federation(pick: Any) -> Any:
+    from .federation_settings import federation_settings
+
+    return federation_settings(pick)
 
 
 def _unique(items: list[str]) -> list[str]:

@@ -29,7 +29,9 @@ from .. import __version__
 from ..errors import FedflowError
 from .check import add_check_parser, run_check
 from .config import LOG_LEVELS, UsageError
+from .federation_settings import add_federation_flags
 from .loader import LoadError
+from .replicas import add_replicas_parser, run_replicas
 from .verbs import CLIENT_VERBS, run_client
 from .wording import for_the_cli
 
@@ -87,6 +89,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        ("concurrent-rpcs", "calls served at once; more get RESOURCE_EXHAUSTED (256)"),
                        ("replica-bytes", "largest replica held for a peer (256 MiB)")):
         p.add_argument(f"--max-{flag}", metavar="N", type=int, help=what)
+    add_federation_flags(p)
     return p
 
 
@@ -96,7 +99,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                     description="Durable Python workflows that suspend, survive crashes and federate over gRPC.")
     parser.add_argument("--version", action="version", version=f"fedflow {__version__}")
     sub = parser.add_subparsers(dest="verb", title="commands", metavar="COMMAND", parser_class=Parser)
-    verbs = {"serve": _serve_parser(sub), "check": add_check_parser(sub)}
+    verbs = {"serve": _serve_parser(sub), "check": add_check_parser(sub), "replicas": add_replicas_parser(sub)}
     for name, verb in CLIENT_VERBS.items():
         verbs[name] = verb.add_to(sub, name)
     return parser, verbs
@@ -125,6 +128,8 @@ def _dispatch(ns: argparse.Namespace) -> int:
         return serve(ns)
     if ns.verb == "check":
         return run_check(ns)
+    if ns.verb == "replicas":
+        return run_replicas(ns)
     text = run_client(ns)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()

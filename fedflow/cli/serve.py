@@ -1,4 +1,5 @@
-"""`fedflow serve`: open the store, connect peers, load modules, fence, recover, serve.
+"""`fedflow serve`: open the store, connect peers, load modules, serve (health NOT_SERVING),
+fence, recover, then health SERVING.
 
 The order matters: peers are connected and every `--load` module has
 registered its flows BEFORE `engine.recover()` re-runs the flows a crash
@@ -14,9 +15,11 @@ import argparse
 import logging
 import socket
 from types import ModuleType
+from typing import Any
 
 from ..engine import Engine
 from ..errors import FedflowError
+from ..ownership import PeerWatch
 from . import config
 from .config import ServeSettings, read_secret
 from .loader import import_target, load_into
@@ -103,16 +106,39 @@ def _recover(engine: Engine) -> None:
         log.info("recovered flow %s: now %s", flow_id, engine.status(flow_id))
 
 
-def _fence(engine: Engine, conf: ServeSettings) -> None:
-    """Best effort: mark `moved` each suspended flow a peer now owns at a newer epoch."""
+def _fence(engine: Engine, conf: ServeSettings) -> set[str]:
+    """Best effort: mark `moved` each suspended flow a peer now owns at a newer epoch; the
+    peers asked (the others are fenced once they are reachable, see `PeerWatch`)."""
+    asked = set()
     for peer in conf.peers:
         try:
             fenced = engine.fence(peer.name)
         except FedflowError as exc:
             log.warning("could not check peer %s for flows it owns now: %s", peer.name, exc)
             continue
+        asked.add(peer.name)
         for flow_id in fenced:
             log.info("flow %s is owned by %s now: marked moved", flow_id, peer.name)
+    return asked
+
+
+def _credentials(conf: ServeSettings) -> Any:
+    """Operator and per-peer tokens (`fedflow.grpc.identity.Credentials`), None when only the
+    shared --token-file (or nothing) is set; ConfigError when peers have tokens but nobody
+    could use the control verbs."""
+    fed = conf.federation
+    if not fed.operator_token_file and not fed.peer_token_files:
+        return None
+    if not fed.operator_token_file and not conf.token_file:
+        raise config.ConfigError("peer tokens need an operator credential for the control verbs: "
+                                 "add --operator-token-file F (or the shared --token-file F)")
+    from ..grpc.identity import Credentials
+
+    try:
+        return Credentials(shared_file=conf.token_file, operator_file=fed.operator_token_file,
+                           peer_files=fed.peer_token_files)
+    except FedflowError as exc:
+        raise config.ConfigError(str(exc)) from None
 
 
 def _warn_if_open(listen: str, token: str | None, tls: object) -> None:
@@ -134,18 +160,33 @@ def serve(ns: argparse.Namespace) -> int:
     from ..grpc.server import serve_forever  # grpc loads only once the settings are known to be usable
 
     security.tls_config(conf.tls)  # read the certificate files now: a bad path fails before recovery runs
-    _warn_if_open(conf.listen, token, conf.tls)
+    _warn_if_open(conf.listen, token or conf.federation.operator_token_file, conf.tls)
 
+    credentials = _credentials(conf)
     engine = _open_engine(conf)
     try:
         log.info("store %s", conf.db)
+        engine.functions.limits = conf.federation.answers
+        engine.functions.prune()
+        engine.federation.slot_limits = conf.federation.slots
         _connect_peers(engine, conf, token)
         _load_modules(engine, modules)
         _apply_schedules(engine, conf)
-        _fence(engine, conf)  # first, so a flow another instance now owns is not re-run here
-        _recover(engine)
-        engine.start_timers()  # after the fence: a flow another instance owns now never wakes here
-        serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits)
+
+        watch: list[PeerWatch] = []
+
+        def warm_up() -> None:  # with the port served (health NOT_SERVING): a recovered flow may call us
+            fenced = _fence(engine, conf)  # first, so a flow another instance now owns is not re-run here
+            _recover(engine)
+            engine.start_timers()  # after the fence: a flow another instance owns now never wakes here
+            watch.append(PeerWatch(engine.peers, engine.fence, fenced))  # and again whenever a peer is back
+
+        try:
+            serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits, warm_up=warm_up,
+                          credentials=credentials)
+        finally:
+            for started in watch:
+                started.close()
     finally:
         engine.close()
     log.info("stopped %s", conf.name)

@@ -100,15 +100,9 @@ class TokenInterceptor(grpc.ServerInterceptor):
         return self.authenticated(metadata)
 
     def authenticated(self, metadata: Any) -> bool:
-        """True when `metadata` carries exactly one `authorization: Bearer <token>` with the right
-        token (the scheme in any case, as HTTP has it)."""
-        given = [value for key, value in metadata or () if key == "authorization"]
-        if len(given) != 1:
-            return False
-        text = given[0].decode("utf-8", "replace") if isinstance(given[0], bytes) else str(given[0])
-        scheme, _, credential = text.partition(" ")
-        matches = hmac.compare_digest(_digest(credential.lstrip(" ")), self._expected)
-        return scheme.lower() == "bearer" and matches
+        """True when `metadata` carries exactly one `authorization: Bearer <token>` with the right token."""
+        given = bearer_token(metadata)
+        return given is not None and hmac.compare_digest(_digest(given), self._expected)
 
     def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
         """Pass allowed calls on; answer the rest UNAUTHENTICATED (same streaming shape)."""
@@ -118,13 +112,24 @@ class TokenInterceptor(grpc.ServerInterceptor):
         limited = self._limited.get(details.method)
         if limited is not None:
             return limited(handler, UNAUTHENTICATED_MESSAGE)
-        return _denied(handler)
+        return refusing(handler, grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
 
 
-def _denied(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def bearer_token(metadata: Any) -> str | None:
+    """The token of the one `authorization: Bearer <token>` in `metadata` (the scheme in any
+    case, as HTTP has it); None when there is none, or more than one."""
+    given = [value for key, value in metadata or () if key == "authorization"]
+    if len(given) != 1:
+        return None
+    text = given[0].decode("utf-8", "replace") if isinstance(given[0], bytes) else str(given[0])
+    scheme, _, credential = text.partition(" ")
+    return credential.lstrip(" ") if scheme.lower() == "bearer" else None
+
+
+def refusing(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
     """A handler of the same shape as `handler` that refuses without reading the request."""
     def deny(_request: Any, context: grpc.ServicerContext) -> None:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+        context.abort(code, message)
 
     make = HANDLER_KINDS[(handler.request_streaming, handler.response_streaming)]
     return make(deny, request_deserializer=None, response_serializer=handler.response_serializer)

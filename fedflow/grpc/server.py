@@ -42,7 +42,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from ..limits import DEFAULT_LIMITS, Limits
 from . import security
 from .handlers import CONTROL_SERVICE, PEER_SERVICE, service_handler
-from .options import channel_options
+from .identity import Credentials, IdentityInterceptor
+from .options import server_options
 from .reflection import METHODS as REFLECTION_METHODS
 from .reflection import enable_reflection, health_only
 from .servicers import ControlServicer, Gate, PeerServicer
@@ -63,9 +64,11 @@ _SIGNAL_POLL = 0.5
 class _Options:
     """What a server is started with, checked (and TLS files read) before it binds."""
 
-    def __init__(self, grace: float, token: str | None, tls: Any, limits: Limits | None) -> None:
+    def __init__(self, grace: float, token: str | None, tls: Any, limits: Limits | None,
+                 credentials: Credentials | None = None) -> None:
         self.grace = grace
         self.token = token
+        self.credentials_of_callers = credentials
         self.limits = limits if limits is not None else DEFAULT_LIMITS
         self.credentials = security.server_credentials(tls) if security.tls_config(tls) else None
 
@@ -83,8 +86,9 @@ class _Instance:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fedflow-rpc")
         self.gates = (Gate("PeerService", WORKERS), Gate("ControlService", CONTROL_WORKERS))
         limited = dict.fromkeys(REFLECTION_METHODS, health_only)
-        interceptors = [security.TokenInterceptor(opts.token, limited)] if opts.token else None
-        self.server = grpc.server(self.pool, options=[*channel_options(limits), ("grpc.so_reuseport", 0)],
+        interceptors = ([IdentityInterceptor(opts.credentials_of_callers, limited)] if opts.credentials_of_callers
+                        else [security.TokenInterceptor(opts.token, limited)] if opts.token else None)
+        self.server = grpc.server(self.pool, options=[*server_options(limits), ("grpc.so_reuseport", 0)],
                                   interceptors=interceptors, maximum_concurrent_rpcs=limits.max_concurrent_rpcs)
         self.health = health.HealthServicer()
 
@@ -103,8 +107,9 @@ class _Instance:
             raise OSError(f"cannot listen on {address}: {why}; pick a free HOST:PORT")
         return port
 
-    def start(self, address: str) -> int:
-        """Register the services, bind `address`, go SERVING; the bound port."""
+    def start(self, address: str, serving: bool = True) -> int:
+        """Register the services, bind `address`, go SERVING (NOT_SERVING unless `serving`:
+        calls are answered, health says not yet); the bound port."""
         limits = self.opts.limits
         peer = PeerServicer(self.engine, self.gates[0], limits)
         control = ControlServicer(self.engine, self.gates[1], limits)
@@ -113,10 +118,15 @@ class _Instance:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         enable_reflection(self.server, (PEER_SERVICE, CONTROL_SERVICE, health.SERVICE_NAME))
         port = self._bind(address)
-        for name in ("", PEER_SERVICE, CONTROL_SERVICE):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.set_serving(serving)
         self.server.start()
         return port
+
+    def set_serving(self, serving: bool) -> None:
+        """What the health service answers: SERVING, or NOT_SERVING."""
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", PEER_SERVICE, CONTROL_SERVICE):
+            self.health.set(name, status)
 
     def stop(self) -> None:
         """NOT_SERVING, drop calls still waiting for a slot, let running ones finish within
@@ -130,12 +140,13 @@ class _Instance:
 
 @contextlib.contextmanager
 def run_server(engine: Any, address: str = "127.0.0.1:0", *, grace: float = 5.0, token: str | None = None,
-               tls: Any = None, limits: Limits | None = None) -> Iterator[int]:
+               tls: Any = None, limits: Limits | None = None, credentials: Credentials | None = None) -> Iterator[int]:
     """Serve `engine` on `address` from grpcio's threads; yields the bound port.
 
     On exit: health NOT_SERVING, in-flight calls get `grace` seconds, then stop.
-    `token`, `tls` and `limits` as in the module doc."""
-    instance = _Instance(engine, _Options(grace, token, tls, limits))
+    `token`, `tls` and `limits` as in the module doc; `credentials` (operator and per-peer
+    tokens, see `fedflow.grpc.identity`) replace `token` when given."""
+    instance = _Instance(engine, _Options(grace, token, tls, limits, credentials))
     port = instance.start(address)
     try:
         yield port
@@ -164,21 +175,30 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def serve_forever(engine: Any, address: str, *, grace: float = 5.0, token: str | None = None, tls: Any = None,
                   limits: Limits | None = None, on_ready: Callable[[int], Any] | None = None,
-                  stop: threading.Event | None = None) -> None:
+                  stop: threading.Event | None = None, warm_up: Callable[[], Any] | None = None,
+                  credentials: Credentials | None = None) -> None:
     """Serve `engine` on `address` until SIGTERM/SIGINT (main thread only) or until `stop`
     is set, then stop gracefully.
 
-    `on_ready(port)` runs once the server listens. Raises OSError when the
-    address cannot be bound, FedflowError when the TLS files are unusable."""
-    opts = _Options(grace, token, tls, limits)
+    `warm_up()` (recovery, say) runs once the port is served, while health says
+    NOT_SERVING; SERVING follows once it returns, so a recovered flow that calls this very
+    instance is answered rather than waiting out its deadline. `on_ready(port)` runs once
+    the server is SERVING. Raises OSError when the address cannot be bound, FedflowError
+    when the TLS files are unusable."""
+    opts = _Options(grace, token, tls, limits, credentials)
     instance = _Instance(engine, opts)
     stop = stop if stop is not None else threading.Event()
     with _stop_on_signals(stop):
-        port = instance.start(address)
-        secured = ", ".join(w for w, on in (("mTLS", opts.credentials), ("token", opts.token)) if on) or "plaintext"
+        port = instance.start(address, serving=warm_up is None)
+        secured = ", ".join(w for w, on in (("mTLS", opts.credentials), ("token", opts.token),
+                                            ("operator and peer tokens", credentials)) if on) or "plaintext"
         log.info("serving %s on %s (%s)", getattr(engine, "name", "?"), _bound(address, port), secured)
         log.debug("limits: %s; %d peer and %d control workers", opts.limits, WORKERS, CONTROL_WORKERS)
         try:
+            if warm_up is not None:
+                warm_up()
+                instance.set_serving(True)
+                log.info("%s is ready (health SERVING)", getattr(engine, "name", "?"))
             if on_ready is not None:
                 on_ready(port)
             while not stop.wait(_SIGNAL_POLL):

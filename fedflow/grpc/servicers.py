@@ -30,6 +30,7 @@ from typing import Any
 
 import grpc
 
+from .. import deadlines
 from ..errors import ReplicaError, UnknownFunction
 from ..limits import Limits
 from ..outcomes import is_suspended
@@ -38,6 +39,7 @@ from ..v1 import fedflow_pb2_grpc as pb_grpc
 from . import time_control
 from .codec import pack, pack_call_value, status_to_proto, unpack, unpack_call_value
 from .handlers import parsed
+from .identity import current_caller
 from .replica_stream import ReplicaAssembler, replica_parts
 from .status import BUSY_MARK, status_for, trailers_for
 
@@ -164,7 +166,8 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
         """Run an exposed function; its own exception comes back as `failure`, not a status."""
         payload = unpack_call_value(request.payload, request.blobs, "payload")
         try:
-            value = self._engine.invoke(request.fn, payload, request.call_id or None)
+            with deadlines.within(context.time_remaining()):  # its own peer calls end when ours does
+                value = self._engine.invoke(request.fn, payload, request.call_id or None)
             data, blobs = pack_call_value(value, "result")
             return pb.CallResponse(value=data, blobs=blobs)
         except UnknownFunction:
@@ -182,8 +185,9 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
         source, text = assembler.finish()
         if not source:
             raise ReplicaError("a replica header must name its source engine")
+        caller = current_caller()
         with self._gate.slot(context):
-            flows = self._engine.accept_replica(source, text)
+            flows = self._engine.accept_replica(source, text, caller.name, caller.may_write_slot(source))
         return pb.PushReplicaResponse(flows=int(flows))
 
     @_guard(lookup=True, gated=False)

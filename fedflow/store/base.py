@@ -140,8 +140,9 @@ class Store(abc.ABC):
         larger of that and its old version + 1, so a run that read the old row cannot change it."""
 
     @abc.abstractmethod
-    def put_replica(self, source: str, text: str) -> None:
-        """Keep `text` (an export, as JSON text) in the replica slot of engine `source`."""
+    def put_replica(self, source: str, text: str, sender: str | None = None) -> None:
+        """Keep `text` (an export, as JSON text) in the replica slot of engine `source`, noting
+        who sent it (`sender`: a peer's name, None when not known) and when."""
 
     @abc.abstractmethod
     def get_replica(self, source: str) -> str | None:
@@ -150,6 +151,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def replica_sources(self) -> list[str]:
         """Names of the engines whose replicas this store holds."""
+
+    @abc.abstractmethod
+    def replica_slots(self) -> list[tuple[str, int, float, str | None]]:
+        """[(source, bytes of its text as UTF-8, when it was stored, sender), ...], first stored first."""
 
     # -- timers: a suspended flow's wake_at ------------------------------------
 
@@ -184,6 +189,22 @@ class Store(abc.ABC):
                          last_id: str | None) -> bool:
         """Compare-and-set: if schedule `name` still has `spec` and `expect_next_at`, set its
         next tick and last tick's flow; False (nothing changed) when it moved on or changed."""
+
+    # -- answers to peer calls, by idempotency key -------------------------------
+
+    @abc.abstractmethod
+    def record_answer(self, key: str, text: str, at: float) -> str:
+        """Keep `text` (an encoded answer) as the answer to the call `key`, recorded at `at`
+        (seconds since the epoch), unless `key` has one already; the answer kept (the first).
+        Durable before it returns: the caller sends it on only afterwards."""
+
+    @abc.abstractmethod
+    def recorded_answer(self, key: str) -> str | None:
+        """The answer recorded for the call `key`, or None."""
+
+    @abc.abstractmethod
+    def prune_answers(self, before: float, keep: int) -> int:
+        """Drop the answers recorded before `before`, and all but the `keep` newest; the count dropped."""
 
     def close(self) -> None:  # noqa: B027 - optional for stores without resources
         """Release resources; the store is unusable afterwards."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -18,7 +19,9 @@ class MemoryStore(Store):
         self._flows: dict[str, FlowRecord] = {}
         self._logs: dict[str, list[LogEntry]] = {}
         self._replicas: dict[str, str] = {}
+        self._slot_notes: dict[str, tuple[float, str | None]] = {}  # source -> (stored at, sender)
         self._schedules: dict[str, list] = {}  # name -> [spec, next_at, last_id]
+        self._answers: dict[str, tuple[str, float]] = {}  # call key -> (answer, recorded at), oldest first
 
     def create(self, record: FlowRecord, *, acknowledge: bool = True) -> bool:
         with self._lock:
@@ -102,9 +105,10 @@ class MemoryStore(Store):
                 self._flows[rec.id] = dataclasses.replace(rec, version=version)
                 self._logs[rec.id] = list(log)
 
-    def put_replica(self, source: str, text: str) -> None:
+    def put_replica(self, source: str, text: str, sender: str | None = None) -> None:
         with self._lock:
             self._replicas[source] = text
+            self._slot_notes[source] = (time.time(), sender)
 
     def get_replica(self, source: str) -> str | None:
         with self._lock:
@@ -113,6 +117,11 @@ class MemoryStore(Store):
     def replica_sources(self) -> list[str]:
         with self._lock:
             return list(self._replicas)
+
+    def replica_slots(self) -> list[tuple[str, int, float, str | None]]:
+        with self._lock:
+            return [(source, len(text.encode("utf-8", "surrogatepass")), *self._slot_notes[source])
+                    for source, text in self._replicas.items()]
 
     def timers(self) -> list[tuple[str, str, float]]:
         with self._lock:
@@ -148,3 +157,21 @@ class MemoryStore(Store):
                 return False
             row[1:] = [next_at, last_id]
             return True
+
+    def record_answer(self, key: str, text: str, at: float) -> str:
+        with self._lock:
+            return self._answers.setdefault(key, (text, at))[0]
+
+    def recorded_answer(self, key: str) -> str | None:
+        with self._lock:
+            found = self._answers.get(key)
+            return None if found is None else found[0]
+
+    def prune_answers(self, before: float, keep: int) -> int:
+        with self._lock:
+            keys = list(self._answers)
+            excess = max(len(keys) - keep, 0)
+            doomed = keys[:excess] + [k for k in keys[excess:] if self._answers[k][1] < before]
+            for key in doomed:
+                self._answers.pop(key, None)
+            return len(doomed)

@@ -540,14 +540,30 @@ class SQLiteStore(Store):
         return self._write_one("advance a schedule", sql.ADVANCE_SCHEDULE,
                                (next_at, last_id, name, spec, expect_next_at)) == 1
 
+    # -- answers to peer calls -------------------------------------------------
+
+    def record_answer(self, key: str, text: str, at: float) -> str:
+        """Keep the first answer to call `key` (durable before it returns); the answer kept."""
+        with self._tx("record a call's answer") as conn:
+            conn.execute(sql.RECORD_ANSWER, (key, text, at))
+            return conn.execute(sql.RECORDED_ANSWER, (key,)).fetchone()[0]
+
+    def recorded_answer(self, key: str) -> str | None:
+        """The answer recorded for call `key`, or None."""
+        with self._reading("read a call's answer") as conn:
+            row = conn.execute(sql.RECORDED_ANSWER, (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def prune_answers(self, before: float, keep: int) -> int:
+        """Drop answers recorded before `before`, and all but the `keep` newest."""
+        return self._write_one("prune recorded answers", sql.PRUNE_ANSWERS, (before, keep))
+
     # -- replicas ------------------------------------------------------------
 
-    def put_replica(self, source: str, text: str) -> None:
+    def put_replica(self, source: str, text: str, sender: str | None = None) -> None:
         """Keep `text` (an export, as JSON text) in the replica slot of engine `source`."""
         with self._tx("store a replica") as conn:
-            conn.execute("INSERT INTO replicas (source, text, updated) VALUES (?, ?, ?) "
-                         "ON CONFLICT(source) DO UPDATE SET text = excluded.text, "
-                         "updated = excluded.updated", (source, text, time.time()))
+            conn.execute(sql.PUT_REPLICA, (source, text, time.time(), sender))
 
     def get_replica(self, source: str) -> str | None:
         """The replica held for engine `source`, or None."""
@@ -559,6 +575,11 @@ class SQLiteStore(Store):
         """Names of the engines whose replicas this store holds, first stored first."""
         with self._reading("list replicas") as conn:
             return [source for (source,) in conn.execute("SELECT source FROM replicas ORDER BY rowid")]
+
+    def replica_slots(self) -> list[tuple[str, int, float, str | None]]:
+        """[(source, bytes, stored at, sender), ...], first stored first."""
+        with self._reading("list replica slots") as conn:
+            return conn.execute(sql.REPLICA_SLOTS).fetchall()
 
     def close(self) -> None:
         """Close the connection (idempotent); later calls raise FedflowError."""

@@ -30,8 +30,9 @@ FORMAT = "fedflow-store"
 #: The schema version written, and what each older one lacks (it is upgraded on open):
 #: 1 had no ``bodies``; 1-3 had no ``version`` column; 3 kept a result that repeated the end of
 #: a journal entry as a reference to it (the blob ``b"n:size"``), written out in full by the upgrade.
-#: 4 had no timers (``flows.wake_at``) and no ``schedules``.
-SCHEMA_VERSION = 5
+#: 4 had no timers (``flows.wake_at``) and no ``schedules``; 5 had no ``call_answers`` and no
+#: ``replicas.sender``.
+SCHEMA_VERSION = 6
 #: A value text at least this long (in characters) is kept in ``bodies``.
 SPILL_CHARS = 1024
 #: What a spilled column holds: a blob, which no JSON text ever is.
@@ -48,7 +49,8 @@ TABLES = {1: frozenset({"meta", "flows", "log", "replicas"}),
           2: frozenset({"meta", "flows", "log", "bodies", "replicas"}),
           3: frozenset({"meta", "flows", "log", "bodies", "replicas"}),
           4: frozenset({"meta", "flows", "log", "bodies", "replicas"}),
-          5: frozenset({"meta", "flows", "log", "bodies", "replicas", "schedules"})}
+          5: frozenset({"meta", "flows", "log", "bodies", "replicas", "schedules"}),
+          6: frozenset({"meta", "flows", "log", "bodies", "replicas", "schedules", "call_answers"})}
 _BODIES = ("CREATE TABLE IF NOT EXISTS bodies (flow_id TEXT NOT NULL, slot NOT NULL, "
            "text TEXT NOT NULL, UNIQUE (flow_id, slot))")
 SCHEMA = (
@@ -88,12 +90,33 @@ SCHEDULES = "SELECT name, spec, next_at, last_id FROM schedules ORDER BY name"
 ADVANCE_SCHEDULE = ("UPDATE schedules SET next_at = ?, last_id = ? WHERE name = ? AND spec = ? "
                     "AND next_at = ?")
 
+# -- answers to peer calls ----------------------------------------------------------
+# One row per idempotency key; rowid order is recording order, so keeping the newest N is one range delete.
+_ANSWERS = ("CREATE TABLE IF NOT EXISTS call_answers (key TEXT NOT NULL UNIQUE, text TEXT NOT NULL, "
+            "at REAL NOT NULL)")
+#: Who sent a replica (a peer's name; NULL when not known).
+_REPLICA_SENDER = "ALTER TABLE replicas ADD COLUMN sender TEXT"
+SCHEMA = (*SCHEMA, _ANSWERS, _REPLICA_SENDER)
+#: Upgrade step 5 -> 6: recorded answers, replica senders.
+_ANSWERS_STEP = (_ANSWERS, _REPLICA_SENDER)
+PUT_REPLICA = ("INSERT INTO replicas (source, text, updated, sender) VALUES (?, ?, ?, ?) "
+               "ON CONFLICT(source) DO UPDATE SET text = excluded.text, updated = excluded.updated, "
+               "sender = excluded.sender")
+REPLICA_SLOTS = "SELECT source, length(CAST(text AS BLOB)), updated, sender FROM replicas ORDER BY rowid"
+RECORD_ANSWER = "INSERT INTO call_answers (key, text, at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING"
+RECORDED_ANSWER = "SELECT text FROM call_answers WHERE key = ?"
+#: ?1 drop what was recorded before it, ?2 keep at most this many (the newest).
+PRUNE_ANSWERS = ("DELETE FROM call_answers WHERE at < ?1 "
+                 "OR rowid <= (SELECT MAX(rowid) FROM call_answers) - ?2")
+
 _SET_VERSION = f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'"
 _ADD_VERSION = "ALTER TABLE flows ADD COLUMN version INTEGER NOT NULL DEFAULT 0"
 #: Schema version -> the statements that bring it to SCHEMA_VERSION, run in one transaction
 #: (after `REFERRED_RESULTS` are written out in full, for schema 3).
-UPGRADE = {1: (_BODIES, _ADD_VERSION, *_TIME_STEP, _SET_VERSION), 2: (_ADD_VERSION, *_TIME_STEP, _SET_VERSION),
-           3: (_ADD_VERSION, *_TIME_STEP, _SET_VERSION), 4: (*_TIME_STEP, _SET_VERSION)}
+UPGRADE = {1: (_BODIES, _ADD_VERSION, *_TIME_STEP, *_ANSWERS_STEP, _SET_VERSION),
+           2: (_ADD_VERSION, *_TIME_STEP, *_ANSWERS_STEP, _SET_VERSION),
+           3: (_ADD_VERSION, *_TIME_STEP, *_ANSWERS_STEP, _SET_VERSION),
+           4: (*_TIME_STEP, *_ANSWERS_STEP, _SET_VERSION), 5: (*_ANSWERS_STEP, _SET_VERSION)}
 #: Schema 3's result references: (flow id, the reference ``b"n:size"``) of each.
 REFERRED_RESULTS = "SELECT flow_id, text FROM bodies WHERE slot = 'result' AND typeof(text) = 'blob'"
 #: The UTF-8 bytes of a flow's log entry body ?2 (a reference names its result's bytes in them).

@@ -29,6 +29,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_exponential, wait_random
 
+from .. import deadlines
 from .. import errors as E
 from ..grpc.channel import open_channel
 from ..grpc.codec import pack_call_value, unpack_call_value
@@ -72,8 +73,9 @@ class GrpcTransport(Transport):
     def _with_retries(self, deadline: float | None, attempt: Callable[[float], T],
                       retry_window: float | None = None) -> T:
         """Run `attempt(timeout)` until it succeeds, fails for good, or the retry window
-        (at most the deadline) is spent; each attempt gets what remains of the deadline."""
-        budget = self.default_deadline if deadline is None else deadline
+        (at most the deadline) is spent; each attempt gets what remains of the deadline. Inside a
+        served peer call, the deadline is cut to what that call's caller has left."""
+        budget = deadlines.bounded(self.default_deadline if deadline is None else deadline)
         window = budget if retry_window is None else min(retry_window, budget)
         end = time.monotonic() + budget
         retrying = Retrying(stop=stop_before_delay(window), wait=_BACKOFF, retry=_TRANSIENT, reraise=True)
