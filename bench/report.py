@@ -149,6 +149,12 @@ SECTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
         ("  same, empty store (MiB)", "timers_empty_rss_mb", None),
         ("store file (MiB)", "timers_100k_db_mib", None),
         ("building it: 100,000 rows by put_flows (s)", "timers_100k_build_s", None))),
+    ("bench-peers: 1,000 flows asleep, each side in its own process, vs DBOS.sleep", (
+        ("wake lateness p50: due -> next step ran (ms)", "peers_fedflow_sleep_lateness_p50_ms",
+         "dbos_sleep_lateness_p50_ms"),
+        ("wake lateness p99 (ms)", "peers_fedflow_sleep_lateness_p99_ms", "dbos_sleep_lateness_p99_ms"),
+        ("RSS while asleep (MiB)", "peers_fedflow_sleep_rss_mb", "dbos_sleep_rss_mb"),
+        ("OS threads while asleep", "peers_fedflow_sleep_threads", "dbos_sleep_threads"))),
 )
 
 
