@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -136,13 +135,7 @@ def run_side(side: str, count: int) -> dict[str, float]:
     """Run one side in a fresh interpreter (bounded); its JSON answer."""
     with tempfile.TemporaryDirectory(prefix=f"fedflow-bench-sleep-{side}-") as db_dir:
         argv = [sys.executable, __file__, "--side", side, "--dir", db_dir, "--count", str(count)]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=CHILD_TIMEOUT, env=common.child_env(),
-                              cwd=db_dir, start_new_session=True, check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"bench-peers: the {side} sleep run failed (exit {proc.returncode}):\n"
-                           f"{proc.stderr[-3000:]}")
-    return json.loads(lines[-1])
+        return common.json_child(argv, db_dir, f"the {side} sleep run", CHILD_TIMEOUT)
 
 
 def sleep_keys(count: int) -> dict[str, float]:

@@ -127,12 +127,7 @@ def run_dbos(poll: float | None, flows_count: int, resumes: int, repeats: int) -
     with tempfile.TemporaryDirectory(prefix="fedflow-bench-dbos-") as db_dir:
         argv = [sys.executable, __file__, "--child", db_dir, "--poll", "default" if poll is None else str(poll),
                 "--flows", str(flows_count), "--resumes", str(resumes), "--repeats", str(repeats)]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=CHILD_TIMEOUT, env=common.child_env(),
-                              cwd=db_dir, start_new_session=True, check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"bench-peers: DBOS run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1])
+        return common.json_child(argv, db_dir, "DBOS run", CHILD_TIMEOUT)
 
 
 # ------------------------------------------------------------------ the fedflow side and the merge
