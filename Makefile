@@ -37,7 +37,7 @@ serve: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 
-# DBOS beside fedflow (workloads 1 and 2), in its own venv so dbos never becomes our dependency.
+# DBOS beside fedflow (workloads 1 and 2, and 1,000 sleeping flows), in its own venv so dbos never becomes our dependency.
 PEERS_VENV := .venv-peers
 PEERS_STAMP := $(PEERS_VENV)/.installed
 $(PEERS_STAMP): pyproject.toml

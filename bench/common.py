@@ -7,6 +7,7 @@ waited for with a bounded deadline, and killed (group-wide) on the way out.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import selectors
 import signal
@@ -163,6 +164,17 @@ def child(argv: Sequence[str], log_dir: Path, name: str) -> Iterator[Child]:
 def python_argv(script: str, *args: str) -> list[str]:
     """argv running bench/`script` with this interpreter."""
     return [sys.executable, str(BENCH / script), *args]
+
+
+def json_child(argv: Sequence[str], cwd: str, what: str, timeout: float = 300.0) -> dict[str, Any]:
+    """Run `argv` to its end (bounded, own session) and read the last JSON line it prints;
+    RuntimeError naming `what`, with the end of its stderr, when it fails."""
+    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=child_env(), cwd=cwd,
+                          start_new_session=True, check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"bench-peers: {what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])
 
 
 def vm_rss_mb(pid: int) -> float:

@@ -1,4 +1,4 @@
-"""`make bench-peers`: workloads 1 and 2 on DBOS (its default SQLite store) beside fedflow, same run.
+"""`make bench-peers`: workloads 1, 2 and sleeping flows on DBOS (its default SQLite store) beside fedflow.
 
     .venv-peers/bin/python bench/dbos_workloads.py [--quick] [--out bench/results.json]
 
@@ -11,6 +11,9 @@ with `notification_listener_polling_interval_sec=0.01`. External resume in
 DBOS is `DBOS.recv` inside the workflow and `DBOS.send` from outside; the
 time is from `send` to `get_result()`. The DBOS keys, the fedflow numbers of
 this run (`peers_fedflow_*`) and their ratios are merged into the results file.
+Then 1,000 flows asleep on each side, each in a fresh interpreter
+(`bench/dbos_sleep.py`): wake lateness, RSS and threads (`dbos_sleep_*`,
+`peers_fedflow_sleep_*`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common, flows
 from bench import workloads_local as local
+from bench.dbos_sleep import sleep_keys
 from bench.report import print_table, target_verdicts
 from bench.run import rounded, write_results
 
@@ -123,12 +127,7 @@ def run_dbos(poll: float | None, flows_count: int, resumes: int, repeats: int) -
     with tempfile.TemporaryDirectory(prefix="fedflow-bench-dbos-") as db_dir:
         argv = [sys.executable, __file__, "--child", db_dir, "--poll", "default" if poll is None else str(poll),
                 "--flows", str(flows_count), "--resumes", str(resumes), "--repeats", str(repeats)]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=CHILD_TIMEOUT, env=common.child_env(),
-                              cwd=db_dir, start_new_session=True, check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"bench-peers: DBOS run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1])
+        return common.json_child(argv, db_dir, "DBOS run", CHILD_TIMEOUT)
 
 
 # ------------------------------------------------------------------ the fedflow side and the merge
@@ -163,7 +162,8 @@ def measure_both(quick: bool) -> dict[str, Any]:
     default = run_dbos(None, count, 3 if quick else 10, repeats)
     after = fedflow_side(repeats, count, resumes)
     fast = run_dbos(0.01, count, 10 if quick else 60, repeats)
-    return {**common.median_of([before, after]), **dbos_keys(default, fast)}
+    sleeping = sleep_keys(100 if quick else 1_000)
+    return {**common.median_of([before, after]), **dbos_keys(default, fast), **sleeping}
 
 
 def print_side_by_side(keys: dict[str, Any]) -> None:
@@ -173,7 +173,13 @@ def print_side_by_side(keys: dict[str, Any]) -> None:
             ("resume p50 ms vs DBOS default poll", "peers_fedflow_resume_p50_ms", "dbos_resume_p50_ms", "of DBOS"),
             ("resume p50 ms vs DBOS 10 ms poll", "peers_fedflow_resume_p50_ms", "dbos_10ms_poll_resume_p50_ms",
              "of DBOS"),
-            ("resume p99 ms vs DBOS default poll", "peers_fedflow_resume_p99_ms", "dbos_resume_p99_ms", "of DBOS"))
+            ("resume p99 ms vs DBOS default poll", "peers_fedflow_resume_p99_ms", "dbos_resume_p99_ms", "of DBOS"),
+            ("sleeping flows: wake lateness p50 ms", "peers_fedflow_sleep_lateness_p50_ms",
+             "dbos_sleep_lateness_p50_ms", "of DBOS"),
+            ("sleeping flows: wake lateness p99 ms", "peers_fedflow_sleep_lateness_p99_ms",
+             "dbos_sleep_lateness_p99_ms", "of DBOS"),
+            ("sleeping flows: RSS MiB", "peers_fedflow_sleep_rss_mb", "dbos_sleep_rss_mb", "of DBOS"),
+            ("sleeping flows: OS threads", "peers_fedflow_sleep_threads", "dbos_sleep_threads", "of DBOS"))
     print(f"\nfedflow vs DBOS {keys['dbos_version']} (default SQLite store), same run")
     print(f"  {'':38} {'fedflow':>10} {'DBOS':>10}   fedflow/DBOS")
     for label, ours, theirs, unit in rows:

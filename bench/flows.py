@@ -15,6 +15,7 @@ FLOW3 = "bench.flow3"
 WAITER = "bench.waiter"
 PARKED = "bench.parked"
 REMOTE_ECHO = "bench.remote_echo"
+NAPPER = "bench.napper"
 REPLAY_PREFIX = "bench.replay."
 
 Flow = Callable[[Any], Any]
@@ -37,6 +38,12 @@ def _park(x: Any) -> Any:
     return {"input": x, "go": fedflow.suspend("go")}
 
 
+def _nap(x: dict[str, Any]) -> dict[str, Any]:
+    """Sleep durably until `x["at"]` (seconds since the epoch)."""
+    fedflow.sleep_until(x["at"])
+    return x
+
+
 #: Workload 1: three journaled steps over a small dict.
 flow3 = fedflow.sequence(_mark("a", 1), _mark("b", 2), _mark("c", 3))
 #: Workload 2: a step, a suspend an outside thread resolves, a step.
@@ -45,6 +52,8 @@ waiter = fedflow.sequence(_mark("prepared", 1), fedflow.node(_await_approval), _
 parked = fedflow.sequence(_mark("accepted", 1), fedflow.node(_park))
 #: Workload 3b: a one-step flow calling `echo` on the peer named "peer".
 remote_echo = fedflow.remote_node("peer", "echo")
+#: Workload 7: sleep until its input's "at", then one journaled step.
+napper = fedflow.sequence(fedflow.node(_nap), _mark("woke", 1))
 
 _inc = fedflow.step(lambda n: n + 1, name="inc")
 
@@ -78,6 +87,7 @@ def define(replay_steps: tuple[int, ...] = (), resumes: int = 0) -> None:
     fedflow.defflow(WAITER, waiter)
     fedflow.defflow(PARKED, parked)
     fedflow.defflow(REMOTE_ECHO, remote_echo)
+    fedflow.defflow(NAPPER, napper)
     for steps in replay_steps:
         fedflow.defflow(replay_name(steps), replay_flow(steps, resumes))
 

@@ -1,4 +1,4 @@
-"""The readable side of the results: issue 7's targets, their verdicts, and the printed table."""
+"""The readable side of the results: the targets, their verdicts, and the printed table."""
 
 from __future__ import annotations
 
@@ -56,6 +56,11 @@ TARGETS = (
     Target("replicate_10000_s", "<=", 2, "<= 2 s"),
     Target("handoff_1000_s", "<=", 1, "<= 1 s"),
     Target("rss_100k_mb", "<=", 150, "<= 150 MB"),
+    Target("timer_lateness_p50_ms", "<=", 5, "<= 5 ms"),
+    Target("timer_lateness_p99_ms", "<=", 20, "<= 20 ms"),
+    Target("timers_100k_rss_mb", "<=", 100, "<= 100 MB"),
+    Target("timers_100k_open_s", "<=", 2, "<= 2 s"),
+    Target("timer_burst_1000_s", "<=", 1, "<= 1 s"),
 )
 _BY_ROW = {(t.key, t.baseline): t for t in TARGETS}
 
@@ -133,6 +138,23 @@ SECTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
         ("RSS holding 100,000 suspended flows", "rss_100k_mb", None),
         ("RSS of an empty store", "rss_empty_mb", None),
         ("store file (MiB)", "rss_100k_db_mib", None))),
+    ("7  timers in a SQLite store holding 100,000 pending timers", (
+        ("lateness p50: due -> one-step flow done (ms)", "timer_lateness_p50_ms", None),
+        ("lateness p99 (ms)", "timer_lateness_p99_ms", None),
+        ("lateness max (ms)", "timer_lateness_max_ms", None),
+        ("1,000 due at once, power: due -> all done (s)", "timer_burst_1000_s", None),
+        ("serve: start -> SERVING (s)", "timers_100k_open_s", None),
+        ("  same, empty store (s)", "timers_empty_open_s", None),
+        ("serve: RSS (MiB)", "timers_100k_rss_mb", None),
+        ("  same, empty store (MiB)", "timers_empty_rss_mb", None),
+        ("store file (MiB)", "timers_100k_db_mib", None),
+        ("building it: 100,000 rows by put_flows (s)", "timers_100k_build_s", None))),
+    ("bench-peers: 1,000 flows asleep, each side in its own process, vs DBOS.sleep", (
+        ("wake lateness p50: due -> next step ran (ms)", "peers_fedflow_sleep_lateness_p50_ms",
+         "dbos_sleep_lateness_p50_ms"),
+        ("wake lateness p99 (ms)", "peers_fedflow_sleep_lateness_p99_ms", "dbos_sleep_lateness_p99_ms"),
+        ("RSS while asleep (MiB)", "peers_fedflow_sleep_rss_mb", "dbos_sleep_rss_mb"),
+        ("OS threads while asleep", "peers_fedflow_sleep_threads", "dbos_sleep_threads"))),
 )
 
 

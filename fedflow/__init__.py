@@ -54,9 +54,9 @@ from .outcomes import Suspended, is_suspended
 from .railway import Fail, fail, fail_reason, is_failed
 from .registry import defflow, flow
 from .remote import remote_failover, remote_node
-from .replay import request, suspend, tick
+from .replay import request, tick
 from .versioning import patched
-from .waits import sleep, sleep_until
+from .waits import sleep, sleep_until, suspend
 
 __version__ = "0.1.0"
 

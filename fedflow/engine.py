@@ -39,11 +39,11 @@ from .opening import Opening
 from .outcomes import Suspended
 from .peers import PeerTable
 from .replay import AbortSignal, DivergedSignal, Run, SuspendSignal, run_flow
-from .schedules import Scheduling
+from .schedules import Scheduler
 from .store import open_store
 from .store.base import CANCELLED, DONE, FAILED, LIVE, MOVED, RUNNING, SUSPENDED, TERMINAL, FlowRecord, Store
-from .timers import Timers, TimerService
-from .versioning import Checking
+from .timers import Timekeeper
+from .versioning import Checker
 from .waits import SLEEP_PREFIX
 
 log = logging.getLogger("fedflow.engine")
@@ -69,11 +69,12 @@ def _state(rec: FlowRecord | None) -> str:
     return f"suspended on {rec.waiting!r}" if rec.status == SUSPENDED else rec.status
 
 
-class Engine(Timers, Scheduling, Checking):
+class Engine:
     """One fedflow instance: its flows, its store, its peers and exposed functions.
 
     Moving flows between instances is `self.federation`'s job; the functions peers may
-    call are `self.functions`; the engine's own verbs for both hand over to them."""
+    call are `self.functions`; timers are `self.timekeeper`'s, schedules `self.scheduler`'s,
+    replaying flows against new code `self.checker`'s; the engine's own verbs for them hand over."""
 
     def __init__(self, name: str = "fedflow", store: str | Store | None = None, *,
                  durability: str = "power", deadline: float = 10.0, recover: bool = True,
@@ -84,7 +85,6 @@ class Engine(Timers, Scheduling, Checking):
         the engine fires due timers and schedule ticks by itself until `close()`."""
         self.name = name
         self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
-        self._timer_service: TimerService | None = None
         self.deadline = deadline
         self.store = open_store(store, durability)
         self.peers = PeerTable(name, deadline)
@@ -93,6 +93,11 @@ class Engine(Timers, Scheduling, Checking):
         self._inflight = InFlight()
         self.federation = Federation(name, self.store, self.peers, deadline, self._inflight, self.recover,
                                      self._poke_timers)
+        self.scheduler = Scheduler(name, self.store, self.clock, start=self.start, status=self.status,
+                                   changed=self._poke_timers)
+        self.timekeeper = Timekeeper(name, self.store, self.clock, fire=self._fire_timer, status=self.status,
+                                     schedules=self.scheduler)
+        self.checker = Checker(self.store, resolve=self._resolve, services=self)
         if recover:
             self.recover()
         if run_timers:
@@ -107,9 +112,7 @@ class Engine(Timers, Scheduling, Checking):
 
     def close(self) -> None:
         """Stop firing timers; close peer connections and the store."""
-        service, self._timer_service = self._timer_service, None
-        if service is not None:
-            service.close()
+        self.timekeeper.stop()
         self.peers.close()
         self.store.close()
 
@@ -184,6 +187,26 @@ class Engine(Timers, Scheduling, Checking):
         if waiting.startswith(SLEEP_PREFIX):
             raise FlowError(f"flow {rec.id} is sleeping (timer {waiting!r}), not waiting for a resume; "
                             f"wake(id) ends the sleep now", rec.id)
+
+    def _fire_timer(self, flow_id: str, tag: str, due_by: float | None, strict: bool) -> Any:
+        """End flow `flow_id`'s wait on `tag` by its timer, if it still waits there (and, with
+        `due_by`, the timer is due by then): a resume by the run path. Quiet unless `strict`:
+        None when nothing fired."""
+        self.federation.owner_check.confirm(flow_id)  # a restored flow: no peer holds a newer copy
+        with self._inflight.lock:
+            rec = self.store.get(flow_id)
+            waits = (rec is not None and rec.status == SUSPENDED and rec.waiting == tag
+                     and rec.wake_at is not None and (due_by is None or rec.wake_at <= due_by))
+            if self._inflight.is_busy(flow_id) or not waits:
+                if strict:
+                    raise FlowError(f"flow {flow_id} is no longer waiting on timer {tag!r} (it was resumed, "
+                                    f"woken or cancelled meanwhile); status() shows where it is", flow_id)
+                return None
+            body = self._resolve(rec)
+            self._inflight.begin(flow_id)
+        opening = Opening(self.store, rec, resume_entry={"t": "s", "tag": tag, "v": None, "w": 1},
+                          explain=self._changed_meanwhile)
+        return self._execute(rec, body, None, opening)
 
     def _changed_meanwhile(self, flow_id: str) -> Exception:
         """The error for a run whose flow was cancelled, moved, resumed or claimed by another
@@ -427,6 +450,46 @@ class Engine(Timers, Scheduling, Checking):
     def invoke(self, fn: str, payload: Any, call_id: str | None = None) -> Any:
         """Run exposed function `fn` for a peer; a repeated `call_id` gets the first answer again."""
         return self.functions.invoke(fn, payload, call_id)
+
+    # ------------------------------------------------------------ time and versions
+    def timers(self) -> list[tuple[str, str, float]]:
+        """[(id, tag, wake_at), ...] for every flow waiting on a timer or a timed suspend."""
+        return self.timekeeper.timers()
+
+    def wake(self, id: str) -> Any:
+        """Fire the timer of flow `id` now (end its sleep, or time out its timed suspend):
+        the flow's outcome, as `resume` returns it. FlowError when it waits on no timer."""
+        return self.timekeeper.wake(id)
+
+    def start_timers(self) -> None:
+        """Start firing due timers and schedule ticks (the engine does at open unless
+        `run_timers=False`; `fedflow serve` does once its modules are loaded and stale flows fenced)."""
+        self.timekeeper.start()
+
+    def _poke_timers(self) -> None:
+        """Tell the timer service that a timer or a schedule changed."""
+        self.timekeeper.poke()
+
+    def schedule(self, name: str, flow: Any, input: Any = None, *, cron: str | None = None,
+                 every: float | None = None, catchup: str = "latest", overlap: str = "skip",
+                 paused: bool = False) -> dict[str, Any]:
+        """Start `flow` (registered) on every tick of `cron` (five fields, UTC) or `every` seconds,
+        with id ``name@ISO-TIME``; replaces a schedule of the same name. The stored schedule."""
+        return self.scheduler.schedule(name, flow, input, cron=cron, every=every, catchup=catchup,
+                                       overlap=overlap, paused=paused)
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """Every schedule: name, flow, input, cron or every, catchup, overlap, paused, next_at."""
+        return self.scheduler.schedules()
+
+    def unschedule(self, name: str) -> None:
+        """Drop schedule `name` (flows its ticks started go on); FedflowError if there is none."""
+        self.scheduler.unschedule(name)
+
+    def check(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """Replay every live flow (or `ids`) against the code loaded now, without running any
+        step, call or timer and without writing: ``[{"id", "flow", "ok", "error"}, ...]``."""
+        return self.checker.check(ids)
 
     # ------------------------------------------------------------ federation
     def export(self) -> dict[str, Any]:

@@ -179,7 +179,8 @@ def next_key() -> str:
     return _scope().next_key()
 
 
-def _require_run(what: str) -> Run:
+def require_run(what: str) -> Run:
+    """The run the calling code belongs to; FlowError naming `what` outside a flow."""
     run = _RUN.get()
     if run is None:
         raise errors.FlowError(f"{what} was called outside a running flow; call it inside a node "
@@ -189,20 +190,6 @@ def _require_run(what: str) -> Run:
 
 #: `suspend`'s `default` when none is given: a timed-out wait returns a Fail naming the tag.
 TIMED_OUT: Any = object()
-
-
-def suspend(tag: str, timeout: float | None = None, default: Any = TIMED_OUT) -> Any:
-    """Return the value logged for `tag`, or stop the flow here, waiting on `tag`.
-
-    With `timeout` (seconds), a wait that no resume ends in time returns `default`
-    (by default `fail(f"timed out waiting for {tag}")`)."""
-    if not isinstance(tag, str):
-        raise TypeError(f"suspend tags are strings, got {type(tag).__name__}")
-    if timeout is not None:
-        from .waits import timed_suspend
-        return timed_suspend(tag, timeout, default)
-    value = wait_on(_require_run("suspend()"), tag)
-    return timed_out_fail(tag) if value is TIMED_OUT else value
 
 
 def timed_out_fail(tag: str) -> Fail:
@@ -223,7 +210,7 @@ def request(kind: str, payload: Any = None) -> Any:
     """Ask the host for work: suspend with a pending request the host driver answers."""
     if not isinstance(kind, str):
         raise TypeError(f"request kinds are strings, got {type(kind).__name__}")
-    run = _require_run("request()")
+    run = require_run("request()")
     tag = f"request:{next_key()}"
     if tag in run.suspends:
         return values.decode(run.suspends[tag])

@@ -21,12 +21,14 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from cronsim import CronSim, CronSimError
 
 from . import registry, values
+from .clock import Clock
 from .errors import FedflowError
 from .store.base import LIVE, Store
 
@@ -183,15 +185,20 @@ def _entry(name: str, spec: ScheduleSpec, next_at: float) -> dict[str, Any]:
             "next_at": next_at}
 
 
-class Scheduling:
-    """The schedule verbs of an Engine (which provides store, clock, start and status)."""
+class Scheduler:
+    """An engine's schedules: the verbs on them, and the ticks its timer service asks for.
 
-    name: str
-    store: Store
-    clock: Any
-    start: Any
-    status: Any
-    _poke_timers: Any
+    A tick starts its flow through `start` (the engine's `start`), asks `status` whether the
+    previous tick's flow is still live, and `changed` tells the timer service of a new schedule."""
+
+    def __init__(self, name: str, store: Store, clock: Clock, *, start: Callable[..., Any],
+                 status: Callable[[str], str], changed: Callable[[], None]) -> None:
+        self.name = name
+        self.store = store
+        self.clock = clock
+        self.start = start
+        self.status = status
+        self.changed = changed
 
     def schedule(self, name: str, flow: Any, input: Any = None, *, cron: str | None = None,
                  every: float | None = None, catchup: str = "latest", overlap: str = "skip",
@@ -206,7 +213,7 @@ class Scheduling:
                 return _entry(name, spec, next_at)
         next_at = spec.first_tick(self.clock.time())
         self.store.put_schedule(name, spec.text(), next_at)
-        self._poke_timers()
+        self.changed()
         return _entry(name, spec, next_at)
 
     def schedules(self) -> list[dict[str, Any]]:
@@ -219,13 +226,13 @@ class Scheduling:
         if not self.store.delete_schedule(name):
             raise FedflowError(f"no schedule named {name!r} on engine {self.name!r}; schedules() lists them")
 
-    def _next_schedule_tick(self) -> float | None:
+    def next_tick(self) -> float | None:
         """The earliest next tick of a schedule that is not paused, or None."""
         ticks = [next_at for _name, text, next_at, _last in self.store.schedules()
                  if not json.loads(text).get("paused")]
         return min(ticks) if ticks else None
 
-    def _tick_schedules(self, now: float, opened_at: float) -> None:
+    def tick(self, now: float, opened_at: float) -> None:
         """Start every due tick (see the module docstring) and move each schedule on."""
         for name, text, next_at, last_id in self.store.schedules():
             if next_at > now:

@@ -20,8 +20,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .clock import Clock
 from .errors import FedflowError, FlowError, UnknownFlow
-from .opening import Opening
+from .schedules import Scheduler
 from .store.base import SUSPENDED, Store
 
 log = logging.getLogger("fedflow.timers")
@@ -34,17 +35,26 @@ _BATCH = 256
 _MOST_PER_PASS = 100_000
 
 
-class Timers:
-    """The timer verbs of an Engine (which provides store, clock, and the run machinery)."""
+#: How the engine fires a timer by its run path: (flow id, tag, due by, strict) -> the outcome.
+FireTimer = Callable[[str, str, float | None, bool], Any]
 
-    name: str
-    store: Store
-    clock: Any
-    _inflight: Any
-    _resolve: Any
-    _execute: Any
-    _changed_meanwhile: Any
-    _timer_service: TimerService | None
+
+class Timekeeper:
+    """An engine's timers: the verbs on them, and the one service that fires them and ticks
+    `schedules` until `stop`.
+
+    It fires a timer through `fire`, the engine's run path (the wake is a resume), and asks
+    `status` whether a flow that could not fire is still waiting."""
+
+    def __init__(self, name: str, store: Store, clock: Clock, *, fire: FireTimer,
+                 status: Callable[[str], str], schedules: Scheduler) -> None:
+        self.name = name
+        self.store = store
+        self.clock = clock
+        self.fire = fire
+        self.status = status
+        self.schedules = schedules
+        self.service: TimerService | None = None
 
     def timers(self) -> list[tuple[str, str, float]]:
         """[(id, tag, wake_at), ...] for every flow waiting on a timer or a timed suspend."""
@@ -61,48 +71,34 @@ class Timers:
             raise FlowError(f"flow {id} waits on no timer (it is {rec.status}"
                             f"{', waiting on ' + repr(rec.waiting) if rec.waiting else ''}); timers() shows "
                             f"the flows that do", id)
-        return self._fire(id, rec.waiting or "", due_by=None, strict=True)
+        return self.fire(id, rec.waiting or "", None, True)
 
-    def start_timers(self) -> None:
-        """Start firing due timers and schedule ticks (the engine does at open unless
-        `run_timers=False`; `fedflow serve` does once its modules are loaded and stale flows fenced)."""
-        if self._timer_service is None:
-            self._timer_service = TimerService(self)
+    def start(self) -> None:
+        """Start firing due timers and schedule ticks (a second call changes nothing)."""
+        if self.service is None:
+            self.service = TimerService(self)
 
-    def _fire(self, flow_id: str, tag: str, due_by: float | None, strict: bool = False) -> Any:
-        """End flow `flow_id`'s wait on `tag` by its timer, if it still waits there (and, with
-        `due_by`, the timer is due by then). Quiet unless `strict`: None when nothing fired."""
-        self.federation.owner_check.confirm(flow_id)  # a restored flow: no peer holds a newer copy
-        with self._inflight.lock:
-            rec = self.store.get(flow_id)
-            waits = (rec is not None and rec.status == SUSPENDED and rec.waiting == tag
-                     and rec.wake_at is not None and (due_by is None or rec.wake_at <= due_by))
-            if self._inflight.is_busy(flow_id) or not waits:
-                if strict:
-                    raise FlowError(f"flow {flow_id} is no longer waiting on timer {tag!r} (it was resumed, "
-                                    f"woken or cancelled meanwhile); status() shows where it is", flow_id)
-                return None
-            body = self._resolve(rec)
-            self._inflight.begin(flow_id)
-        opening = Opening(self.store, rec, resume_entry={"t": "s", "tag": tag, "v": None, "w": 1},
-                          explain=self._changed_meanwhile)
-        return self._execute(rec, body, None, opening)
-
-    def _poke_timers(self) -> None:
+    def poke(self) -> None:
         """Tell the timer service that a timer or a schedule changed."""
-        service = self._timer_service
+        service = self.service
         if service is not None:
             service.poke()
+
+    def stop(self) -> None:
+        """Stop firing: no timer fires after this returns."""
+        service, self.service = self.service, None
+        if service is not None:
+            service.close()
 
 
 class TimerService:
     """Fires an engine's due timers and schedule ticks; see the module docstring."""
 
-    def __init__(self, engine: Any) -> None:
-        """Serve `engine`: a listener on a clock with `on_advance`, else a thread (started at once
+    def __init__(self, keeper: Timekeeper) -> None:
+        """Serve `keeper`: a listener on a clock with `on_advance`, else a thread (started at once
         when the store may hold timers or schedules, else at the first poke)."""
-        self.engine = engine
-        self.clock = engine.clock
+        self.keeper = keeper
+        self.clock = keeper.clock
         self.opened_at = self.clock.time()  # ticks before this were missed while no engine ran
         self._poked = threading.Event()
         self._stop = threading.Event()
@@ -114,7 +110,7 @@ class TimerService:
         if callable(getattr(self.clock, "on_advance", None)):
             self._listener = self._on_advance
             self.clock.on_advance(self._listener)
-        elif engine.store.next_wake() is not None or engine.store.schedules():
+        elif keeper.store.next_wake() is not None or keeper.store.schedules():
             self._start_thread()
 
     def poke(self) -> None:
@@ -135,13 +131,13 @@ class TimerService:
             thread.join(timeout)
             if thread.is_alive():
                 log.warning("engine %s: a flow woken by its timer is still running after %gs; closing anyway",
-                            self.engine.name, timeout)
+                            self.keeper.name, timeout)
 
     def _start_thread(self) -> None:
         with self._guard:
             if self._thread is not None or self._stop.is_set():
                 return
-            self._thread = threading.Thread(target=self._loop, name=f"fedflow-timers-{self.engine.name}",
+            self._thread = threading.Thread(target=self._loop, name=f"fedflow-timers-{self.keeper.name}",
                                             daemon=True)
             self._thread.start()
 
@@ -155,7 +151,7 @@ class TimerService:
             try:
                 next_at = self.run_due()
             except Exception:  # the service must outlive one bad pass (a store hiccup)
-                log.exception("engine %s: firing due timers failed; trying again shortly", self.engine.name)
+                log.exception("engine %s: firing due timers failed; trying again shortly", self.keeper.name)
                 next_at = None
             delay = POLL_SECONDS if next_at is None else min(POLL_SECONDS, max(0.0, next_at - self.clock.time()))
             self._poked.wait(delay)
@@ -166,7 +162,7 @@ class TimerService:
         self._stuck.clear()  # try them again: their module may be loaded by now
         while not self._stop.is_set() and fired < _MOST_PER_PASS:
             now = self.clock.time()
-            batch = [t for t in self.engine.store.due(now, _BATCH) if t[0] not in self._stuck]
+            batch = [t for t in self.keeper.store.due(now, _BATCH) if t[0] not in self._stuck]
             if not batch:
                 break
             for flow_id, tag, _wake_at in batch:
@@ -175,28 +171,28 @@ class TimerService:
                 self._fire_one(flow_id, tag, now)
                 fired += 1
         if not self._stop.is_set():
-            self.engine._tick_schedules(self.clock.time(), self.opened_at)
+            self.keeper.schedules.tick(self.clock.time(), self.opened_at)
         return self._next_due()
 
     def _fire_one(self, flow_id: str, tag: str, now: float) -> None:
         try:
-            self.engine._fire(flow_id, tag, due_by=now)
+            self.keeper.fire(flow_id, tag, now, False)
         except FlowError as exc:
-            if self.engine.store.get(flow_id) is not None and self.engine.status(flow_id) == SUSPENDED:
+            if self.keeper.store.get(flow_id) is not None and self.keeper.status(flow_id) == SUSPENDED:
                 if flow_id not in self._warned:  # e.g. its flow is not registered yet: try again later
                     self._warned.add(flow_id)
-                    log.warning("engine %s: timer %r of flow %s cannot fire yet: %s", self.engine.name, tag,
+                    log.warning("engine %s: timer %r of flow %s cannot fire yet: %s", self.keeper.name, tag,
                                 flow_id, exc)
                 self._stuck.add(flow_id)
             else:
-                log.info("engine %s: flow %s woken by timer %r: %s", self.engine.name, flow_id, tag, exc)
+                log.info("engine %s: flow %s woken by timer %r: %s", self.keeper.name, flow_id, tag, exc)
         except FedflowError as exc:
-            log.warning("engine %s: flow %s woken by timer %r: %s", self.engine.name, flow_id, tag, exc)
+            log.warning("engine %s: flow %s woken by timer %r: %s", self.keeper.name, flow_id, tag, exc)
 
     def _next_due(self) -> float | None:
         """The earliest of the next timer (that can fire here) and the next schedule tick."""
-        candidates = [t[2] for t in self.engine.store.timers()[:len(self._stuck) + 1]
-                      if t[0] not in self._stuck] if self._stuck else [self.engine.store.next_wake()]
-        candidates.append(self.engine._next_schedule_tick())
+        candidates = [t[2] for t in self.keeper.store.timers()[:len(self._stuck) + 1]
+                      if t[0] not in self._stuck] if self._stuck else [self.keeper.store.next_wake()]
+        candidates.append(self.keeper.schedules.next_tick())
         known = [c for c in candidates if c is not None]
         return min(known) if known else None

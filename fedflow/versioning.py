@@ -15,9 +15,11 @@ entries the code never reads back, or that would wait on another tag.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from . import errors, journal, replay, values
+from .combinators import Flow
 from .errors import FedflowError
 from .replay import DivergedSignal, Run, SuspendSignal, run_flow
 from .store.base import LIVE, RUNNING, SUSPENDED, FlowRecord, Store
@@ -57,13 +59,10 @@ def _refuse_write(_entry: Any) -> None:
     raise AssertionError("check() never writes")  # pragma: no cover - _stop_at_frontier comes first
 
 
-def check_record(engine: Any, rec: FlowRecord, log: list) -> str | None:
-    """None when replaying `rec`'s `log` with today's code reaches the same place; else why not."""
-    try:
-        body = engine._resolve(rec)
-    except FedflowError as exc:
-        return str(exc)
-    run = Run(rec.id, log, _refuse_write, engine, still_wanted=_stop_at_frontier, nonce=repr(rec.created))
+def check_record(body: Flow, rec: FlowRecord, log: list, services: Any) -> str | None:
+    """None when replaying `rec`'s `log` with today's code `body` reaches the same place; else
+    why not. `services` is what the flow's run reaches (the engine: its clock, its peers)."""
+    run = Run(rec.id, log, _refuse_write, services, still_wanted=_stop_at_frontier, nonce=repr(rec.created))
     stopped_at = None
     try:
         run_flow(run, body, values.loads(rec.input))
@@ -100,10 +99,16 @@ def _describe(run: Run, item: str) -> str:
     return f"{run.journal[item]['n']!r} at journal position {item}"
 
 
-class Checking:
-    """`Engine.check`: replay live flows against the code loaded now, writing nothing."""
+class Checker:
+    """`Engine.check`: replay live flows against the code loaded now, writing nothing.
 
-    store: Store
+    `resolve` finds the code of a stored flow (FedflowError when this process has none);
+    `services` is what each replayed run reaches, as in a real run."""
+
+    def __init__(self, store: Store, *, resolve: Callable[[FlowRecord], Flow], services: Any) -> None:
+        self.store = store
+        self.resolve = resolve
+        self.services = services
 
     def check(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
         """Replay every live flow (or `ids`) against the code loaded now, without running any
@@ -118,10 +123,17 @@ class Checking:
             elif rec.status not in LIVE:
                 error = None  # a finished flow never replays again
             else:
-                error = check_record(self, rec, journal.load_all(self.store.load_log(flow_id), flow_id))
+                error = self._check_live(rec)
             report.append({"id": flow_id, "flow": rec.name if rec else None, "ok": error is None,
                            "error": error})
         return report
+
+    def _check_live(self, rec: FlowRecord) -> str | None:
+        try:
+            body = self.resolve(rec)
+        except FedflowError as exc:
+            return str(exc)
+        return check_record(body, rec, journal.load_all(self.store.load_log(rec.id), rec.id), self.services)
 
 
 def check_report_text(report: list[dict[str, Any]]) -> str:

@@ -1,4 +1,4 @@
-"""Waiting for time inside a flow: `sleep`, `sleep_until`, and `suspend(tag, timeout=...)`.
+"""Waiting inside a flow: `suspend(tag)`, with a `timeout` or without, `sleep` and `sleep_until`.
 
 A wait for time is a suspend with a timer. The wake time is read from the
 engine's clock the first time the flow reaches the wait and journaled, so a
@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from . import errors, replay
+from . import replay
 
 #: Tags of sleeps start with this; `resume` refuses them (`Engine.wake` ends one early).
 SLEEP_PREFIX = "sleep:"
@@ -33,10 +33,7 @@ def _timer(name: str, what: str, wake_at: Callable[[float], float]) -> tuple[str
     """(journal key, run, wake time, due at once): the wake time computed by `wake_at(now)` the
     first time the flow gets here, journaled under `name` with whether it had passed already (a
     wait that is due when it starts ends at once, on this run and on every replay)."""
-    run = replay.current_run()
-    if run is None:
-        raise errors.FlowError(f"{what} was called outside a running flow; call it inside a node "
-                               f"of a flow started with Engine.start()")
+    run = replay.require_run(what)
     key = replay.next_key()
     clock = run.services.clock
 
@@ -65,6 +62,19 @@ def sleep_until(when: float) -> None:
     key, run, wake, due = _timer("sleep", "sleep_until()", lambda _now: float(when))
     if not due:
         replay.wait_on(run, f"{SLEEP_PREFIX}{key}", wake)
+
+
+def suspend(tag: str, timeout: float | None = None, default: Any = replay.TIMED_OUT) -> Any:
+    """Return the value logged for `tag`, or stop the flow here, waiting on `tag`.
+
+    With `timeout` (seconds), a wait that no resume ends in time returns `default`
+    (by default `fail(f"timed out waiting for {tag}")`)."""
+    if not isinstance(tag, str):
+        raise TypeError(f"suspend tags are strings, got {type(tag).__name__}")
+    if timeout is not None:
+        return timed_suspend(tag, timeout, default)
+    value = replay.wait_on(replay.require_run("suspend()"), tag)
+    return replay.timed_out_fail(tag) if value is replay.TIMED_OUT else value
 
 
 def timed_suspend(tag: str, timeout: float, default: Any) -> Any:

@@ -226,7 +226,7 @@ def test_replicate_to_an_unknown_peer_is_a_peer_error(fed: dict[str, str]) -> No
     assert_one_line_error(run_cli(["handoff", "--at", fed["a"], "--to", "nobody"]), 1, "UnknownPeer")
 
 
-@pytest.mark.parametrize("name", ["fedflow.cli.main", "fedflow.cli.verbs", "fedflow.cli.config"])
+@pytest.mark.parametrize("name", ["fedflow.cli.main", "fedflow.cli.json_args", "fedflow.cli.config"])
 def test_command_line_doctests(name: str) -> None:
     import doctest
     import importlib

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..schedules import CATCHUP, OVERLAP, make_spec
 from .config import UsageError
+from .json_args import parse_json_arg
 
 __all__ = ["SCHEDULE_ARGS", "schedule_verb", "timers_verb", "wake_verb"]
 
@@ -49,8 +50,6 @@ def schedule_verb(client: Any, ns: argparse.Namespace) -> dict[str, Any]:
     if not ns.flow:
         raise UsageError("schedule add needs NAME and FLOW, e.g. "
                          "fedflow schedule add nightly report --cron '0 3 * * *'")
-    from .verbs import parse_json_arg
-
     value = parse_json_arg(ns.input)
     when = {"cron": ns.cron, "every": ns.every, "catchup": ns.catchup, "overlap": ns.overlap, "paused": ns.paused}
     try:

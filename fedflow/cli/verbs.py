@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 from collections.abc import Callable
@@ -18,13 +17,13 @@ from typing import Any
 
 import grpc
 
-from .. import values
 from ..client import ControlClient
-from ..errors import PeerUnavailable, UnsupportedValue
+from ..errors import PeerUnavailable
 from ..grpc import security
 from ..limits import Limits
 from . import time_verbs
 from .config import TlsFiles, UsageError, parse_address, read_secret
+from .json_args import parse_json_arg, to_json
 
 __all__ = ["CLIENT_VERBS", "DEFAULT_DEADLINE", "Verb", "parse_json_arg", "run_client", "to_json"]
 
@@ -124,30 +123,6 @@ CLIENT_VERBS: dict[str, Verb] = {
     "schedule": Verb("add, list or remove schedules", f"fedflow schedule --at {_AT} add nightly report "
                      f"--cron '0 3 * * *'", time_verbs.schedule_verb, time_verbs.SCHEDULE_ARGS),
 }
-
-
-def parse_json_arg(text: str | None) -> Any:
-    """A JSON argument as plain data (None when absent); UsageError when it is not valid (tagged) JSON.
-
-    >>> parse_json_arg('{"raw": {"$bytes": "AA=="}, "n": 18446744073709551617}')
-    {'raw': b'\\x00', 'n': 18446744073709551617}
-    """
-    if text is None:
-        return None
-    try:
-        return values.loads(text, "JSON")
-    except UnsupportedValue as exc:
-        shown = text if len(text) <= 40 else text[:37] + "..."
-        if not isinstance(exc.__cause__, json.JSONDecodeError):  # valid JSON, but a bad tagged value
-            raise UsageError(f"the JSON argument {shown!r} is refused: {exc}") from exc
-        detail = str(exc).removeprefix("JSON is not valid tagged JSON: ")
-        raise UsageError(f"the JSON argument {shown!r} is not valid JSON ({detail}); quote strings in JSON "
-                         f"('\"text\"'), e.g. 41, '\"hello\"' or '{{\"n\": 1}}'") from exc
-
-
-def to_json(obj: Any) -> str:
-    """One line of JSON with values in the tagged form (exact ints, bytes and Fail tagged)."""
-    return json.dumps(values.encode(obj, "output"), ensure_ascii=False, allow_nan=False)
 
 
 def _token(ns: argparse.Namespace) -> str | None:
