@@ -23,6 +23,7 @@ from .client import ControlClient
 from .config import TlsFiles, UsageError, parse_address, read_secret
 from .errors import PeerUnavailable, UnsupportedValue
 from .limits import Limits
+from .store.base import DEFAULT_PAGE, MAX_PAGE, STATUSES
 
 __all__ = ["CLIENT_VERBS", "DEFAULT_DEADLINE", "Verb", "parse_json_arg", "run_client", "to_json"]
 
@@ -70,6 +71,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 _ID = (("flow_id",), {"metavar": "ID", "help": "the flow's id"})
 _VALUE = (("value",), {"metavar": "JSON", "nargs": "?", "help": _JSON_HELP})
 
+_LIST_ARGS = (
+    (("--status",), {"choices": sorted(STATUSES), "help": "only flows in this status"}),
+    (("--flow",), {"metavar": "NAME", "help": "only runs of this registered flow"}),
+    (("--id-prefix",), {"metavar": "TEXT", "help": "only flows whose id starts with TEXT"}),
+    (("--limit",), {"metavar": "N", "type": int, "default": DEFAULT_PAGE,
+                    "help": f"flows per page, 1 to {MAX_PAGE} ({DEFAULT_PAGE})"}),
+    (("--page-token",), {"metavar": "T", "help": "the next_page_token a previous page printed"}),
+)
+
 CLIENT_VERBS: dict[str, Verb] = {
     "call": Verb("run an exposed function on the instance", f"fedflow call --at {_AT} inc 41",
                  lambda c, ns: c.call(ns.fn, ns.value),
@@ -88,7 +98,9 @@ CLIENT_VERBS: dict[str, Verb] = {
                    lambda c, ns: c.result(ns.flow_id), (_ID,)),
     "forget": Verb("drop a finished flow's record", f"fedflow forget --at {_AT} post-1",
                    lambda c, ns: c.forget(ns.flow_id), (_ID,)),
-    "list": Verb("list every flow with its status", f"fedflow list --at {_AT}", lambda c, ns: c.list()),
+    "list": Verb("list flows, newest first, one page at a time",
+                 f"fedflow list --at {_AT} --status suspended --limit 50",
+                 lambda c, ns: c.list(ns.status, ns.flow, ns.limit, ns.page_token, ns.id_prefix), _LIST_ARGS),
     "pending": Verb("list suspended flows and the tag each waits on", f"fedflow pending --at {_AT}",
                     lambda c, ns: c.pending()),
     "gc": Verb("drop every done, failed, cancelled and moved record", f"fedflow gc --at {_AT}",
@@ -165,6 +177,8 @@ def run_client(ns: argparse.Namespace) -> str:
         raise UsageError("--deadline must be a number of seconds above 0")
     if hasattr(ns, "value"):
         ns.value = parse_json_arg(ns.value)
+    if getattr(ns, "limit", None) is not None and not 1 <= ns.limit <= MAX_PAGE:
+        raise UsageError(f"--limit must be 1 to {MAX_PAGE}, not {ns.limit}")
     token, tls, limits = _token(ns), _tls(ns), _limits(ns)
     try:
         with ControlClient(ns.at, token=token, tls=tls, limits=limits, deadline=ns.deadline) as client:

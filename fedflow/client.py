@@ -112,10 +112,16 @@ class ControlClient:
         reply = self._rpc(self._control.Result, pb.ResultRequest(id=flow_id))
         return {"id": reply.id, "result": wire.unpack(reply.result, "result")}
 
-    def list(self) -> dict[str, Any]:
-        """`{"flows": [{"id", "status"}, ...]}`."""
-        reply = self._rpc(self._control.List, pb.ListRequest())
-        return {"flows": [{"id": f.id, "status": wire.status_from_proto(f.status)} for f in reply.flows]}
+    def list(self, status: str | None = None, flow: str | None = None, limit: int | None = None,
+             page_token: str | None = None, id_prefix: str | None = None) -> dict[str, Any]:
+        """One page of flows, newest first: `{"flows": [{"id", "status"}, ...]}` plus
+        `"next_page_token"` when another page follows (pass it back as `page_token`). Filters
+        left None match every flow; `limit` defaults to 100 on the instance."""
+        request = pb.ListRequest(status=wire.status_to_proto(status) if status else 0, flow=flow,
+                                 limit=limit or 0, page_token=page_token or "", id_prefix=id_prefix)
+        reply = self._rpc(self._control.List, request)
+        flows = [{"id": f.id, "status": wire.status_from_proto(f.status)} for f in reply.flows]
+        return {"flows": flows, **({"next_page_token": reply.next_page_token} if reply.next_page_token else {})}
 
     def pending(self) -> dict[str, Any]:
         """`{"pending": [{"id", "tag"}, ...]}` for suspended flows."""

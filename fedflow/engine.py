@@ -8,6 +8,7 @@ the final state before `start`/`resume` return.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -36,7 +37,20 @@ from .outcomes import Suspended
 from .peers import PeerTable
 from .replay import AbortSignal, DivergedSignal, Run, SuspendSignal, describe_error, rebuild_error, run_flow
 from .store import open_store
-from .store.base import CANCELLED, DONE, FAILED, LIVE, MOVED, RUNNING, SUSPENDED, TERMINAL, FlowRecord, Store
+from .store.base import (
+    CANCELLED,
+    DEFAULT_PAGE,
+    DONE,
+    FAILED,
+    LIVE,
+    MOVED,
+    RUNNING,
+    SUSPENDED,
+    TERMINAL,
+    FlowPage,
+    FlowRecord,
+    Store,
+)
 
 log = logging.getLogger("fedflow.engine")
 
@@ -307,6 +321,23 @@ class Engine(Federation):
         listed = [(fid, RUNNING if fid in active else status) for fid, status in self.store.list()]
         stored = {fid for fid, _status in listed}
         return listed + [(fid, RUNNING) for fid in sorted(active - stored)]
+
+    def list_page(self, status: str | None = None, flow: str | None = None, id_prefix: str | None = None,
+                  limit: int = DEFAULT_PAGE, page_token: str | None = None) -> FlowPage:
+        """One page of flows, newest first, filtered by status, flow name and id prefix (each when
+        given); pass the page's `next_token` as `page_token` for the next one (None: last page).
+        A flow running in this process is shown `running`. Bad arguments raise FedflowError."""
+        page = self.store.list_page(status=status, flow=flow, id_prefix=id_prefix, limit=limit, after=page_token)
+        with self._lock:
+            active = set(self._active)
+        if active.isdisjoint(f.id for f in page.flows):
+            return page
+        flows = [dataclasses.replace(f, status=RUNNING) if f.id in active else f for f in page.flows]
+        return FlowPage(flows, page.next_token)
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many stored flows are in each status (one count query, not a listing)."""
+        return self.store.count_by_status()
 
     def pending(self) -> list[tuple[str, str]]:
         """[(id, waiting_tag), ...] for every suspended flow."""

@@ -36,6 +36,7 @@ from .errors import ReplicaError, UnknownFunction
 from .limits import Limits
 from .outcomes import is_suspended
 from .replica_stream import ReplicaAssembler, replica_parts
+from .store.base import DEFAULT_PAGE
 from .v1 import fedflow_pb2 as pb
 from .v1 import fedflow_pb2_grpc as pb_grpc
 
@@ -254,10 +255,14 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
 
     @_guard()
     def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
-        """Every flow and its status."""
-        rows = self._engine.list()
-        flows = [pb.FlowEntry(id=i, status=wire.status_to_proto(s)) for i, s in rows]
-        return pb.ListResponse(flows=flows)
+        """One page of flows, newest first, filtered by status, flow name and id prefix."""
+        status = wire.status_from_proto(request.status) if request.status else None
+        page = self._engine.list_page(
+            status=status, flow=request.flow if request.HasField("flow") else None,
+            id_prefix=request.id_prefix if request.HasField("id_prefix") else None,
+            limit=request.limit or DEFAULT_PAGE, page_token=request.page_token or None)
+        flows = [pb.FlowEntry(id=f.id, status=wire.status_to_proto(f.status)) for f in page.flows]
+        return pb.ListResponse(flows=flows, next_page_token=page.next_token or "")
 
     @_guard()
     def Pending(self, request: pb.PendingRequest, context: Any) -> pb.PendingResponse:

@@ -19,6 +19,8 @@ import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from ..errors import FedflowError
+
 #: Statuses a flow record can have.
 RUNNING, SUSPENDED, DONE, FAILED, CANCELLED, MOVED = (
     "running", "suspended", "done", "failed", "cancelled", "moved")
@@ -43,6 +45,55 @@ class FlowRecord:
     epoch: int = 0                 # bumped on every handoff, for ownership fencing
     created: float = 0.0
     updated: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowSummary:
+    """One row of a flow listing: the record without its values (input, result, error, request)."""
+
+    id: str
+    name: str | None
+    status: str
+    waiting: str | None
+    owner: str | None
+    epoch: int
+    created: float
+    updated: float
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowPage:
+    """One page of a listing, newest flow first; `next_token` fetches the next page (None: last page)."""
+
+    flows: list[FlowSummary]
+    next_token: str | None
+
+
+#: Flows in a page when no limit is given, and the most one page may hold.
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+
+
+def check_page(status: str | None, limit: int) -> None:
+    """Refuse a listing's status filter or limit with a FedflowError that names the fix."""
+    if status is not None and status not in STATUSES:
+        raise FedflowError(f"status {status!r} is not one of {', '.join(sorted(STATUSES))}; pick one of those")
+    if type(limit) is not int or not 1 <= limit <= MAX_PAGE:
+        raise FedflowError(f"a page holds 1 to {MAX_PAGE} flows, not {limit!r}; pass a limit in that range")
+
+
+def page_position(token: str | None) -> int | None:
+    """The position a page token stands for (None: the first page); FedflowError when it is not a token."""
+    if token is None or token == "":
+        return None
+    if not (isinstance(token, str) and token.isascii() and token.isdigit() and len(token) < 20):
+        raise FedflowError(f"page token {token!r} was not made by this instance; pass the next_page_token of "
+                           f"the previous page, or none for the first page")
+    return int(token)
+
+
+def summary(rec: FlowRecord) -> FlowSummary:
+    """The listing row of `rec`."""
+    return FlowSummary(rec.id, rec.name, rec.status, rec.waiting, rec.owner, rec.epoch, rec.created, rec.updated)
 
 
 #: A log entry is a small JSON-able dict, stored as text by the store:
@@ -94,6 +145,33 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def ids(self, status: str) -> list[str]:
         """Ids of flows in `status`, in creation order."""
+
+    def list_page(self, status: str | None = None, flow: str | None = None, id_prefix: str | None = None,
+                  limit: int = DEFAULT_PAGE, after: str | None = None) -> FlowPage:
+        """Up to `limit` flows, newest first, with `status`, flow name `flow` and an id starting
+        with `id_prefix` (each when given); `after` is the `next_token` of the previous page.
+
+        This default reads every id (slow on a large store); the stores override it."""
+        check_page(status, limit)
+        start = page_position(after)
+        rows: list[FlowSummary] = []
+        listed = self.list()
+        for position in range(len(listed) if start is None else min(start, len(listed)), 0, -1):
+            rec = self.get(listed[position - 1][0])
+            if rec is None or (status and rec.status != status) or (flow and rec.name != flow) \
+                    or (id_prefix and not rec.id.startswith(id_prefix)):
+                continue
+            if len(rows) == limit:
+                return FlowPage(rows, str(position))
+            rows.append(summary(rec))
+        return FlowPage(rows, None)
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many flows are in each status (statuses with none are left out)."""
+        counts: dict[str, int] = {}
+        for _fid, status in self.list():
+            counts[status] = counts.get(status, 0) + 1
+        return counts
 
     @abc.abstractmethod
     def pending(self) -> list[tuple[str, str | None, str | None]]:

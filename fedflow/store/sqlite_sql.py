@@ -60,6 +60,7 @@ SCHEMA = (
     "request TEXT, owner TEXT, epoch INTEGER NOT NULL DEFAULT 0, "
     "created REAL NOT NULL DEFAULT 0, updated REAL NOT NULL DEFAULT 0)",
     "CREATE INDEX IF NOT EXISTS flows_status ON flows (status)",
+    "CREATE INDEX IF NOT EXISTS flows_name ON flows (name)",
     "CREATE TABLE IF NOT EXISTS log (flow_id TEXT NOT NULL, n INTEGER NOT NULL, "
     "entry TEXT NOT NULL, PRIMARY KEY (flow_id, n)) WITHOUT ROWID",
     _BODIES,
@@ -70,6 +71,25 @@ _SET_VERSION = f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_
 #: Schema version -> the statements that bring it to SCHEMA_VERSION, run in one transaction.
 #: Nothing moves: large values and result references are only written from then on.
 UPGRADE = {1: (_BODIES, _SET_VERSION), 2: (_SET_VERSION,)}
+
+
+#: Indexes a listing by flow name needs; made on open when a file lacks them (older files do).
+#: They do not change the format: older fedflow versions read such a file as before.
+LISTING_INDEXES = {"flows_name": "CREATE INDEX IF NOT EXISTS flows_name ON flows (name)"}
+
+
+def page_sql(status: bool, flow: bool, id_prefix: bool, after: bool) -> str:
+    """The SELECT of one listing page, newest first, for the filters given (parameters in the order
+    status, flow, the id range's two ends, the seq to stay below, the limit). Rows come from the
+    status or name index, both ordered by seq within one value, so a page reads ~limit rows."""
+    where = [cond for on, cond in ((status, "status = ?"), (flow, "name = ?"),
+                                   (id_prefix, "id >= ? AND id < ?"), (after, "seq < ?")) if on]
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return (f"SELECT seq, id, name, status, waiting, owner, epoch, created, updated FROM flows{clause} "
+            f"ORDER BY seq DESC LIMIT ?")
+
+
+COUNT_BY_STATUS = "SELECT status, COUNT(*) FROM flows GROUP BY status"
 
 
 def value_expr(column: str, flow_id: str, slot: str, text: str = "bodies.text") -> str:
