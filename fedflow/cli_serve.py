@@ -14,6 +14,7 @@ import argparse
 import logging
 import socket
 from types import ModuleType
+from typing import Any
 
 from . import config
 from .config import ServeSettings, read_secret
@@ -112,6 +113,15 @@ def _warn_if_open(listen: str, token: str | None, tls: object) -> None:
                     "reaches it can start, resume, cancel, forget and hand off flows; set a token and TLS", listen)
 
 
+def _bind_console(ns: argparse.Namespace, token: str | None) -> Any:
+    """The web console `--http` asks for, bound but not serving yet (None without --http)."""
+    if not getattr(ns, "http", None):
+        return None
+    from .console import Console
+
+    return Console(ns.http, token, insecure=bool(getattr(ns, "http_insecure", False)))
+
+
 def serve(ns: argparse.Namespace) -> int:
     """Run `fedflow serve` with parsed flags `ns` until SIGTERM/SIGINT; the exit status."""
     conf = config.settings(ns)
@@ -124,6 +134,7 @@ def serve(ns: argparse.Namespace) -> int:
 
     security.tls_config(conf.tls)  # read the certificate files now: a bad path fails before recovery runs
     _warn_if_open(conf.listen, token, conf.tls)
+    console = _bind_console(ns, token)  # bound now: a refused or taken --http changes nothing
 
     engine = _open_engine(conf)
     try:
@@ -132,8 +143,11 @@ def serve(ns: argparse.Namespace) -> int:
         _load_modules(engine, modules)
         _fence(engine, conf)  # first, so a flow another instance now owns is not re-run here
         _recover(engine)
-        serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits)
+        serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits,
+                      on_ready=(lambda _port: console.start(engine)) if console else None)
     finally:
+        if console:
+            console.close()
         engine.close()
     log.info("stopped %s", conf.name)
     return 0
