@@ -78,6 +78,13 @@ def pretty(text: str | None) -> str:
         return text
 
 
+def duration(seconds: float) -> str:
+    """A short duration in words: µs below a millisecond, ms below a second, else seconds."""
+    if seconds < 0.001:
+        return f"{seconds * 1e6:.0f} µs"
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
 def badge(status: str) -> str:
     """A status as a coloured tag."""
     return f'<span class="st st-{h(status)}">{h(status)}</span>'
@@ -175,7 +182,7 @@ def _value_cell(text: str | None) -> str:
 
 
 def _event(e: Event) -> str:
-    took = f' <span class="muted">({e.seconds * 1000:.1f} ms)</span>' if e.seconds is not None else ""
+    took = f' <span class="muted">({duration(e.seconds)})</span>' if e.seconds is not None else ""
     body = f'<div class="err">{h(e.error)}</div>' if e.error else _value_cell(e.value)
     bad = " bad" if e.error else ""
     return f'<li class="k-{h(e.kind)}{bad}"><b>{e.n}.</b> {h(e.title)}{took}<div>{body}</div></li>'
