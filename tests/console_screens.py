@@ -8,7 +8,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).parent))
-from console_support import console_on, define_flows, demo_engine, fill, launch  # noqa: E402
+from console_support import console_on, define_flows, demo_engine, fill, launch
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
