@@ -247,3 +247,13 @@ def test_timeline_words_for_each_kind_of_entry() -> None:
         "resumed at tag approve"]
     assert events[1].seconds == 0.25 and events[0].seconds is None
     assert events[2].value == "4" and events[5].error == "ValueError: no card"
+
+
+def test_timers_page_and_gauge_appear_once_the_engine_has_timers(served: tuple) -> None:
+    engine, _console, client = served
+    assert client.send("GET", "/timers")[0] == 404 and ">Timers<" not in client.send("GET", "/")[2]
+    engine.timers = lambda: [{"flow": "<i>f-1</i>", "wake": "2030-01-01T00:00:00Z"}]
+    engine.schedules = lambda: [("nightly", "0 3 * * *")]
+    status, _, body = client.send("GET", "/timers")
+    assert status == 200 and "&lt;i&gt;f-1&lt;/i&gt;" in body and "0 3 * * *" in body and ">Timers<" in body
+    assert re.search(r"^fedflow_timers_pending 1\.0$", client.send("GET", "/metrics")[2], re.M)
