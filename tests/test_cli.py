@@ -14,7 +14,7 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 
-from fedflow import cli
+from fedflow.cli import main as cli
 
 try:
     from test_cli_support import PEERS, ServerPool, assert_one_line_error, cli_json, free_ports, run_cli
@@ -224,7 +224,7 @@ def test_replicate_to_an_unknown_peer_is_a_peer_error(fed: dict[str, str]) -> No
     assert_one_line_error(run_cli(["handoff", "--at", fed["a"], "--to", "nobody"]), 1, "UnknownPeer")
 
 
-@pytest.mark.parametrize("name", ["fedflow.cli", "fedflow.cli_client", "fedflow.config"])
+@pytest.mark.parametrize("name", ["fedflow.cli.main", "fedflow.cli.verbs", "fedflow.cli.config"])
 def test_command_line_doctests(name: str) -> None:
     import doctest
     import importlib

@@ -11,8 +11,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from fedflow import Engine, cli, defflow, node, remote_failover, remote_node, request, sequence, suspend
-from fedflow.config import ConfigError
+from fedflow import Engine, defflow, journal, node, remote_failover, remote_node, request, sequence, suspend
+from fedflow.cli import main as cli
+from fedflow.cli.config import ConfigError
 from fedflow.console import Console
 from fedflow.console.timeline import timeline
 
@@ -240,7 +241,7 @@ def test_timeline_words_for_each_kind_of_entry() -> None:
         {"t": "j", "k": "5", "n": "step pay", "e": {"type": "ValueError", "message": "no card"}},
         {"t": "s", "tag": "approve", "v": True},
     ]
-    events = timeline(log, {"1": 0.25})
+    events = timeline([journal.dump(entry) for entry in log], "f-1", {"1": 0.25})
     assert [e.title for e in events] == [
         "step order", "remote call price on peer b.lan", "failover price over x,y: answered by y",
         "failover price over x,y: no peer answered, ran locally", "host answered request request:4", "step pay",
@@ -248,12 +249,3 @@ def test_timeline_words_for_each_kind_of_entry() -> None:
     assert events[1].seconds == 0.25 and events[0].seconds is None
     assert events[2].value == "4" and events[5].error == "ValueError: no card"
 
-
-def test_timers_page_and_gauge_appear_once_the_engine_has_timers(served: tuple) -> None:
-    engine, _console, client = served
-    assert client.send("GET", "/timers")[0] == 404 and ">Timers<" not in client.send("GET", "/")[2]
-    engine.timers = lambda: [{"flow": "<i>f-1</i>", "wake": "2030-01-01T00:00:00Z"}]
-    engine.schedules = lambda: [("nightly", "0 3 * * *")]
-    status, _, body = client.send("GET", "/timers")
-    assert status == 200 and "&lt;i&gt;f-1&lt;/i&gt;" in body and "0 3 * * *" in body and ">Timers<" in body
-    assert re.search(r"^fedflow_timers_pending 1\.0$", client.send("GET", "/metrics")[2], re.M)

@@ -1,4 +1,4 @@
-"""The error tree (SPEC "Errors"): exact hierarchy, docstrings, attributes, and messages
+"""The error tree: exact hierarchy, docstrings, attributes, and messages
 that say what to do, taken from errors the engine really raises."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 
 import fedflow
 from fedflow.client import ControlClient
-from fedflow.server import run_server
+from fedflow.grpc.server import run_server
 
 try:
     from support import unique

@@ -20,7 +20,7 @@ import threading
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..config import ConfigError, parse_address
+from ..cli.config import ConfigError, parse_address
 from . import auth
 from .metrics import Metrics
 

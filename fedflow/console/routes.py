@@ -144,7 +144,10 @@ class Routes:
         if rec is None:
             return self._page(req, 404, "No such flow", pages.message_page(
                 "No such flow", f"no flow {flow_id!r} on this instance; it may have been forgotten"))
-        events = timeline(self.engine.store.load_log(flow_id), self.watched.step_seconds(flow_id))
+        try:
+            events = timeline(self.engine.store.load_log(flow_id), flow_id, self.watched.step_seconds(flow_id))
+        except FedflowError as exc:  # a corrupt entry: say so on the page, keep the rest of it
+            events, error = [], error or f"Cannot show the journal: {exc}"
         message = DONE_MESSAGES.get(req.query.get("did", ""), "")
         body = pages.flow_page(rec, events, csrf=req.csrf, message=message, error=error, value=value)
         return self._page(req, status, f"Flow {flow_id}", body, "flows")

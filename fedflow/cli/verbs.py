@@ -18,12 +18,14 @@ from typing import Any
 
 import grpc
 
-from . import security, values
-from .client import ControlClient
+from .. import values
+from ..client import ControlClient
+from ..errors import PeerUnavailable, UnsupportedValue
+from ..grpc import security
+from ..limits import Limits
+from ..store.base import DEFAULT_PAGE, MAX_PAGE, STATUSES
+from . import time_verbs
 from .config import TlsFiles, UsageError, parse_address, read_secret
-from .errors import PeerUnavailable, UnsupportedValue
-from .limits import Limits
-from .store.base import DEFAULT_PAGE, MAX_PAGE, STATUSES
 
 __all__ = ["CLIENT_VERBS", "DEFAULT_DEADLINE", "Verb", "parse_json_arg", "run_client", "to_json"]
 
@@ -119,6 +121,12 @@ CLIENT_VERBS: dict[str, Verb] = {
     "handoff": Verb("move every suspended flow to a peer", f"fedflow handoff --at {_AT} --to c",
                     lambda c, ns: c.handoff(ns.to),
                     ((("--to",), {"metavar": "PEER", "required": True, "help": "the peer taking the flows"}),)),
+    "timers": Verb("list the flows waiting on a timer, earliest first", f"fedflow timers --at {_AT}",
+                   time_verbs.timers_verb),
+    "wake": Verb("fire a flow's timer now (end its sleep or time out its wait)", f"fedflow wake --at {_AT} nap-1",
+                 time_verbs.wake_verb, (_ID,)),
+    "schedule": Verb("add, list or remove schedules", f"fedflow schedule --at {_AT} add nightly report "
+                     f"--cron '0 3 * * *'", time_verbs.schedule_verb, time_verbs.SCHEDULE_ARGS),
 }
 
 

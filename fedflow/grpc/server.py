@@ -11,10 +11,10 @@ It is grpcio's sync server: one thread per in-flight RPC (up to
 `limits.max_concurrent_rpcs`; past it, RESOURCE_EXHAUSTED), so an exposed
 function runs on the thread that received the call. PeerService may run
 `WORKERS` handlers at once and ControlService `CONTROL_WORKERS`; the rest
-wait for a slot (see `fedflow.servicers.Gate`), so hung exposed functions
+wait for a slot (see `fedflow.grpc.servicers.Gate`), so hung exposed functions
 never starve the control verbs.
 
-Both take the same security and limits (see `fedflow.security`, `fedflow.limits`):
+Both take the same security and limits (see `fedflow.grpc.security`, `fedflow.limits`):
 
 - `token`: every RPC but `grpc.health.v1` needs `authorization: Bearer <token>`
   (reflection included), else UNAUTHENTICATED;
@@ -23,7 +23,7 @@ Both take the same security and limits (see `fedflow.security`, `fedflow.limits`
 - `limits`: maximum message size (both directions), concurrent RPCs (past it:
   RESOURCE_EXHAUSTED) and replica size.
 
-The servicers themselves live in `fedflow.servicers`.
+The servicers themselves live in `fedflow.grpc.servicers`.
 """
 
 from __future__ import annotations
@@ -40,15 +40,16 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import security, wire
-from .limits import DEFAULT_LIMITS, Limits
+from ..limits import DEFAULT_LIMITS, Limits
+from . import security
+from .handlers import CONTROL_SERVICE, PEER_SERVICE, service_handler
+from .options import channel_options
 from .servicers import ControlServicer, Gate, PeerServicer
 
 __all__ = ["run_server", "serve_forever"]
 
 log = logging.getLogger("fedflow.server")
 
-PEER_SERVICE, CONTROL_SERVICE = wire.PEER_SERVICE, wire.CONTROL_SERVICE
 #: PeerService handlers (exposed functions, replicas) running at once.
 WORKERS = 32
 #: ControlService handlers (start/resume run flows; the rest are quick store reads) running at once.
@@ -81,7 +82,7 @@ class _Instance:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fedflow-rpc")
         self.gates = (Gate("PeerService", WORKERS), Gate("ControlService", CONTROL_WORKERS))
         interceptors = [security.TokenInterceptor(opts.token)] if opts.token else None
-        self.server = grpc.server(self.pool, options=[*wire.channel_options(limits), ("grpc.so_reuseport", 0)],
+        self.server = grpc.server(self.pool, options=[*channel_options(limits), ("grpc.so_reuseport", 0)],
                                   interceptors=interceptors, maximum_concurrent_rpcs=limits.max_concurrent_rpcs)
         self.health = health.HealthServicer()
 
@@ -105,8 +106,8 @@ class _Instance:
         limits = self.opts.limits
         peer = PeerServicer(self.engine, self.gates[0], limits)
         control = ControlServicer(self.engine, self.gates[1], limits)
-        self.server.add_generic_rpc_handlers((wire.service_handler("PeerService", peer),
-                                              wire.service_handler("ControlService", control)))
+        self.server.add_generic_rpc_handlers((service_handler("PeerService", peer),
+                                              service_handler("ControlService", control)))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = (PEER_SERVICE, CONTROL_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, self.server)

@@ -12,10 +12,10 @@
   only TLS and requires a client certificate signed by `ca`; a client with it
   checks the server's certificate against `ca` and presents its own. Peers
   reached by IP need that IP in their certificate's subjectAltName
-  (`python -m fedflow.certs` puts 127.0.0.1 and localhost in; `make certs`).
+  (`python -m fedflow.cli.certs` puts 127.0.0.1 and localhost in; `make certs`).
 
 `tls_config(obj)` also takes any object with `cert`, `key` and `ca` file
-paths (such as `fedflow.config.TlsFiles`), so the command line can hand its
+paths (such as `fedflow.cli.config.TlsFiles`), so the command line can hand its
 flags straight through.
 
 >>> bearer_metadata("s3cret")
@@ -35,8 +35,8 @@ from typing import Any
 
 import grpc
 
-from .errors import FedflowError
-from .wire import HANDLER_KINDS
+from ..errors import FedflowError
+from .handlers import HANDLER_KINDS
 
 __all__ = [
     "HEALTH_PREFIX",
@@ -45,7 +45,6 @@ __all__ = [
     "TokenInterceptor",
     "bearer_metadata",
     "channel_credentials",
-    "read_token",
     "server_credentials",
     "tls_config",
     "token_from_env",
@@ -60,16 +59,6 @@ _PEM = b"-----BEGIN "
 
 
 # ------------------------------------------------------------------ tokens
-def read_token(path: str | os.PathLike[str], flag: str = "--token-file") -> str:
-    """The stripped text of a token file; FedflowError naming `flag` when unreadable or empty."""
-    from .config import ConfigError, read_secret  # the one token-file reader (grpc-free, for the CLI)
-
-    try:
-        return read_secret(os.fspath(path), flag)
-    except ConfigError as exc:
-        raise FedflowError(str(exc)) from exc
-
-
 def token_from_env() -> str | None:
     """The token in $FEDFLOW_TOKEN, or None when unset or blank."""
     return os.environ.get(TOKEN_ENV, "").strip() or None
