@@ -11,11 +11,23 @@ from urllib.parse import urlencode
 
 import pytest
 
-from fedflow import Engine, defflow, journal, node, remote_failover, remote_node, request, sequence, suspend
+from fedflow import (
+    Engine,
+    defflow,
+    journal,
+    node,
+    remote_failover,
+    remote_node,
+    request,
+    sequence,
+    sleep,
+    suspend,
+)
 from fedflow.cli import main as cli
 from fedflow.cli.config import ConfigError
 from fedflow.console import Console
 from fedflow.console.timeline import timeline
+from fedflow.testing import FakeClock
 
 try:
     from support import unique
@@ -249,3 +261,91 @@ def test_timeline_words_for_each_kind_of_entry() -> None:
     assert events[1].seconds == 0.25 and events[0].seconds is None
     assert events[2].value == "4" and events[5].error == "ValueError: no card"
 
+
+
+#: 2027-01-15 08:00:00 UTC, the fake clock's start in the timer tests.
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture
+def timed() -> Iterator[tuple[Engine, FakeClock, Client, dict[str, str]]]:
+    clock = FakeClock(T0)
+    engine = Engine(name=unique("timed"), clock=clock)
+    prefix = unique("tm")
+    names = {"nap": f"{prefix}_nap", "ask": f"{prefix}_ask", "tick": f"{prefix}_tick"}
+    defflow(names["nap"], node(lambda x: (sleep(60), {"slept": x})[1]))
+    defflow(names["ask"], node(lambda x: suspend("answer", timeout=3600, default="<none>")))
+    defflow(names["tick"], node(lambda x: x))
+    console = Console("127.0.0.1:0")
+    console.start(engine)
+    yield engine, clock, Client(console.port), names
+    console.close()
+    engine.close()
+
+
+def test_the_timers_page_shows_the_engines_timers_and_schedules(timed: tuple) -> None:
+    engine, _clock, client, names = timed
+    engine.start(names["nap"], 1, id="nap-1")
+    engine.start(names["ask"], 1, id="<i>ask-1</i>")
+    engine.schedule("nightly", names["tick"], {"x": "<b>"}, cron="0 3 * * *")
+    status, _, body = client.send("GET", "/timers")
+    assert status == 200 and "Timers (2)" in body and "Schedules (1)" in body
+    nap, ask = body.index("/flows/nap-1"), body.index("/flows/%3Ci%3Eask-1%3C%2Fi%3E")
+    assert nap < ask  # earliest first: the sleep (60 s) before the timeout (1 h)
+    assert "2027-01-15 08:01:00 UTC" in body and "in 1 m" in body and "in 1 h" in body
+    assert "&lt;i&gt;ask-1&lt;/i&gt;" in body and "<i>ask-1" not in body
+    assert "nightly" in body and "0 3 * * *" in body and "2027-01-16 03:00:00 UTC" in body
+    assert "&quot;&lt;b&gt;&quot;" in body and names["tick"] in body
+
+
+def test_the_list_and_the_flow_page_say_when_a_timer_fires(timed: tuple) -> None:
+    engine, _clock, client, names = timed
+    engine.start(names["nap"], 1, id="nap-2")
+    engine.start(names["ask"], 1, id="ask-2")
+    body = client.send("GET", "/")[2]
+    assert "sleep until 2027-01-15 08:01:00 UTC" in body and "answer (times out 2027-01-15 09:00:00 UTC)" in body
+    body = client.send("GET", "/flows/nap-2")[2]
+    assert "Sleeps until" in body and "Wake it now" in body and 'name="value"' not in body  # a sleep takes no value
+    body = client.send("GET", "/flows/ask-2")[2]
+    assert "Times out at" in body and 'name="value"' in body
+
+
+def test_wake_asks_first_then_fires_the_timer_and_the_timeline_says_so(timed: tuple) -> None:
+    engine, _clock, client, names = timed
+    engine.start(names["nap"], 7, id="nap-3")
+    tag = engine.store.get("nap-3").waiting
+    form = {"tag": tag, "csrf": client.csrf()}
+    status, _, body = client.send("POST", "/flows/nap-3/wake", form)
+    assert status == 200 and "Yes, fire it" in body and engine.status("nap-3") == "suspended"
+    status, _, body = client.send("POST", "/flows/nap-3/wake", {**form, "tag": "other", "confirm": "yes"})
+    assert status == 409 and "nothing was changed" in body and engine.status("nap-3") == "suspended"
+    status, headers, _ = client.send("POST", "/flows/nap-3/wake", {**form, "confirm": "yes"})
+    assert status == 303 and headers["location"] == "/flows/nap-3?did=woken"
+    assert engine.result("nap-3") == {"slept": 7}
+    body = client.send("GET", "/flows/nap-3?did=woken")[2]
+    assert "Its timer fired" in body and "sleep until 2027-01-15 08:01:00 UTC" in body
+    assert "woke from sleep (its timer fired)" in body
+
+
+def test_timeline_words_for_timers_patches_and_the_local_fallback() -> None:
+    log = [
+        {"t": "j", "k": "0", "n": "sleep", "v": [T0 + 60, False]},
+        {"t": "s", "tag": "sleep:0", "v": None, "w": 1},
+        {"t": "j", "k": "1", "n": "timeout go", "v": [T0, True]},
+        {"t": "s", "tag": "go", "v": None, "w": 1},
+        {"t": "j", "k": "patch:v2", "n": "patched", "v": True},
+        {"t": "j", "k": "2/0", "n": "failover x,y.price local", "v": 5},
+    ]
+    titles = [e.title for e in timeline([journal.dump(entry) for entry in log], "f-2")]
+    assert titles == [
+        "sleep until 2027-01-15 08:01:00 UTC", "woke from sleep (its timer fired)",
+        "timer on go: wait until 2027-01-15 08:00:00 UTC (already past)", "timed out waiting on go (its timer fired)",
+        "patch v2: new code path", "failover price over x,y: the local fallback ran"]
+
+
+def test_a_corrupt_journal_entry_is_said_on_the_flow_page(served: tuple, flows: dict) -> None:
+    engine, _console, client = served
+    engine.start(flows["wait"], 1, id="w-corrupt")
+    engine.store.put_flows([(engine.store.get("w-corrupt"), ["not json"])])
+    status, _, body = client.send("GET", "/flows/w-corrupt")
+    assert status == 200 and "Cannot show the journal" in body and "is corrupt" in body

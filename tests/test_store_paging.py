@@ -137,3 +137,12 @@ def test_sqlite_pages_walk_an_index_in_order_and_never_sort(tmp_path, filters: t
         plan = " | ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params))
     assert "TEMP B-TREE" not in plan, plan
     assert "SCAN flows" not in plan or not (status or flow), plan
+
+
+def test_a_row_carries_the_wake_time_of_a_flow_waiting_on_a_timer(store: Store) -> None:
+    store.create(FlowRecord(id="t-1", name="a", status=SUSPENDED, input="1", waiting="sleep:0",
+                            wake_at=1234.5))
+    store.create(FlowRecord(id="t-2", name="a", status=SUSPENDED, input="1", waiting="go"))
+    rows = {f.id: f for f in store.list_page().flows}
+    assert rows["t-1"].wake_at == 1234.5 and rows["t-1"].waiting == "sleep:0"
+    assert rows["t-2"].wake_at is None

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from ..store.base import LIVE, STATUSES, SUSPENDED, FlowPage, FlowRecord
+from ..waits import SLEEP_PREFIX
 from .auth import CSRF_FIELD
 from .timeline import PREVIEW_CHARS, Event
 
@@ -68,6 +69,24 @@ def when(stamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stamp)) + " UTC"
 
 
+def relative(stamp: float, now: float) -> str:
+    """How far `stamp` is from `now`, in words ("in 5 m", "12 s ago")."""
+    gap = abs(stamp - now)
+    size = next(((gap / unit, name) for unit, name in ((86400, "d"), (3600, "h"), (60, "m")) if gap >= unit),
+                (gap, "s"))
+    text = f"{size[0]:.0f} {size[1]}"
+    return f"in {text}" if stamp >= now else f"{text} ago"
+
+
+def waiting_text(tag: str | None, wake_at: float | None) -> str:
+    """What a suspended flow waits on: its tag, or its sleep's end, and when its timer fires."""
+    if wake_at is None:
+        return tag or ""
+    if tag and tag.startswith(SLEEP_PREFIX):
+        return f"sleep until {when(wake_at)}"
+    return f"{tag or ''} (times out {when(wake_at)})"
+
+
 def pretty(text: str | None) -> str:
     """Stored JSON text, indented for reading (as it is when it does not parse)."""
     if text is None:
@@ -100,12 +119,10 @@ NAV = (("/", "Flows", "flows"), ("/peers", "Peers", "peers"), ("/timers", "Timer
 
 
 def layout(title: str, body: str, *, instance: str, active: str = "", nonce: str = "", csrf: str = "",
-           timers: bool = False, signed_in: bool = False) -> str:
+           signed_in: bool = False) -> str:
     """A whole page: head, navigation, `body`."""
     links = []
     for href, label, key in NAV:
-        if key == "timers" and not timers:
-            continue
         links.append(f'<a href="{href}"{" class=on" if key == active else ""}>{label}</a>')
     if signed_in:
         links.append(f'<form method="post" action="/logout" style="display:inline">{csrf_input(csrf)}'
@@ -158,9 +175,10 @@ def flows_page(counts: dict[str, int], page: FlowPage, filters: Filters, *, afte
     rows = []
     for f in page.flows:
         rows.append(f'<tr><td class="id"><a href="{flow_url(f.id)}">{h(f.id)}</a></td><td>{h(f.name or "-")}</td>'
-                    f'<td>{badge(f.status)}</td><td>{h(f.waiting or "")}</td><td>{h(f.owner or "")}</td>'
+                    f'<td>{badge(f.status)}</td><td>{h(waiting_text(f.waiting, f.wake_at))}</td>'
+                    f'<td>{h(f.owner or "")}</td>'
                     f'<td>{when(f.updated)}</td></tr>')
-    table = ('<div class="scroll"><table><thead><tr><th>Id</th><th>Flow</th><th>Status</th><th>Waiting on</th>'
+    table = ('<div class="scroll"><table><thead><tr><th>Id</th><th>Flow</th><th>Status</th><th>Waiting on / wakes</th>'
              '<th>Owner</th><th>Updated</th></tr></thead><tbody>'
              + ("".join(rows) or '<tr><td colspan="6" class="muted">No flows match.</td></tr>')
              + "</tbody></table></div>")
@@ -224,8 +242,22 @@ def _error_text(text: str) -> str:
     return pretty(text)
 
 
+def _timer_box(rec: FlowRecord, csrf: str) -> str:
+    """What a flow waiting on a timer shows: when it fires, and a button that fires it now."""
+    sleeping = (rec.waiting or "").startswith(SLEEP_PREFIX)
+    what = "Sleeps until" if sleeping else "Times out at"
+    return (f'<p>{what} <b>{when(rec.wake_at)}</b> ({relative(rec.wake_at or 0.0, time.time())}).</p>'
+            f'<form method="post" action="{flow_url(rec.id, "wake")}">{csrf_input(csrf)}'
+            f'<input type="hidden" name="tag" value="{h(rec.waiting)}">'
+            f'<button type="submit">{"Wake it now" if sleeping else "Time it out now"}…</button></form>')
+
+
 def _pending(rec: FlowRecord, csrf: str, value: str) -> str:
     out = [f'<div class="box"><h2>Waiting on <code>{h(rec.waiting)}</code></h2>']
+    if rec.wake_at is not None:
+        out.append(_timer_box(rec, csrf))
+    if (rec.waiting or "").startswith(SLEEP_PREFIX):
+        return "".join(out) + "</div>"  # a sleep takes no resume value: only its timer (or a wake) ends it
     if rec.request is not None:
         try:
             kind, payload = json.loads(rec.request)
@@ -245,7 +277,11 @@ def _pending(rec: FlowRecord, csrf: str, value: str) -> str:
 def confirm_page(rec: FlowRecord, action: str, fields: dict[str, str], *, csrf: str) -> str:
     """Ask before `action` (resume or cancel) is applied; `fields` are posted again on confirming."""
     hidden = "".join(f'<input type="hidden" name="{h(k)}" value="{h(v)}">' for k, v in fields.items())
-    if action == "resume":
+    if action == "wake":
+        what = (f'<p>Fire the timer of flow <b class="id">{h(rec.id)}</b> (waiting on '
+                f'<code>{h(fields.get("tag"))}</code>) now?</p>')
+        button = '<button type="submit">Yes, fire it</button>'
+    elif action == "resume":
         what = (f'<p>Resume flow <b class="id">{h(rec.id)}</b>, waiting on <code>{h(fields.get("tag"))}</code>, '
                 f'with this value?</p><pre>{h(fields.get("value"))}</pre>')
         button = '<button type="submit">Yes, resume it</button>'
@@ -302,37 +338,41 @@ def peers_page(peers: Iterable[PeerRow], slots: Iterable[SlotRow]) -> str:
     return f"<h1>Peers</h1>{peer_table}<h2>Replica slots held here</h2>{slot_table}"
 
 
-def _plain(item: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(item) and not isinstance(item, type):
-        return dataclasses.asdict(item)
-    if isinstance(item, dict):
-        return item
-    if isinstance(item, (list, tuple)):
-        return {str(i): v for i, v in enumerate(item)}
-    return {"value": item}
+#: Timers listed on the timers page (the earliest ones); the page says how many more wait.
+TIMERS_SHOWN = 500
 
 
-def table_of(items: Iterable[Any]) -> str:
-    """Any list of records (dataclasses, dicts, tuples) as a table of escaped text."""
-    rows = [_plain(item) for item in items]
-    if not rows:
-        return '<p class="muted">None.</p>'
-    keys: list[str] = []
-    for row in rows:
-        keys += [k for k in row if k not in keys]
-    head = "".join(f"<th>{h(k)}</th>" for k in keys)
-    body = "".join("<tr>" + "".join(f"<td>{h(row.get(k, ''))}</td>" for k in keys) + "</tr>" for row in rows)
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+def _schedule_row(s: dict[str, Any], now: float) -> str:
+    cadence = f"cron <code>{h(s.get('cron'))}</code> (UTC)" if s.get("cron") else f"every {h(s.get('every'))} s"
+    flags = ", ".join(f for f, on in (("paused", s.get("paused")), ("catchup", s.get("catchup"))) if on)
+    next_at = s.get("next_at")
+    nxt = f"{when(next_at)} ({relative(next_at, now)})" if isinstance(next_at, int | float) else "-"
+    return (f'<tr><td>{h(s.get("name"))}</td><td>{h(s.get("flow"))}</td><td>{cadence}</td><td>{nxt}</td>'
+            f'<td>{h(s.get("overlap"))}</td><td>{h(flags or "-")}</td>'
+            f'<td>{_value_cell(json.dumps(s.get("input"), ensure_ascii=False, default=str))}</td></tr>')
 
 
-def timers_page(timers: Iterable[Any] | None, schedules: Iterable[Any] | None) -> str:
-    """The engine's schedules and pending timers."""
-    parts = ["<h1>Schedules and timers</h1>"]
-    if schedules is not None:
-        parts.append(f"<h2>Schedules</h2>{table_of(schedules)}")
-    if timers is not None:
-        parts.append(f"<h2>Timers</h2>{table_of(timers)}")
-    return "".join(parts)
+def timers_page(timers: Sequence[tuple[str, str, float]], schedules: Sequence[dict[str, Any]],
+                now: float) -> str:
+    """The engine's schedules (`Engine.schedules()`) and the timers waiting to fire
+    (`Engine.timers()`: id, tag, wake time), earliest first, as of `now`."""
+    sched_rows = "".join(_schedule_row(s, now) for s in schedules)
+    sched_table = ('<div class="scroll"><table><thead><tr><th>Schedule</th><th>Flow</th><th>When</th>'
+                   '<th>Next tick</th><th>Overlap</th><th>Flags</th><th>Input</th></tr></thead><tbody>'
+                   + (sched_rows or '<tr><td colspan="7" class="muted">No schedules.</td></tr>')
+                   + "</tbody></table></div>")
+    timer_rows = "".join(
+        f'<tr><td class="id"><a href="{flow_url(fid)}">{h(fid)}</a></td><td><code>{h(tag)}</code></td>'
+        f'<td>{when(wake_at)}</td><td>{"due, firing" if wake_at <= now else relative(wake_at, now)}</td></tr>'
+        for fid, tag, wake_at in timers[:TIMERS_SHOWN])
+    more = (f'<p class="muted">{len(timers) - TIMERS_SHOWN:,} later timers are not shown.</p>'
+            if len(timers) > TIMERS_SHOWN else "")
+    timer_table = ('<div class="scroll"><table><thead><tr><th>Flow</th><th>Waiting on</th><th>Fires at</th>'
+                   '<th>In</th></tr></thead><tbody>'
+                   + (timer_rows or '<tr><td colspan="4" class="muted">No timers.</td></tr>')
+                   + "</tbody></table></div>")
+    return (f"<h1>Schedules and timers</h1><h2>Schedules ({len(schedules)})</h2>{sched_table}"
+            f"<h2>Timers ({len(timers)})</h2>{timer_table}{more}")
 
 
 def login_page(next_path: str, csrf: str, failed: bool) -> str:

@@ -4,7 +4,7 @@
 |---|---|
 | ``GET /`` | the flow list (``?status=&flow=&id=&page=``) |
 | ``GET /flows/ID`` | one flow |
-| ``POST /flows/ID/resume``, ``/cancel`` | ask to confirm, then (with ``confirm=yes``) apply |
+| ``POST /flows/ID/resume``, ``/cancel``, ``/wake`` | ask to confirm, then (with ``confirm=yes``) apply |
 | ``GET /peers``, ``/timers`` | peers and replica slots; schedules and timers |
 | ``GET /metrics``, ``/healthz`` | Prometheus text; ``ok`` |
 | ``GET/POST /login``, ``POST /logout`` | the token form |
@@ -15,7 +15,6 @@ the tag the page showed and is refused when the flow no longer waits on it.
 
 from __future__ import annotations
 
-import inspect
 import json
 import secrets
 import threading
@@ -36,6 +35,7 @@ from .timeline import timeline
 HEALTH_DEADLINE = 1.0
 #: What a redirect after an action says (a fixed text per key: nothing from the URL is echoed).
 DONE_MESSAGES = {"resumed": "Resumed. This is the flow now.", "cancelled": "Cancelled.",
+                 "woken": "Its timer fired. This is the flow now.",
                  "failed": "Resumed; the flow failed (see its error below)."}
 _TEXT = "text/plain; charset=utf-8"
 
@@ -80,7 +80,7 @@ class Routes:
             return self.flow(req, seg[1])
         if seg == ["peers"]:
             return self.peers(req)
-        if seg == ["timers"] and self._has_timers():
+        if seg == ["timers"]:
             return self.timers(req)
         if seg == ["metrics"]:
             return Response(200, self.metrics.exposition(), CONTENT_TYPE)
@@ -89,8 +89,8 @@ class Routes:
     def _post(self, req: Request, seg: list[str]) -> Response:
         if seg == ["logout"]:
             return Response.redirect("/login", [("Set-Cookie", auth.set_cookie(auth.SESSION_COOKIE, "", max_age=0))])
-        if len(seg) == 3 and seg[0] == "flows" and seg[2] in ("resume", "cancel"):
-            return self.resume(req, seg[1]) if seg[2] == "resume" else self.cancel(req, seg[1])
+        if len(seg) == 3 and seg[0] == "flows" and seg[2] in ("resume", "cancel", "wake"):
+            return {"resume": self.resume, "cancel": self.cancel, "wake": self.wake}[seg[2]](req, seg[1])
         return Response(404, "no such action", _TEXT)
 
     def _csrf_ok(self, req: Request) -> bool:
@@ -109,7 +109,7 @@ class Routes:
         nonce = secrets.token_urlsafe(12)
         signed_in = self.gate.required and auth.SESSION_COOKIE in req.cookies
         text = pages.layout(title, body, instance=self.engine.name, active=active, nonce=nonce, csrf=req.csrf,
-                            timers=self._has_timers(), signed_in=signed_in)
+                            signed_in=signed_in)
         headers = [("Content-Security-Policy", f"default-src 'none'; style-src 'unsafe-inline'; "
                                                f"script-src 'nonce-{nonce}'; form-action 'self'; "
                                                f"frame-ancestors 'none'; base-uri 'none'")]
@@ -194,14 +194,9 @@ class Routes:
                 self._slots[key] = count
         return count
 
-    def _has_timers(self) -> bool:
-        return any(callable(getattr(self.engine, name, None)) for name in ("timers", "schedules"))
-
     def timers(self, req: Request) -> Response:
-        """Schedules and pending timers (engines that have them)."""
-        timers, schedules = getattr(self.engine, "timers", None), getattr(self.engine, "schedules", None)
-        body = pages.timers_page(timers() if callable(timers) else None,
-                                 schedules() if callable(schedules) else None)
+        """The engine's schedules and the timers waiting to fire."""
+        body = pages.timers_page(self.engine.timers(), self.engine.schedules(), self.engine.clock.time())
         return self._page(req, 200, "Timers", body, "timers")
 
     # ------------------------------------------------------------ actions
@@ -227,7 +222,7 @@ class Routes:
             body = pages.confirm_page(rec, "resume", {"value": text, "tag": tag}, csrf=req.csrf)
             return self._page(req, 200, "Confirm resume", body, "flows")
         try:
-            _resume(self.engine, flow_id, value, tag)
+            self.engine.resume(flow_id, value, tag=tag)  # refused if it waits elsewhere by now
         except FlowFailed:
             return Response.redirect(pages.flow_url(flow_id) + "?did=failed")
         except FedflowError as exc:
@@ -248,6 +243,27 @@ class Routes:
             return self.flow(req, flow_id, status=409, error=f"Not cancelled: {exc}")
         return Response.redirect(pages.flow_url(flow_id) + "?did=cancelled")
 
+    def wake(self, req: Request, flow_id: str) -> Response:
+        """Ask to confirm, then fire the flow's timer now (if it still waits on the tag the page showed)."""
+        rec = self._record(flow_id)
+        if rec is None:
+            return self.flow(req, flow_id)
+        tag = req.form.get("tag", "")
+        if rec.status != SUSPENDED or rec.waiting != tag or rec.wake_at is None:
+            now = f"waits on {rec.waiting!r}" if rec.status == SUSPENDED else f"is {rec.status}"
+            return self.flow(req, flow_id, status=409,
+                             error=f"Not woken: the flow now {now}, not on the timer of {tag!r}; nothing was changed.")
+        if req.form.get("confirm") != "yes":
+            body = pages.confirm_page(rec, "wake", {"tag": tag}, csrf=req.csrf)
+            return self._page(req, 200, "Confirm wake", body, "flows")
+        try:
+            self.engine.wake(flow_id)
+        except FlowFailed:
+            return Response.redirect(pages.flow_url(flow_id) + "?did=failed")
+        except FedflowError as exc:
+            return self.flow(req, flow_id, status=409, error=f"Not woken: {exc}")
+        return Response.redirect(pages.flow_url(flow_id) + "?did=woken")
+
     # ------------------------------------------------------------ login
     def login(self, req: Request) -> Response:
         """The token form, and signing in with it."""
@@ -262,13 +278,6 @@ class Routes:
                 return Response.redirect(next_path, [("Set-Cookie", cookie)])
             return self._page(req, 401, "Sign in", pages.login_page(next_path, req.csrf, failed=True))
         return self._page(req, 200, "Sign in", pages.login_page(next_path, req.csrf, failed=False))
-
-
-def _resume(engine: Any, flow_id: str, value: Any, tag: str) -> Any:
-    """Resume at `tag`: through the engine's own tag guard when it has one."""
-    if "tag" in inspect.signature(engine.resume).parameters:
-        return engine.resume(flow_id, value, tag=tag)
-    return engine.resume(flow_id, value)
 
 
 def _loopback_host(host: str | None) -> bool:

@@ -74,6 +74,7 @@ class FlowSummary:
     epoch: int
     created: float
     updated: float
+    wake_at: float | None = None  # when its timer fires, for a flow waiting on one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +109,8 @@ def page_position(token: str | None) -> int | None:
 
 def summary(rec: FlowRecord) -> FlowSummary:
     """The listing row of `rec`."""
-    return FlowSummary(rec.id, rec.name, rec.status, rec.waiting, rec.owner, rec.epoch, rec.created, rec.updated)
+    return FlowSummary(rec.id, rec.name, rec.status, rec.waiting, rec.owner, rec.epoch, rec.created, rec.updated,
+                       rec.wake_at)
 
 
 #: The FlowRecord fields a transition may change (not `id`, and `version` only by the store).

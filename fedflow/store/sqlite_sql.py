@@ -113,7 +113,7 @@ def page_sql(status: bool, flow: bool, id_prefix: bool, after: bool) -> str:
     where = [cond for on, cond in ((status, "status = ?"), (flow, "name = ?"),
                                    (id_prefix, "id >= ? AND id < ?"), (after, "seq < ?")) if on]
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    return (f"SELECT seq, id, name, status, waiting, owner, epoch, created, updated FROM flows{clause} "
+    return (f"SELECT seq, id, name, status, waiting, owner, epoch, created, updated, wake_at FROM flows{clause} "
             f"ORDER BY seq DESC LIMIT ?")
 
 
