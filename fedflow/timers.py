@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from . import observe
 from .errors import FedflowError, FlowError, UnknownFlow
 from .opening import Opening
 from .store.base import SUSPENDED, Store
@@ -83,6 +84,8 @@ class Timers:
                 return None
             body = self._resolve(rec)
             self._inflight.begin(flow_id)
+        if due_by is not None:  # fired because it fell due (not woken early): watchers measure the lateness
+            observe.timer_fired(self, flow_id, rec.wake_at)
         opening = Opening(self.store, rec, resume_entry={"t": "s", "tag": tag, "v": None, "w": 1},
                           explain=self._changed_meanwhile)
         return self._execute(rec, body, None, opening)

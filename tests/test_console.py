@@ -349,3 +349,22 @@ def test_a_corrupt_journal_entry_is_said_on_the_flow_page(served: tuple, flows: 
     engine.store.put_flows([(engine.store.get("w-corrupt"), ["not json"])])
     status, _, body = client.send("GET", "/flows/w-corrupt")
     assert status == 200 and "Cannot show the journal" in body and "is corrupt" in body
+
+
+def test_metrics_count_pending_timers_and_how_late_each_fired(timed: tuple) -> None:
+    engine, clock, client, names = timed
+    engine.start(names["nap"], 1, id="nap-4")
+    engine.start(names["nap"], 2, id="nap-5")
+    engine.start(names["ask"], 1, id="ask-4")
+    metrics = client.send("GET", "/metrics")[2]
+    assert re.search(r"^fedflow_timers_pending 3\.0$", metrics, re.M)
+    assert re.search(r"^fedflow_timer_lateness_seconds_count 0\.0$", metrics, re.M)
+    engine.wake("nap-5")  # woken early by hand: not a timer falling due, so no lateness
+    clock.advance(90)  # the other sleep was due at +60: it fires 30 s late
+    assert engine.result("nap-4") == {"slept": 1}
+    metrics = client.send("GET", "/metrics")[2]
+    assert re.search(r"^fedflow_timers_pending 1\.0$", metrics, re.M)
+    assert re.search(r"^fedflow_timer_lateness_seconds_count 1\.0$", metrics, re.M)
+    assert re.search(r"^fedflow_timer_lateness_seconds_sum 30\.0$", metrics, re.M)
+    assert re.search(r'^fedflow_timer_lateness_seconds_bucket\{le="10\.0"\} 0\.0$', metrics, re.M)
+    assert re.search(r'^fedflow_timer_lateness_seconds_bucket\{le="30\.0"\} 1\.0$', metrics, re.M)

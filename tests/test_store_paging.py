@@ -146,3 +146,10 @@ def test_a_row_carries_the_wake_time_of_a_flow_waiting_on_a_timer(store: Store) 
     rows = {f.id: f for f in store.list_page().flows}
     assert rows["t-1"].wake_at == 1234.5 and rows["t-1"].waiting == "sleep:0"
     assert rows["t-2"].wake_at is None
+
+
+def test_count_timers_counts_suspended_flows_with_a_wake_time(store: Store) -> None:
+    assert store.count_timers() == 0
+    for i, (status, wake_at) in enumerate([(SUSPENDED, 5.0), (SUSPENDED, 1.0), (SUSPENDED, None), (DONE, 3.0)]):
+        store.create(FlowRecord(id=f"c-{i}", name="a", status=status, input="1", wake_at=wake_at))
+    assert store.count_timers() == 2 == len(store.timers())

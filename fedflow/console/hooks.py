@@ -2,7 +2,7 @@
 
 `instrument(engine, metrics)` wraps a few methods on the engine, its store
 and its peers' transports (on those objects only, never on their classes)
-and listens to `fedflow.observe` for step times. It feeds the `Metrics`
+and listens to `fedflow.observe` for step times and fired timers. It feeds the `Metrics`
 counters and histograms and keeps, in memory, what the console shows beside
 the store: how long recent steps took, and when each peer last answered.
 Each wrapper adds a clock read and a counter update (~1-2 µs) to the call.
@@ -97,6 +97,8 @@ class Instrumented:
         self._wrap(peers, "add", lambda add: lambda transport: add(self._wrap_transport(transport)))
         observe.add_listener(self._step)
         self._undo.append(lambda: observe.remove_listener(self._step))
+        observe.add_timer_listener(self._timer_fired)
+        self._undo.append(lambda: observe.remove_timer_listener(self._timer_fired))
         return self
 
     def close(self) -> None:
@@ -189,6 +191,11 @@ class Instrumented:
             else:
                 self._steps.move_to_end(flow_id)
             steps[key] = seconds
+
+
+    def _timer_fired(self, engine: Any, flow_id: str, wake_at: float) -> None:
+        if engine is self.engine:
+            self.metrics.timer_lateness_seconds.observe(max(0.0, engine.clock.time() - wake_at))
 
 
 #: Peer errors that mean the call never reached the peer (no contact to record).

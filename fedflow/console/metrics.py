@@ -2,8 +2,8 @@
 
 Each console has its own registry (several engines may share a process).
 Counters and histograms are fed by `fedflow.console.hooks`; the flows-by-status
-gauge and the pending-timer gauge are read from the engine when scraped (one
-count query, not a listing). Names and what each one means: docs/console.md.
+gauge and the pending-timer gauge are read from the store when scraped (a
+count query each, not a listing). Names and what each one means: docs/console.md.
 """
 
 from __future__ import annotations
@@ -23,12 +23,15 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 #: Bucket bounds (seconds) for work that takes from well under a millisecond to a minute.
 FAST_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0, 30.0, 60.0)
+#: Bucket bounds (seconds) for how late a timer fires: the service wakes at the due time, and looks
+#: at least once a second for timers another process wrote; a busy or stopped instance fires later.
+LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 #: Bucket bounds (seconds) for replication, which moves whole stores.
 SLOW_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
 
 
 class _EngineGauges:
-    """Collector: flows by status, and timers pending when the engine has timers."""
+    """Collector: flows by status and timers pending, each one count query when scraped."""
 
     def __init__(self, engine: Any) -> None:
         self._engine = engine
@@ -39,9 +42,8 @@ class _EngineGauges:
         for status in sorted(STATUSES):
             flows.add_metric([status], counts.get(status, 0))
         yield flows
-        timers = getattr(self._engine, "timers", None)
-        if callable(timers):
-            yield GaugeMetricFamily("fedflow_timers_pending", "Timers waiting to fire.", value=len(timers()))
+        yield GaugeMetricFamily("fedflow_timers_pending", "Suspended flows waiting on a timer (a sleep or a "
+                                "timed suspend).", value=self._engine.store.count_timers())
 
 
 class Metrics:
@@ -70,6 +72,8 @@ class Metrics:
                                          "(sent, received).", ["direction"], registry=r)
         self.replication_seconds = Histogram("fedflow_replication_seconds", "Time of replicate, handoff and "
                                              "restore.", ["operation"], buckets=SLOW_BUCKETS, registry=r)
+        self.timer_lateness_seconds = Histogram("fedflow_timer_lateness_seconds", "How long after its due "
+                                                "time a timer fired.", buckets=LATENESS_BUCKETS, registry=r)
         r.register(_EngineGauges(engine))
 
     def exposition(self) -> bytes:

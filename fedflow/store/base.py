@@ -245,6 +245,10 @@ class Store(abc.ABC):
     def due(self, now: float, limit: int) -> list[tuple[str, str, float]]:
         """Up to `limit` timers (as in `timers`) with wake_at <= `now`, earliest first."""
 
+    def count_timers(self) -> int:
+        """How many suspended flows wait on a timer (this default lists them; the stores count)."""
+        return len(self.timers())
+
     # -- schedules ---------------------------------------------------------------
 
     @abc.abstractmethod

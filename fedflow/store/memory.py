@@ -172,6 +172,10 @@ class MemoryStore(Store):
                      if rec.status == SUSPENDED and rec.wake_at is not None]
         return sorted(found, key=lambda t: t[2])
 
+    def count_timers(self) -> int:
+        with self._lock:
+            return sum(1 for rec in self._flows.values() if rec.status == SUSPENDED and rec.wake_at is not None)
+
     def next_wake(self) -> float | None:
         with self._lock:
             return min((rec.wake_at for rec in self._flows.values()

@@ -559,6 +559,11 @@ class SQLiteStore(Store):
         with self._reading("list timers") as conn:
             return conn.execute(sql.TIMERS).fetchall()
 
+    def count_timers(self) -> int:
+        """How many suspended flows wait on a timer (a count over the wake index)."""
+        with self._reading("count timers") as conn:
+            return conn.execute(sql.COUNT_TIMERS).fetchone()[0]
+
     def next_wake(self) -> float | None:
         """The earliest wake_at of a suspended flow (one step of the wake index), or None."""
         with self._reading("find the next timer") as conn:

@@ -80,6 +80,7 @@ _TIME_STEP = ("ALTER TABLE flows ADD COLUMN wake_at REAL", _WAKE_INDEX, _SCHEDUL
 _TIMERS_WHERE = "status = 'suspended' AND wake_at IS NOT NULL"
 _TIMED = "flows INDEXED BY flows_wake"  # else the planner takes flows_status and scans every waiting flow
 TIMERS = f"SELECT id, waiting, wake_at FROM {_TIMED} WHERE {_TIMERS_WHERE} ORDER BY wake_at"
+COUNT_TIMERS = f"SELECT COUNT(*) FROM {_TIMED} WHERE {_TIMERS_WHERE}"
 NEXT_WAKE = f"SELECT MIN(wake_at) FROM {_TIMED} WHERE {_TIMERS_WHERE}"
 DUE = f"SELECT id, waiting, wake_at FROM {_TIMED} WHERE {_TIMERS_WHERE} AND wake_at <= ? ORDER BY wake_at LIMIT ?"
 PUT_SCHEDULE = ("INSERT INTO schedules (name, spec, next_at, last_id) VALUES (?, ?, ?, NULL) "
