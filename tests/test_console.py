@@ -23,6 +23,7 @@ from fedflow import (
     sleep,
     suspend,
 )
+from fedflow.cli import config
 from fedflow.cli import main as cli
 from fedflow.cli.config import ConfigError
 from fedflow.console import Console
@@ -368,3 +369,18 @@ def test_metrics_count_pending_timers_and_how_late_each_fired(timed: tuple) -> N
     assert re.search(r"^fedflow_timer_lateness_seconds_sum 30\.0$", metrics, re.M)
     assert re.search(r'^fedflow_timer_lateness_seconds_bucket\{le="10\.0"\} 0\.0$', metrics, re.M)
     assert re.search(r'^fedflow_timer_lateness_seconds_bucket\{le="30\.0"\} 1\.0$', metrics, re.M)
+
+
+def test_http_and_http_insecure_come_from_the_config_file_too(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    conf = tmp_path / "a.toml"
+    conf.write_text('name = "a"\nlisten = "127.0.0.1:0"\nhttp = "0.0.0.0:0"\nhttp_insecure = true\n')
+    parsed = cli.build_parser()[0].parse_args(["serve", "--config", str(conf)])
+    settings = config.settings(parsed)
+    assert (settings.http, settings.http_insecure) == ("0.0.0.0:0", True)
+    conf.write_text('name = "a"\nlisten = "127.0.0.1:0"\nhttp = "0.0.0.0:0"\ndb = "never.db"\n')
+    assert cli.main(["serve", "--config", str(conf)]) == 2 and "--http-insecure" in capsys.readouterr().err
+    assert not (tmp_path / "never.db").exists()
+    for bad in ('http_insecure = "yes"', 'http = "nowhere"'):
+        conf.write_text(f'name = "a"\nlisten = "127.0.0.1:0"\n{bad}\n')
+        with pytest.raises(ConfigError, match="http"):
+            config.settings(cli.build_parser()[0].parse_args(["serve", "--config", str(conf)]))

@@ -124,13 +124,14 @@ def _warn_if_open(listen: str, token: str | None, tls: object) -> None:
                     "reaches it can start, resume, cancel, forget and hand off flows; set a token and TLS", listen)
 
 
-def _bind_console(ns: argparse.Namespace, token: str | None) -> Any:
-    """The web console `--http` asks for, bound but not serving yet (None without --http)."""
-    if not getattr(ns, "http", None):
+def _bind_console(conf: ServeSettings, token: str | None) -> Any:
+    """The web console `--http` (or `http` in the config) asks for, bound but not serving yet
+    (None without one)."""
+    if not conf.http:
         return None
     from ..console import Console
 
-    return Console(ns.http, token, insecure=bool(getattr(ns, "http_insecure", False)))
+    return Console(conf.http, token, insecure=conf.http_insecure)
 
 
 def serve(ns: argparse.Namespace) -> int:
@@ -145,7 +146,7 @@ def serve(ns: argparse.Namespace) -> int:
 
     security.tls_config(conf.tls)  # read the certificate files now: a bad path fails before recovery runs
     _warn_if_open(conf.listen, token, conf.tls)
-    console = _bind_console(ns, token)  # bound now: a refused or taken --http changes nothing
+    console = _bind_console(conf, token)  # bound now: a refused or taken --http changes nothing
 
     engine = _open_engine(conf)
     try:
