@@ -37,6 +37,7 @@ from .inflight import InFlight, running_error
 from .opening import Opening
 from .outcomes import Suspended
 from .peers import PeerTable
+from .progress import Progress, log_emitter
 from .replay import AbortSignal, DivergedSignal, Run, SuspendSignal, run_flow
 from .schedules import Scheduling
 from .store import open_store
@@ -272,7 +273,10 @@ class Engine(Timers, Scheduling, Checking):
 
         A flow whose definition is not registered yet stays `running` (call again later)."""
         rerun = []
-        for flow_id in self.store.ids(RUNNING):
+        stale = self.store.ids(RUNNING)
+        progress = Progress(f"engine {self.name}: recovery", len(stale), emit=log_emitter(log))
+        for flow_id in stale:
+            progress.advance()
             with self._inflight.lock:
                 rec = self.store.get(flow_id)
                 if rec is None or self._inflight.is_busy(flow_id) or rec.status != RUNNING:
@@ -292,6 +296,7 @@ class Engine(Timers, Scheduling, Checking):
             except Exception as exc:  # one bad flow must not stop recovery of the rest
                 log.warning("recovered flow %s failed: %s: %s", flow_id, type(exc).__name__, exc)
             rerun.append(flow_id)
+        progress.finish()
         return rerun
 
     # ------------------------------------------------------------ introspection

@@ -33,6 +33,7 @@ import grpc
 from ..errors import ReplicaError, UnknownFunction
 from ..limits import Limits
 from ..outcomes import is_suspended
+from ..progress import Progress, log_emitter
 from ..store.base import DEFAULT_PAGE
 from ..v1 import fedflow_pb2 as pb
 from ..v1 import fedflow_pb2_grpc as pb_grpc
@@ -178,9 +179,17 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
     def PushReplica(self, request_iterator: Any, context: Any) -> pb.PushReplicaResponse:
         """Keep a streamed replica (header, then chunks; size and checksum checked) in its slot."""
         assembler = ReplicaAssembler(self._limits)
+        progress: Progress | None = None
         for message in request_iterator:
             assembler.add(parsed(message))
+            if progress is None and assembler.header is not None:
+                progress = Progress(f"replica of {assembler.header.source!r} received",
+                                    assembler.header.total_bytes, unit="bytes", emit=log_emitter(log))
+            if progress is not None:
+                progress.advance(assembler.received - progress.done)
         source, text = assembler.finish()
+        if progress is not None:
+            progress.finish()
         if not source:
             raise ReplicaError("a replica header must name its source engine")
         with self._gate.slot(context):
