@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint proto demo serve bench bench-peers soak chaos certs clean
+.PHONY: venv test lint proto demo serve bench bench-peers soak chaos certs clean chromium screenshots
 
 venv: $(STAMP)
 
@@ -14,9 +14,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m ruff check fedflow peers tests bench
 	$(PY) -m pytest -q
+
+# The console's browser tests drive Debian's Chromium through Playwright (Playwright's own browser
+# download cannot work here): install the package when it is missing, and say so.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { echo "chromium: $(CHROMIUM) is missing; installing Debian's chromium package with apt-get (the console's browser tests need it)"; \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+	@test -x $(CHROMIUM) || { echo "chromium: still no $(CHROMIUM); install Debian's chromium package by hand" >&2; exit 1; }
+
+# docs/console-*.png: each console page, from a demo engine, in headless Chromium.
+screenshots: $(STAMP) chromium
+	$(PY) tests/console_screens.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check fedflow peers tests bench

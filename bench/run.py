@@ -5,7 +5,7 @@
     python bench/run.py --only 1,3      # some workloads
     python bench/run.py --out FILE      # write results elsewhere (default bench/results.json)
 
-Workloads: 1 flow3, 2 resume, 3 remote (gRPC), 4 replay, 5 replication, 6 rss, 7 time.
+Workloads: 1 flow3, 2 resume, 3 remote (gRPC), 4 replay, 5 replication, 6 rss, 7 time, 8 console.
 Every workload runs its baseline in the same run (raw SQLite commits for 1
 and 2, a raw grpcio echo child for 3); DBOS numbers come from
 `make bench-peers` (bench/dbos_workloads.py), which adds its keys to the
@@ -32,12 +32,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common, flows
+from bench import workloads_console as console
 from bench import workloads_grpc as remote
 from bench import workloads_local as local
 from bench import workloads_time as timing
 from bench.report import print_table, target_verdicts
 
-WORKLOADS = {1: "flow3", 2: "resume", 3: "remote", 4: "replay", 5: "replication", 6: "rss", 7: "time"}
+WORKLOADS = {1: "flow3", 2: "resume", 3: "remote", 4: "replay", 5: "replication", 6: "rss", 7: "time",
+             8: "console"}
 CARRIED_PREFIXES = ("dbos_", "peers_")
 
 
@@ -61,13 +63,18 @@ class Settings:
     timer_lateness_flows: int = 300
     timer_burst_flows: int = 1_000
     timer_burst_repeats: int = 3
+    page_flows: int = 1_000_000
+    console_flows: int = 100_000
+    console_steps: int = 1_000
+    console_requests: int = 30
 
 
 FULL = Settings()
 QUICK = Settings(repeats=1, grpc_repeats=1, sqlite_commits=100, flow3_flows=50, resume_flows=20,
                  remote_calls=50, remote_per_caller=10, replay_steps=(10, 100, 1_000), replay_resumes=3,
                  replicate_flows=1_000, handoff_flows=100, rss_flows=10_000,
-                 timer_others=10_000, timer_lateness_flows=50, timer_burst_flows=100, timer_burst_repeats=1)
+                 timer_others=10_000, timer_lateness_flows=50, timer_burst_flows=100, timer_burst_repeats=1,
+                 page_flows=10_000, console_flows=1_000, console_steps=100, console_requests=3)
 
 
 def _runners(s: Settings, tmp: Path) -> dict[int, Callable[[], dict[str, Any]]]:
@@ -82,6 +89,8 @@ def _runners(s: Settings, tmp: Path) -> dict[int, Callable[[], dict[str, Any]]]:
         6: lambda: remote.workload_rss(tmp, s.rss_flows),
         7: lambda: timing.workload_time(tmp, s.timer_others, s.timer_lateness_flows, s.timer_burst_flows,
                                         s.timer_burst_repeats),
+        8: lambda: console.workload_console(tmp, s.page_flows, s.console_flows, s.console_steps,
+                                            s.console_requests),
     }
 
 

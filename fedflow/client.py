@@ -24,7 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from .errors import RemoteError
 from .grpc import time_control
 from .grpc.channel import open_channel
-from .grpc.codec import pack, pack_call_value, status_from_proto, unpack, unpack_call_value
+from .grpc.codec import pack, pack_call_value, status_from_proto, status_to_proto, unpack, unpack_call_value
 from .grpc.security import bearer_metadata
 from .grpc.status import error_for
 from .limits import DEFAULT_LIMITS, Limits
@@ -118,10 +118,16 @@ class ControlClient:
         reply = self._rpc(self._control.Result, pb.ResultRequest(id=flow_id))
         return {"id": reply.id, "result": unpack(reply.result, "result")}
 
-    def list(self) -> dict[str, Any]:
-        """`{"flows": [{"id", "status"}, ...]}`."""
-        reply = self._rpc(self._control.List, pb.ListRequest())
-        return {"flows": [{"id": f.id, "status": status_from_proto(f.status)} for f in reply.flows]}
+    def list(self, status: str | None = None, flow: str | None = None, limit: int | None = None,
+             page_token: str | None = None, id_prefix: str | None = None) -> dict[str, Any]:
+        """One page of flows, newest first: `{"flows": [{"id", "status"}, ...]}` plus
+        `"next_page_token"` when another page follows (pass it back as `page_token`). Filters
+        left None match every flow; `limit` defaults to 100 on the instance."""
+        request = pb.ListRequest(status=status_to_proto(status) if status else 0, flow=flow,
+                                 limit=limit or 0, page_token=page_token or "", id_prefix=id_prefix)
+        reply = self._rpc(self._control.List, request)
+        flows = [{"id": f.id, "status": status_from_proto(f.status)} for f in reply.flows]
+        return {"flows": flows, **({"next_page_token": reply.next_page_token} if reply.next_page_token else {})}
 
     def pending(self) -> dict[str, Any]:
         """`{"pending": [{"id", "tag", "kind", "payload"}, ...]}` for suspended flows; `kind` and

@@ -8,6 +8,7 @@ the final state before `start`/`resume` return.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -15,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from . import host, journal, registry, values
+from . import host, journal, observe, registry, values
 from .clock import SYSTEM_CLOCK, Clock
 from .combinators import Flow
 from .errors import (
@@ -38,10 +39,24 @@ from .inflight import InFlight, running_error
 from .opening import Opening
 from .outcomes import Suspended
 from .peers import PeerTable
+from .progress import Progress, log_emitter
 from .replay import AbortSignal, DivergedSignal, Run, SuspendSignal, run_flow
 from .schedules import Scheduler
 from .store import open_store
-from .store.base import CANCELLED, DONE, FAILED, LIVE, MOVED, RUNNING, SUSPENDED, TERMINAL, FlowRecord, Store
+from .store.base import (
+    CANCELLED,
+    DEFAULT_PAGE,
+    DONE,
+    FAILED,
+    LIVE,
+    MOVED,
+    RUNNING,
+    SUSPENDED,
+    TERMINAL,
+    FlowPage,
+    FlowRecord,
+    Store,
+)
 from .timers import Timekeeper
 from .versioning import Checker
 from .waits import SLEEP_PREFIX
@@ -204,6 +219,8 @@ class Engine:
                 return None
             body = self._resolve(rec)
             self._inflight.begin(flow_id)
+        if due_by is not None:  # fired because it fell due (not woken early): watchers measure the lateness
+            observe.timer_fired(self, flow_id, rec.wake_at)
         opening = Opening(self.store, rec, resume_entry={"t": "s", "tag": tag, "v": None, "w": 1},
                           explain=self._changed_meanwhile)
         return self._execute(rec, body, None, opening)
@@ -296,7 +313,10 @@ class Engine:
 
         A flow whose definition is not registered yet stays `running` (call again later)."""
         rerun = []
-        for flow_id in self.store.ids(RUNNING):
+        stale = self.store.ids(RUNNING)
+        progress = Progress(f"engine {self.name}: recovery", len(stale), emit=log_emitter(log))
+        for flow_id in stale:
+            progress.advance()
             with self._inflight.lock:
                 rec = self.store.get(flow_id)
                 if rec is None or self._inflight.is_busy(flow_id) or rec.status != RUNNING:
@@ -316,6 +336,7 @@ class Engine:
             except Exception as exc:  # one bad flow must not stop recovery of the rest
                 log.warning("recovered flow %s failed: %s: %s", flow_id, type(exc).__name__, exc)
             rerun.append(flow_id)
+        progress.finish()
         return rerun
 
     # ------------------------------------------------------------ introspection
@@ -386,6 +407,22 @@ class Engine:
         listed = [(fid, RUNNING if fid in running else status) for fid, status in self.store.list()]
         stored = {fid for fid, _status in listed}
         return listed + [(fid, RUNNING) for fid in sorted(running - stored)]
+
+    def list_page(self, status: str | None = None, flow: str | None = None, id_prefix: str | None = None,
+                  limit: int = DEFAULT_PAGE, page_token: str | None = None) -> FlowPage:
+        """One page of flows, newest first, filtered by status, flow name and id prefix (each when
+        given); pass the page's `next_token` as `page_token` for the next one (None: last page).
+        A flow running in this process is shown `running`. Bad arguments raise FedflowError."""
+        page = self.store.list_page(status=status, flow=flow, id_prefix=id_prefix, limit=limit, after=page_token)
+        active = self._inflight.running()
+        if active.isdisjoint(f.id for f in page.flows):
+            return page
+        flows = [dataclasses.replace(f, status=RUNNING) if f.id in active else f for f in page.flows]
+        return FlowPage(flows, page.next_token)
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many stored flows are in each status (one count query, not a listing)."""
+        return self.store.count_by_status()
 
     def pending(self) -> list[tuple[str, str]]:
         """[(id, waiting_tag), ...] for every suspended flow."""
@@ -486,10 +523,12 @@ class Engine:
         """Drop schedule `name` (flows its ticks started go on); FedflowError if there is none."""
         self.scheduler.unschedule(name)
 
-    def check(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
+    def check(self, ids: list[str] | None = None,
+              on_checked: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
         """Replay every live flow (or `ids`) against the code loaded now, without running any
-        step, call or timer and without writing: ``[{"id", "flow", "ok", "error"}, ...]``."""
-        return self.checker.check(ids)
+        step, call or timer and without writing: ``[{"id", "flow", "ok", "error"}, ...]``.
+        `on_checked(done, total)` is called as each flow is taken (for progress)."""
+        return self.checker.check(ids, on_checked)
 
     # ------------------------------------------------------------ federation
     def export(self) -> dict[str, Any]:

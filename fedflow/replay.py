@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from . import errors, values
+from . import errors, observe, values
 from .journal import Entry
 from .railway import Fail, fail
 
@@ -233,13 +234,16 @@ def journaled(name: str, compute: Callable[[str], Any], key: str | None = None) 
             raise rebuild_error(entry["e"])
         return values.decode(entry["v"])
     run.before_effect()
+    started = time.perf_counter()
     try:
         tree = values.encode(compute(f"{run.call_prefix}/{key}"), f"result of {name}")
     except (SuspendSignal, DivergedSignal, AbortSignal, errors.UnknownPeer):
         raise  # not outcomes of the step (an unknown peer: nothing was sent), so not journaled
     except Exception as exc:
+        observe.step_ran(run.services, run.flow_id, key, name, time.perf_counter() - started, False)
         run.record({"t": "j", "k": key, "n": name, "e": errors.to_data(exc)})
         raise
+    observe.step_ran(run.services, run.flow_id, key, name, time.perf_counter() - started, True)
     run.record({"t": "j", "k": key, "n": name, "v": tree})
     return values.decode(tree)
 

@@ -110,13 +110,17 @@ class Checker:
         self.resolve = resolve
         self.services = services
 
-    def check(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
+    def check(self, ids: list[str] | None = None,
+              on_checked: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
         """Replay every live flow (or `ids`) against the code loaded now, without running any
-        step, call or timer and without writing: ``[{"id", "flow", "ok", "error"}, ...]``."""
+        step, call or timer and without writing: ``[{"id", "flow", "ok", "error"}, ...]``.
+        `on_checked(done, total)` is called as each flow is taken (for progress)."""
         wanted = ids if ids is not None else [fid for status in (RUNNING, SUSPENDED)
                                               for fid in self.store.ids(status)]
         report = []
-        for flow_id in wanted:
+        for done, flow_id in enumerate(wanted, 1):
+            if on_checked is not None:
+                on_checked(done, len(wanted))
             rec = self.store.get(flow_id)
             if rec is None:
                 error: str | None = f"no flow {flow_id!r} in this store"

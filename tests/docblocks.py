@@ -12,7 +12,7 @@ How a block is treated depends on its info string (the words after the opening f
 - ``output``: what the block just before it printed (stdout), matched the same way.
 - any language with ``file=NAME`` (``python file=greet.py``, ``toml file=a.toml``,
   ``js file=client.js``): written into the work folder, not run.
-- ``text``, ``json``, ``toml``, ``proto``: shown, not run (output and illustrations).
+- ``text``, ``json``, ``toml``, ``proto``, ``yaml``: shown, not run (output and illustrations).
 
 Every block of a page runs in page order, in one work folder (holding links to
 `peers/` and `proto/`), with this venv's `bin` first on PATH. Some commands are
@@ -59,7 +59,7 @@ except ImportError:  # tests/ imported as a package
 
 REPO = Path(__file__).resolve().parent.parent
 RUN = {"python", "sh", "console"}
-SHOWN = {"text", "json", "toml", "proto"}
+SHOWN = {"text", "json", "toml", "proto", "yaml"}
 RUN_ELSEWHERE = {"make demo": "tests/test_demo.py", "make test": "the test suite itself"}
 NODE_CACHE = REPO / "build" / "docs-node"
 COMMAND_TIMEOUT = 60.0

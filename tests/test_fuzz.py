@@ -75,8 +75,10 @@ class Fuzzer:
             return self.rng.random() < 0.5
         if kind == FieldDescriptor.TYPE_ENUM:
             return self.rng.randint(-2, 12)
-        if kind in (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_UINT32):
+        if kind == FieldDescriptor.TYPE_UINT64:
             return self.rng.choice([0, 1, 7, 2**32 - 1, 2**63, 2**64 - 1])
+        if kind == FieldDescriptor.TYPE_UINT32:
+            return self.rng.choice([0, 1, 7, 1000, 1001, 2**31, 2**32 - 1])
         return self.rng.randint(-(2**31), 2**31 - 1)
 
     def fill(self, message: Any, depth: int = 0) -> Any:

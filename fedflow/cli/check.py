@@ -15,6 +15,7 @@ import os
 import sys
 
 from ..engine import Engine
+from ..progress import Progress, stderr_emitter
 from ..versioning import check_report_text
 from .config import UsageError
 from .loader import import_target, load_into
@@ -51,7 +52,13 @@ def run_check(ns: argparse.Namespace) -> int:
     with Engine("check", store=ns.db, recover=False, run_timers=False) as engine:
         for target, module in modules:
             load_into(engine, target, module)
-        report = engine.check(ns.ids)
+        progress = Progress("fedflow check", None, emit=stderr_emitter())
+
+        def checked(_done: int, total: int) -> None:
+            progress.total = total
+            progress.advance()
+        report = engine.check(ns.ids, checked)
+        progress.finish()
     for entry in report:
         if not entry["ok"]:
             sys.stderr.write(f"fedflow check: flow {entry['id']} ({entry['flow']}) would diverge: "

@@ -12,6 +12,8 @@ A config file holds the same settings as the flags::
     max_message_bytes = 8388608      # limits (fedflow.limits): message size, calls at once, replica size
     max_concurrent_rpcs = 256
     max_replica_bytes = 268435456
+    http = "127.0.0.1:8080"          # the web console, /metrics and /healthz (fedflow.console)
+    http_insecure = false            # true allows http off loopback without a token
 
     [peers]
     b = "127.0.0.1:50062"
@@ -50,12 +52,13 @@ __all__ = [
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _PATH_KEYS = ("db", "token_file", "tls_cert", "tls_key", "tls_ca")
-_STR_KEYS = ("name", "listen", "log_level", *_PATH_KEYS)
+_STR_KEYS = ("name", "listen", "log_level", "http", *_PATH_KEYS)
 _LIMIT_KEYS = ("max_message_bytes", "max_concurrent_rpcs", "max_replica_bytes")
 #: Keys read by fedflow.cli.federation_settings.
 FEDERATION_KEYS = ("answers_kept", "answers_max_age", "operator_token_file", "peer_tokens", "max_replica_slots",
                    "max_replica_total_bytes")
-_KEYS = frozenset({*_STR_KEYS, *_LIMIT_KEYS, *FEDERATION_KEYS, "load", "peers", "deadline", "schedules"})
+_KEYS = frozenset({*_STR_KEYS, *_LIMIT_KEYS, *FEDERATION_KEYS, "load", "peers", "deadline", "schedules",
+                   "http_insecure"})
 
 
 class UsageError(ValueError):
@@ -100,6 +103,8 @@ class ServeSettings:
     limits: Limits = DEFAULT_LIMITS
     schedules: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # Engine.schedule arguments
     federation: Any = None  # a fedflow.cli.federation_settings.FederationSettings
+    http: str | None = None        # where the web console listens (HOST:PORT), if anywhere
+    http_insecure: bool = False    # allow `http` off loopback without a token
 
 
 def parse_address(text: str, *, allow_zero: bool = False) -> tuple[str, int]:
@@ -169,6 +174,10 @@ def load_file(path: str) -> dict[str, Any]:
     from .federation_settings import from_file
 
     out.update(from_file(raw, path))
+    if "http_insecure" in raw:
+        if not isinstance(raw["http_insecure"], bool):
+            raise ConfigError(f"config {path}: http_insecure must be true or false, got {raw['http_insecure']!r}")
+        out["http_insecure"] = raw["http_insecure"]
     return out
 
 
@@ -245,6 +254,12 @@ def settings(flags: Any) -> ServeSettings:
     if not listen:
         raise ConfigError("serve needs --listen HOST:PORT (or listen = \"...\" in the --config file)")
     parse_address(listen, allow_zero=True)
+    http = pick("http")
+    if http:
+        try:
+            parse_address(http, allow_zero=True)
+        except ConfigError as exc:
+            raise ConfigError(f"--http (or http in the --config file): {exc}") from None
     level = str(pick("log_level", "INFO")).upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"log level {level!r} is not one of {', '.join(LOG_LEVELS)}")
@@ -255,6 +270,7 @@ def settings(flags: Any) -> ServeSettings:
         deadline=_deadline(pick("deadline", 10.0), "--deadline"),
         token_file=pick("token_file"), log_level=level, tls=_tls(pick), limits=_limits(pick),
         schedules=conf.get("schedules", []), federation=_federation(pick),
+        http=http or None, http_insecure=bool(getattr(flags, "http_insecure", False) or conf.get("http_insecure")),
     )
 
 

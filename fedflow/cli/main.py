@@ -85,6 +85,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     for flag, what in (("cert", "this server's certificate"), ("key", "its private key"),
                        ("ca", "the CA that signs client certificates")):
         p.add_argument(f"--tls-{flag}", metavar="F", help=f"PEM file: {what}")
+    p.add_argument("--http", metavar="HOST:PORT", help="also serve the web console, /metrics and /healthz here")
+    p.add_argument("--http-insecure", action="store_true",
+                   help="allow --http off loopback without --token-file (a trusted network only)")
     for flag, what in (("message-bytes", "largest gRPC message, both ways (8 MiB)"),
                        ("concurrent-rpcs", "calls served at once; more get RESOURCE_EXHAUSTED (256)"),
                        ("replica-bytes", "largest replica held for a peer (256 MiB)")):

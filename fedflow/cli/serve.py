@@ -149,6 +149,16 @@ def _warn_if_open(listen: str, token: str | None, tls: object) -> None:
                     "reaches it can start, resume, cancel, forget and hand off flows; set a token and TLS", listen)
 
 
+def _bind_console(conf: ServeSettings, token: str | None) -> Any:
+    """The web console `--http` (or `http` in the config) asks for, bound but not serving yet
+    (None without one)."""
+    if not conf.http:
+        return None
+    from ..console import Console
+
+    return Console(conf.http, token, insecure=conf.http_insecure)
+
+
 def serve(ns: argparse.Namespace) -> int:
     """Run `fedflow serve` with parsed flags `ns` until SIGTERM/SIGINT; the exit status."""
     conf = config.settings(ns)
@@ -161,6 +171,7 @@ def serve(ns: argparse.Namespace) -> int:
 
     security.tls_config(conf.tls)  # read the certificate files now: a bad path fails before recovery runs
     _warn_if_open(conf.listen, token or conf.federation.operator_token_file, conf.tls)
+    console = _bind_console(conf, token)  # bound now: a refused or taken --http changes nothing
 
     credentials = _credentials(conf)
     engine = _open_engine(conf)
@@ -183,11 +194,14 @@ def serve(ns: argparse.Namespace) -> int:
 
         try:
             serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits, warm_up=warm_up,
-                          credentials=credentials)
+                          credentials=credentials,
+                          on_ready=(lambda _port: console.start(engine)) if console else None)
         finally:
             for started in watch:
                 started.close()
     finally:
+        if console:
+            console.close()
         engine.close()
     log.info("stopped %s", conf.name)
     return 0

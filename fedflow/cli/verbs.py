@@ -21,6 +21,7 @@ from ..client import ControlClient
 from ..errors import PeerUnavailable
 from ..grpc import security
 from ..limits import Limits
+from ..store.base import DEFAULT_PAGE, MAX_PAGE, STATUSES
 from . import time_verbs
 from .config import TlsFiles, UsageError, parse_address, read_secret
 from .json_args import parse_json_arg, to_json
@@ -76,6 +77,15 @@ _TAG = (("--tag",), {"metavar": "TAG", "help": "refuse (exit 1, nothing changes)
                                                "TAG, so a retried resume never feeds its next wait; "
                                                "`fedflow pending` shows the tag"})
 
+_LIST_ARGS = (
+    (("--status",), {"choices": sorted(STATUSES), "help": "only flows in this status"}),
+    (("--flow",), {"metavar": "NAME", "help": "only runs of this registered flow"}),
+    (("--id-prefix",), {"metavar": "TEXT", "help": "only flows whose id starts with TEXT"}),
+    (("--limit",), {"metavar": "N", "type": int, "default": DEFAULT_PAGE,
+                    "help": f"flows per page, 1 to {MAX_PAGE} ({DEFAULT_PAGE})"}),
+    (("--page-token",), {"metavar": "T", "help": "the next_page_token a previous page printed"}),
+)
+
 CLIENT_VERBS: dict[str, Verb] = {
     "call": Verb("run an exposed function on the instance", f"fedflow call --at {_AT} inc 41",
                  lambda c, ns: c.call(ns.fn, ns.value),
@@ -96,7 +106,9 @@ CLIENT_VERBS: dict[str, Verb] = {
                    lambda c, ns: c.result(ns.flow_id), (_ID,)),
     "forget": Verb("drop a finished flow's record", f"fedflow forget --at {_AT} post-1",
                    lambda c, ns: c.forget(ns.flow_id), (_ID,)),
-    "list": Verb("list every flow with its status", f"fedflow list --at {_AT}", lambda c, ns: c.list()),
+    "list": Verb("list flows, newest first, one page at a time",
+                 f"fedflow list --at {_AT} --status suspended --limit 50",
+                 lambda c, ns: c.list(ns.status, ns.flow, ns.limit, ns.page_token, ns.id_prefix), _LIST_ARGS),
     "pending": Verb("list suspended flows, the tag each waits on, and what each host request asks "
                     "(kind, payload)", f"fedflow pending --at {_AT}",
                     lambda c, ns: c.pending()),
@@ -158,6 +170,8 @@ def run_client(ns: argparse.Namespace) -> str:
         raise UsageError("--deadline must be a number of seconds above 0")
     if hasattr(ns, "value"):
         ns.value = parse_json_arg(ns.value)
+    if getattr(ns, "limit", None) is not None and not 1 <= ns.limit <= MAX_PAGE:
+        raise UsageError(f"--limit must be 1 to {MAX_PAGE}, not {ns.limit}")
     token, tls, limits = _token(ns), _tls(ns), _limits(ns)
     try:
         with ControlClient(ns.at, token=token, tls=tls, limits=limits, deadline=ns.deadline) as client:

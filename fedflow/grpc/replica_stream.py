@@ -68,6 +68,11 @@ class ReplicaAssembler:
         self._digest.update(chunk)
         self._parts.append(chunk)
 
+    @property
+    def received(self) -> int:
+        """Bytes of replica text received so far."""
+        return self._size
+
     def finish(self) -> tuple[str, str]:
         """`(source, export_text)` once the stream is complete and its checksum matches."""
         if self.header is None:

@@ -34,10 +34,12 @@ from .. import deadlines
 from ..errors import ReplicaError, UnknownFunction
 from ..limits import Limits
 from ..outcomes import is_suspended
+from ..progress import Progress, log_emitter
+from ..store.base import DEFAULT_PAGE
 from ..v1 import fedflow_pb2 as pb
 from ..v1 import fedflow_pb2_grpc as pb_grpc
 from . import time_control
-from .codec import pack, pack_call_value, status_to_proto, unpack, unpack_call_value
+from .codec import pack, pack_call_value, status_from_proto, status_to_proto, unpack, unpack_call_value
 from .handlers import parsed
 from .identity import current_caller
 from .replica_stream import ReplicaAssembler, replica_parts
@@ -180,9 +182,17 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
     def PushReplica(self, request_iterator: Any, context: Any) -> pb.PushReplicaResponse:
         """Keep a streamed replica (header, then chunks; size and checksum checked) in its slot."""
         assembler = ReplicaAssembler(self._limits)
+        progress: Progress | None = None
         for message in request_iterator:
             assembler.add(parsed(message))
+            if progress is None and assembler.header is not None:
+                progress = Progress(f"replica of {assembler.header.source!r} received",
+                                    assembler.header.total_bytes, unit="bytes", emit=log_emitter(log))
+            if progress is not None:
+                progress.advance(assembler.received - progress.done)
         source, text = assembler.finish()
+        if progress is not None:
+            progress.finish()
         if not source:
             raise ReplicaError("a replica header must name its source engine")
         caller = current_caller()
@@ -270,10 +280,14 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
 
     @_guard()
     def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
-        """Every flow and its status."""
-        rows = self._engine.list()
-        flows = [pb.FlowEntry(id=i, status=status_to_proto(s)) for i, s in rows]
-        return pb.ListResponse(flows=flows)
+        """One page of flows, newest first, filtered by status, flow name and id prefix."""
+        status = status_from_proto(request.status) if request.status else None
+        page = self._engine.list_page(
+            status=status, flow=request.flow if request.HasField("flow") else None,
+            id_prefix=request.id_prefix if request.HasField("id_prefix") else None,
+            limit=request.limit or DEFAULT_PAGE, page_token=request.page_token or None)
+        flows = [pb.FlowEntry(id=f.id, status=status_to_proto(f.status)) for f in page.flows]
+        return pb.ListResponse(flows=flows, next_page_token=page.next_token or "")
 
     @_guard()
     def Pending(self, request: pb.PendingRequest, context: Any) -> pb.PendingResponse:

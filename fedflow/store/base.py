@@ -32,6 +32,8 @@ import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from ..errors import FedflowError
+
 #: Statuses a flow record can have.
 RUNNING, SUSPENDED, DONE, FAILED, CANCELLED, MOVED = (
     "running", "suspended", "done", "failed", "cancelled", "moved")
@@ -58,6 +60,57 @@ class FlowRecord:
     updated: float = 0.0
     version: int = 0               # set by the store: 0 when created, +1 on every transition
     wake_at: float | None = None   # when a suspended flow's timer fires (seconds since the epoch)
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowSummary:
+    """One row of a flow listing: the record without its values (input, result, error, request)."""
+
+    id: str
+    name: str | None
+    status: str
+    waiting: str | None
+    owner: str | None
+    epoch: int
+    created: float
+    updated: float
+    wake_at: float | None = None  # when its timer fires, for a flow waiting on one
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowPage:
+    """One page of a listing, newest flow first; `next_token` fetches the next page (None: last page)."""
+
+    flows: list[FlowSummary]
+    next_token: str | None
+
+
+#: Flows in a page when no limit is given, and the most one page may hold.
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+
+
+def check_page(status: str | None, limit: int) -> None:
+    """Refuse a listing's status filter or limit with a FedflowError that names the fix."""
+    if status is not None and status not in STATUSES:
+        raise FedflowError(f"status {status!r} is not one of {', '.join(sorted(STATUSES))}; pick one of those")
+    if type(limit) is not int or not 1 <= limit <= MAX_PAGE:
+        raise FedflowError(f"a page holds 1 to {MAX_PAGE} flows, not {limit!r}; pass a limit in that range")
+
+
+def page_position(token: str | None) -> int | None:
+    """The position a page token stands for (None: the first page); FedflowError when it is not a token."""
+    if token is None or token == "":
+        return None
+    if not (isinstance(token, str) and token.isascii() and token.isdigit() and len(token) < 20):
+        raise FedflowError(f"page token {token!r} was not made by this instance; pass the next_page_token of "
+                           f"the previous page, or none for the first page")
+    return int(token)
+
+
+def summary(rec: FlowRecord) -> FlowSummary:
+    """The listing row of `rec`."""
+    return FlowSummary(rec.id, rec.name, rec.status, rec.waiting, rec.owner, rec.epoch, rec.created, rec.updated,
+                       rec.wake_at)
 
 
 #: The FlowRecord fields a transition may change (not `id`, and `version` only by the store).
@@ -125,6 +178,33 @@ class Store(abc.ABC):
     def ids(self, status: str) -> list[str]:
         """Ids of flows in `status`, in creation order."""
 
+    def list_page(self, status: str | None = None, flow: str | None = None, id_prefix: str | None = None,
+                  limit: int = DEFAULT_PAGE, after: str | None = None) -> FlowPage:
+        """Up to `limit` flows, newest first, with `status`, flow name `flow` and an id starting
+        with `id_prefix` (each when given); `after` is the `next_token` of the previous page.
+
+        This default reads every id (slow on a large store); the stores override it."""
+        check_page(status, limit)
+        start = page_position(after)
+        rows: list[FlowSummary] = []
+        listed = self.list()
+        for position in range(len(listed) if start is None else min(start, len(listed)), 0, -1):
+            rec = self.get(listed[position - 1][0])
+            if rec is None or (status and rec.status != status) or (flow and rec.name != flow) \
+                    or (id_prefix and not rec.id.startswith(id_prefix)):
+                continue
+            if len(rows) == limit:
+                return FlowPage(rows, str(position))
+            rows.append(summary(rec))
+        return FlowPage(rows, None)
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many flows are in each status (statuses with none are left out)."""
+        counts: dict[str, int] = {}
+        for _fid, status in self.list():
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
     @abc.abstractmethod
     def pending(self) -> list[tuple[str, str | None, str | None]]:
         """[(id, waiting_tag, request_text_or_None), ...] for suspended flows."""
@@ -169,6 +249,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def due(self, now: float, limit: int) -> list[tuple[str, str, float]]:
         """Up to `limit` timers (as in `timers`) with wake_at <= `now`, earliest first."""
+
+    def count_timers(self) -> int:
+        """How many suspended flows wait on a timer (this default lists them; the stores count)."""
+        return len(self.timers())
 
     # -- schedules ---------------------------------------------------------------
 

@@ -8,7 +8,21 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from .base import RUNNING, SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store, check_changes
+from .base import (
+    DEFAULT_PAGE,
+    RUNNING,
+    SUSPENDED,
+    TERMINAL,
+    FlowPage,
+    FlowRecord,
+    FlowSummary,
+    LogEntry,
+    Store,
+    check_changes,
+    check_page,
+    page_position,
+    summary,
+)
 
 
 class MemoryStore(Store):
@@ -20,6 +34,8 @@ class MemoryStore(Store):
         self._logs: dict[str, list[LogEntry]] = {}
         self._replicas: dict[str, str] = {}
         self._slot_notes: dict[str, tuple[float, str | None]] = {}  # source -> (stored at, sender)
+        self._seq: dict[str, int] = {}  # id -> creation number, the position a page token names
+        self._next_seq = 1
         self._schedules: dict[str, list] = {}  # name -> [spec, next_at, last_id]
         self._answers: dict[str, tuple[str, float]] = {}  # call key -> (answer, recorded at), oldest first
 
@@ -29,7 +45,14 @@ class MemoryStore(Store):
                 return False
             self._flows[record.id] = dataclasses.replace(record, version=0)
             self._logs[record.id] = []
+            self._number(record.id)
             return True
+
+    def _number(self, flow_id: str) -> None:
+        """Give a new flow the next creation number (under the lock)."""
+        if flow_id not in self._seq:
+            self._seq[flow_id] = self._next_seq
+            self._next_seq += 1
 
     def get(self, flow_id: str) -> FlowRecord | None:
         with self._lock:
@@ -69,14 +92,14 @@ class MemoryStore(Store):
             rec = self._flows.get(flow_id)
             if rec is None or rec.status not in set(only):
                 return False
-            del self._flows[flow_id], self._logs[flow_id]
+            del self._flows[flow_id], self._logs[flow_id], self._seq[flow_id]
             return True
 
     def delete_terminal(self) -> int:
         with self._lock:
             doomed = [fid for fid, rec in self._flows.items() if rec.status in TERMINAL]
             for fid in doomed:
-                del self._flows[fid], self._logs[fid]
+                del self._flows[fid], self._logs[fid], self._seq[fid]
             return len(doomed)
 
     def list(self) -> list[tuple[str, str]]:
@@ -86,6 +109,34 @@ class MemoryStore(Store):
     def ids(self, status: str) -> list[str]:
         with self._lock:
             return [fid for fid, rec in self._flows.items() if rec.status == status]
+
+    def list_page(self, status: str | None = None, flow: str | None = None, id_prefix: str | None = None,
+                  limit: int = DEFAULT_PAGE, after: str | None = None) -> FlowPage:
+        """Up to `limit` flows, newest first, filtered; see `Store.list_page`."""
+        check_page(status, limit)
+        before = page_position(after)
+        rows: list[FlowSummary] = []
+        with self._lock:
+            for fid in reversed(self._flows):  # insertion order is creation order
+                seq = self._seq[fid]
+                if before is not None and seq >= before:
+                    continue
+                rec = self._flows[fid]
+                if (status and rec.status != status) or (flow and rec.name != flow) \
+                        or (id_prefix and not fid.startswith(id_prefix)):
+                    continue
+                if len(rows) == limit:
+                    return FlowPage(rows, str(self._seq[rows[-1].id]))
+                rows.append(summary(rec))
+        return FlowPage(rows, None)
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many flows are in each status (statuses with none are left out)."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            for rec in self._flows.values():
+                counts[rec.status] = counts.get(rec.status, 0) + 1
+        return counts
 
     def pending(self) -> list[tuple[str, str | None, str | None]]:
         with self._lock:
@@ -104,6 +155,7 @@ class MemoryStore(Store):
                 version = rec.version if old is None else max(rec.version, old.version + 1)
                 self._flows[rec.id] = dataclasses.replace(rec, version=version)
                 self._logs[rec.id] = list(log)
+                self._number(rec.id)
 
     def put_replica(self, source: str, text: str, sender: str | None = None) -> None:
         with self._lock:
@@ -128,6 +180,10 @@ class MemoryStore(Store):
             found = [(fid, rec.waiting or "", rec.wake_at) for fid, rec in self._flows.items()
                      if rec.status == SUSPENDED and rec.wake_at is not None]
         return sorted(found, key=lambda t: t[2])
+
+    def count_timers(self) -> int:
+        with self._lock:
+            return sum(1 for rec in self._flows.values() if rec.status == SUSPENDED and rec.wake_at is not None)
 
     def next_wake(self) -> float | None:
         with self._lock:

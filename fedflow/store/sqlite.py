@@ -38,7 +38,20 @@ from typing import Any, NoReturn
 
 from ..errors import FedflowError
 from . import sqlite_sql as sql
-from .base import STATUSES, SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store, check_changes
+from .base import (
+    DEFAULT_PAGE,
+    STATUSES,
+    SUSPENDED,
+    TERMINAL,
+    FlowPage,
+    FlowRecord,
+    FlowSummary,
+    LogEntry,
+    Store,
+    check_changes,
+    check_page,
+    page_position,
+)
 from .group_sync import GroupSync, SyncFailed, WalFile
 from .sqlite_sql import FORMAT, SCHEMA_VERSION
 
@@ -52,6 +65,8 @@ _row = operator.attrgetter(*sql.COLUMNS)  # a FlowRecord as a flows row
 _SPILL_AT = tuple((sql.COLUMNS.index(c), c) for c in sql.SPILLABLE)
 _TERMINAL = tuple(sorted(TERMINAL))
 _update_sql = functools.lru_cache(maxsize=256)(sql.update_sql)
+_page_sql = functools.lru_cache(maxsize=16)(sql.page_sql)
+_PREFIX_END = "\U0010ffff"  # above every character: prefix <= id < prefix + this is "id starts with prefix"
 
 Body = tuple[str, Any, str]  # (flow_id, slot, text): one value kept in the bodies table
 
@@ -115,6 +130,7 @@ class SQLiteStore(Store):
         if tables:
             if version < SCHEMA_VERSION:
                 self._upgrade()
+            self._add_listing_indexes()
         else:
             with self._tx("create the schema"):
                 tables = self._tables()
@@ -144,6 +160,16 @@ class SQLiteStore(Store):
             self._group = GroupSync(self._wal.sync)
         level = "FULL" if self.durability == "power" and not group else "NORMAL"
         conn.execute(f"PRAGMA synchronous = {level}")
+
+    def _add_listing_indexes(self) -> None:
+        """Create the indexes a paged listing needs when this file lacks them (made by an older fedflow)."""
+        conn = self._live()
+        have = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        missing = [statement for name, statement in sql.LISTING_INDEXES.items() if name not in have]
+        if missing:
+            with self._tx("index the flows for listing") as tx:
+                for statement in missing:
+                    tx.execute(statement)
 
     def _inspect(self) -> tuple[set[str], int]:
         """The file's tables and schema version (0 if empty), read in one snapshot: another
@@ -440,6 +466,28 @@ class SQLiteStore(Store):
             rows = conn.execute("SELECT id FROM flows WHERE status = ? ORDER BY seq", (status,))
             return [flow_id for (flow_id,) in rows]
 
+    def list_page(self, status: str | None = None, flow: str | None = None, id_prefix: str | None = None,
+                  limit: int = DEFAULT_PAGE, after: str | None = None) -> FlowPage:
+        """Up to `limit` flows, newest first, filtered; see `Store.list_page`. The token is the
+        creation number (seq) of the page's last flow: the next page starts below it."""
+        check_page(status, limit)
+        before = page_position(after)
+        params: list[Any] = [value for value in (status or None, flow or None) if value is not None]
+        if id_prefix:
+            params += [id_prefix, id_prefix + _PREFIX_END]
+        if before is not None:
+            params.append(before)
+        statement = _page_sql(bool(status), bool(flow), bool(id_prefix), before is not None)
+        with self._reading("list flows") as conn:
+            rows = conn.execute(statement, (*params, limit + 1)).fetchall()
+        flows = [FlowSummary(*row[1:]) for row in rows[:limit]]
+        return FlowPage(flows, str(rows[limit - 1][0]) if len(rows) > limit else None)
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many flows are in each status (one pass over the status index)."""
+        with self._reading("count flows") as conn:
+            return dict(conn.execute(sql.COUNT_BY_STATUS).fetchall())
+
     def pending(self) -> list[tuple[str, str | None, str | None]]:
         """[(id, waiting_tag, request_text_or_None), ...] for suspended flows."""
         with self._reading("list suspended flows") as conn:
@@ -510,6 +558,11 @@ class SQLiteStore(Store):
         """[(id, waiting_tag, wake_at), ...] for suspended flows with a timer, earliest first."""
         with self._reading("list timers") as conn:
             return conn.execute(sql.TIMERS).fetchall()
+
+    def count_timers(self) -> int:
+        """How many suspended flows wait on a timer (a count over the wake index)."""
+        with self._reading("count timers") as conn:
+            return conn.execute(sql.COUNT_TIMERS).fetchone()[0]
 
     def next_wake(self) -> float | None:
         """The earliest wake_at of a suspended flow (one step of the wake index), or None."""

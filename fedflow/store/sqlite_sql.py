@@ -61,6 +61,7 @@ SCHEMA = (
     "created REAL NOT NULL DEFAULT 0, updated REAL NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0, "
     "wake_at REAL)",
     "CREATE INDEX IF NOT EXISTS flows_status ON flows (status)",
+    "CREATE INDEX IF NOT EXISTS flows_name ON flows (name)",
     "CREATE TABLE IF NOT EXISTS log (flow_id TEXT NOT NULL, n INTEGER NOT NULL, "
     "entry TEXT NOT NULL, PRIMARY KEY (flow_id, n)) WITHOUT ROWID",
     _BODIES,
@@ -81,6 +82,7 @@ _TIME_STEP = ("ALTER TABLE flows ADD COLUMN wake_at REAL", _WAKE_INDEX, _SCHEDUL
 _TIMERS_WHERE = "status = 'suspended' AND wake_at IS NOT NULL"
 _TIMED = "flows INDEXED BY flows_wake"  # else the planner takes flows_status and scans every waiting flow
 TIMERS = f"SELECT id, waiting, wake_at FROM {_TIMED} WHERE {_TIMERS_WHERE} ORDER BY wake_at"
+COUNT_TIMERS = f"SELECT COUNT(*) FROM {_TIMED} WHERE {_TIMERS_WHERE}"
 NEXT_WAKE = f"SELECT MIN(wake_at) FROM {_TIMED} WHERE {_TIMERS_WHERE}"
 DUE = f"SELECT id, waiting, wake_at FROM {_TIMED} WHERE {_TIMERS_WHERE} AND wake_at <= ? ORDER BY wake_at LIMIT ?"
 PUT_SCHEDULE = ("INSERT INTO schedules (name, spec, next_at, last_id) VALUES (?, ?, ?, NULL) "
@@ -121,6 +123,25 @@ UPGRADE = {1: (_BODIES, _ADD_VERSION, *_TIME_STEP, *_ANSWERS_STEP, _SET_VERSION)
 REFERRED_RESULTS = "SELECT flow_id, text FROM bodies WHERE slot = 'result' AND typeof(text) = 'blob'"
 #: The UTF-8 bytes of a flow's log entry body ?2 (a reference names its result's bytes in them).
 ENTRY_BYTES = "SELECT CAST(text AS BLOB) FROM bodies WHERE flow_id = ?1 AND slot = ?2"
+
+
+#: Indexes a listing by flow name needs; made on open when a file lacks them (older files do).
+#: They do not change the format: older fedflow versions read such a file as before.
+LISTING_INDEXES = {"flows_name": "CREATE INDEX IF NOT EXISTS flows_name ON flows (name)"}
+
+
+def page_sql(status: bool, flow: bool, id_prefix: bool, after: bool) -> str:
+    """The SELECT of one listing page, newest first, for the filters given (parameters in the order
+    status, flow, the id range's two ends, the seq to stay below, the limit). Rows come from the
+    status or name index, both ordered by seq within one value, so a page reads ~limit rows."""
+    where = [cond for on, cond in ((status, "status = ?"), (flow, "name = ?"),
+                                   (id_prefix, "id >= ? AND id < ?"), (after, "seq < ?")) if on]
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return (f"SELECT seq, id, name, status, waiting, owner, epoch, created, updated, wake_at FROM flows{clause} "
+            f"ORDER BY seq DESC LIMIT ?")
+
+
+COUNT_BY_STATUS = "SELECT status, COUNT(*) FROM flows GROUP BY status"
 
 
 def value_expr(column: str, flow_id: str, slot: str, text: str = "bodies.text") -> str:

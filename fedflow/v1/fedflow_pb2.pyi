@@ -221,8 +221,18 @@ class ResultResponse(_message.Message):
     def __init__(self, id: _Optional[str] = ..., result: _Optional[bytes] = ...) -> None: ...
 
 class ListRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("status", "flow", "limit", "page_token", "id_prefix")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    status: FlowStatus
+    flow: str
+    limit: int
+    page_token: str
+    id_prefix: str
+    def __init__(self, status: _Optional[_Union[FlowStatus, str]] = ..., flow: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ..., id_prefix: _Optional[str] = ...) -> None: ...
 
 class FlowEntry(_message.Message):
     __slots__ = ("id", "status")
@@ -233,10 +243,12 @@ class FlowEntry(_message.Message):
     def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[FlowStatus, str]] = ...) -> None: ...
 
 class ListResponse(_message.Message):
-    __slots__ = ("flows",)
+    __slots__ = ("flows", "next_page_token")
     FLOWS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     flows: _containers.RepeatedCompositeFieldContainer[FlowEntry]
-    def __init__(self, flows: _Optional[_Iterable[_Union[FlowEntry, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, flows: _Optional[_Iterable[_Union[FlowEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class PendingRequest(_message.Message):
     __slots__ = ()
