@@ -280,7 +280,9 @@ class Store(abc.ABC):
     def record_answer(self, key: str, text: str, at: float) -> str:
         """Keep `text` (an encoded answer) as the answer to the call `key`, recorded at `at`
         (seconds since the epoch), unless `key` has one already; the answer kept (the first).
-        Durable before it returns: the caller sends it on only afterwards."""
+        Committed before it returns (the caller sends it on only afterwards), like a journal
+        entry: it survives a crash of the process, and power loss once the next acknowledged
+        write is durable."""
 
     @abc.abstractmethod
     def recorded_answer(self, key: str) -> str | None:

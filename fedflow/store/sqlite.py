@@ -596,8 +596,9 @@ class SQLiteStore(Store):
     # -- answers to peer calls -------------------------------------------------
 
     def record_answer(self, key: str, text: str, at: float) -> str:
-        """Keep the first answer to call `key` (durable before it returns); the answer kept."""
-        with self._tx("record a call's answer") as conn:
+        """Keep the first answer to call `key` (committed before it returns, unacknowledged like a
+        journal entry); the answer kept."""
+        with self._tx("record a call's answer", acknowledge=False) as conn:
             conn.execute(sql.RECORD_ANSWER, (key, text, at))
             return conn.execute(sql.RECORDED_ANSWER, (key,)).fetchone()[0]
 
