@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint proto demo serve bench bench-peers soak certs clean
+.PHONY: venv postgres-deps test lint proto demo serve bench bench-peers soak certs clean
 
 venv: $(STAMP)
 
@@ -14,9 +14,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# The PostgreSQL server binaries the tests run a throwaway server with (Debian's package).
+postgres-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "postgres-deps: PostgreSQL server binaries missing; installing Debian's postgresql with apt-get"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q postgresql; \
+	  else sudo apt-get update -q && sudo apt-get install -y -q postgresql; fi; }
+
+# pg_server.py starts a throwaway PostgreSQL, exports FEDFLOW_TEST_POSTGRES, runs pytest, stops it.
+test: $(STAMP) postgres-deps
 	$(PY) -m ruff check fedflow peers tests bench
-	$(PY) -m pytest -q
+	$(PY) tests/pg_server.py -- $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(PY) -m ruff check fedflow peers tests bench
