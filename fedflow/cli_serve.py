@@ -20,6 +20,7 @@ from .config import ServeSettings, read_secret
 from .engine import Engine
 from .errors import FedflowError
 from .loader import import_target, load_into
+from .store.lockfile import hold_for_serve
 
 __all__ = ["check_listen", "serve"]
 
@@ -125,6 +126,7 @@ def serve(ns: argparse.Namespace) -> int:
     security.tls_config(conf.tls)  # read the certificate files now: a bad path fails before recovery runs
     _warn_if_open(conf.listen, token, conf.tls)
 
+    lock = hold_for_serve(conf.db, conf.name, conf.listen)  # one serve per SQLite file
     engine = _open_engine(conf)
     try:
         log.info("store %s", conf.db)
@@ -135,5 +137,6 @@ def serve(ns: argparse.Namespace) -> int:
         serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits)
     finally:
         engine.close()
+        lock.release()
     log.info("stopped %s", conf.name)
     return 0
