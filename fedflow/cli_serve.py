@@ -20,6 +20,7 @@ from .config import ServeSettings, read_secret
 from .engine import Engine
 from .errors import FedflowError
 from .loader import import_target, load_into
+from .store import open_store
 from .store.lockfile import hold_for_serve
 
 __all__ = ["check_listen", "serve"]
@@ -63,7 +64,8 @@ def check_listen(address: str) -> None:
 
 def _open_engine(conf: ServeSettings) -> Engine:
     try:
-        return Engine(conf.name, store=conf.db, deadline=conf.deadline, recover=False)
+        store = open_store(conf.db, name=conf.name, lease=conf.lease)
+        return Engine(conf.name, store=store, deadline=conf.deadline, recover=False)
     except (FedflowError, OSError) as exc:
         raise FedflowError(f"cannot open --db {conf.db}: {exc}") from exc
 

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from . import host, registry, values
+from . import host, leases, registry, values
 from .combinators import Flow
 from .errors import (
     FlowCancelled,
@@ -60,7 +60,7 @@ class Engine(Federation):
         """Open (or create) the store; with `recover`, re-run flows a crash left `running`."""
         self.name = name
         self.deadline = deadline
-        self.store = open_store(store, durability)
+        self.store = open_store(store, durability, name=name)
         self.peers = PeerTable(name, deadline)
         self._exposed: dict[str, Callable[[Any], Any]] = {}
         self._anonymous: dict[str, Flow] = {}
@@ -70,6 +70,7 @@ class Engine(Federation):
         self._answers: OrderedDict[str, Any] = OrderedDict()
         self._answer_bytes = 0
         self._inflight: dict[str, threading.Event] = {}
+        self._leases = leases.keep(self)  # on a shared store: renew its lease, take over dead instances' flows
         if recover:
             self.recover()
 
@@ -82,6 +83,7 @@ class Engine(Federation):
 
     def close(self) -> None:
         """Close peer connections and the store."""
+        self._leases.stop()
         self.peers.close()
         self.store.close()
 
@@ -223,7 +225,8 @@ class Engine(Federation):
 
         A flow whose definition is not registered yet stays `running` (call again later)."""
         rerun = []
-        for flow_id in self.store.ids(RUNNING):
+        self._leases.arm()
+        for flow_id in leases.recoverable(self.store):
             with self._lock:
                 rec = self.store.get(flow_id)
                 if rec is None or flow_id in self._active or rec.status != RUNNING:

@@ -1,7 +1,8 @@
-"""The Store contract, run against every store implementation (memory and SQLite)."""
+"""The Store contract, run against every store implementation (memory, SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Iterator
@@ -10,25 +11,44 @@ import pytest
 
 from fedflow.store import MemoryStore, SQLiteStore, Store, sqlite_sql
 from fedflow.store.base import CANCELLED, DONE, FAILED, MOVED, RUNNING, SUSPENDED, TERMINAL, FlowRecord
+from fedflow.store.postgres import PostgresStore
+
+try:
+    from pg_support import fresh_database
+except ImportError:  # tests/ imported as a package
+    from tests.pg_support import fresh_database
 
 
-@pytest.fixture(params=["memory", "sqlite", "sqlite-spilling"])
+@contextlib.contextmanager
+def made_like(kind: str, path) -> Iterator[Store]:
+    """A fresh, empty store of `kind` (a PostgreSQL one in a new database); closed afterwards."""
+    with contextlib.ExitStack() as stack:
+        if kind == "memory":
+            made: Store = MemoryStore()
+        elif kind == "postgres":
+            made = PostgresStore(stack.enter_context(fresh_database()))
+        else:
+            made = SQLiteStore(path)
+        stack.callback(made.close)
+        yield made
+
+
+@pytest.fixture(params=["memory", "sqlite", "sqlite-spilling", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     """A fresh, empty store of each kind; "sqlite-spilling" keeps every value out of line
     (in its bodies table), so the whole contract covers that path too."""
     if request.param == "sqlite-spilling":
         monkeypatch.setattr(sqlite_sql, "SPILL_CHARS", 1)
-    made = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
-    yield made
-    made.close()
+    with made_like(request.param.split("-")[0], tmp_path / "s.db") as made:
+        yield made
 
 
 @pytest.fixture
 def other(store: Store, tmp_path) -> Iterator[Store]:
     """A second, empty store of the same kind as `store`."""
-    made = MemoryStore() if isinstance(store, MemoryStore) else SQLiteStore(tmp_path / "other.db")
-    yield made
-    made.close()
+    kind = {MemoryStore: "memory", PostgresStore: "postgres"}.get(type(store), "sqlite")
+    with made_like(kind, tmp_path / "other.db") as made:
+        yield made
 
 
 def rec(flow_id: str, status: str = RUNNING, **fields) -> FlowRecord:
