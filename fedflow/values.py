@@ -12,6 +12,11 @@ A peer call's payload and answer may also hold ``{"$text": i}`` / ``{"$blob": i}
 naming a long str or bytes sent raw beside the text (`dumps_lifting`, `loads_lifted`);
 anywhere else those two tags are refused.
 
+A surrogate pair inside a str is joined into the one character it encodes
+(a JSON reader joins the pair's escapes anyway), so a text reads back from
+its JSON as itself, on the first run and on every replay alike. A lone
+surrogate is kept: JSON carries it as an escape and gives it back unchanged.
+
 >>> loads(dumps({"n": 2**64 + 1, "raw": b"\\x00", "no": fail("x")}))
 {'n': 18446744073709551617, 'raw': b'\\x00', 'no': Fail('x')}
 """
@@ -22,6 +27,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +37,7 @@ from .railway import Fail, fail
 __all__ = ["check", "decode", "dump_tree", "dumps", "dumps_lifting", "encode", "loads", "loads_lifted"]
 
 _SCALARS = (str, type(None), bool)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 #: Ints longer than this many bits travel as hex: Python refuses decimal text past 4,300 digits.
 _DECIMAL_BITS = 12_000
 
@@ -81,6 +88,7 @@ def _encode_checked(value: Any, path: str, lift: Callable[[str | bytes], Any] | 
 def _encode(value: Any, path: str, lift: Callable[[str | bytes], Any] | None) -> Any:
     kind = type(value)
     if kind is str:
+        value = _joined(value)
         return value if lift is None else (lift(value) or value)
     if kind in _SCALARS:
         return value
@@ -97,7 +105,7 @@ def _encode(value: Any, path: str, lift: Callable[[str | bytes], Any] | None) ->
         for key, item in value.items():
             if type(key) is not str:
                 raise _refuse(value, f"{path}[{key!r}]", f"dict key {key!r} is not a str")
-            out[key] = _encode(item, f"{path}[{key!r}]", lift)
+            out[_joined(key)] = _encode(item, f"{path}[{key!r}]", lift)
         if len(out) == 1 and next(iter(out)).startswith("$"):
             return {"$map": [[k, v] for k, v in out.items()]}
         return out
@@ -107,6 +115,15 @@ def _encode(value: Any, path: str, lift: Callable[[str | bytes], Any] | None) ->
     if kind is Fail:
         return {"$fail": _encode(value.reason, f"{path}.reason", lift)}
     raise _refuse(value, path)
+
+
+def _joined(text: str) -> str:
+    """`text` with every surrogate pair joined into the one character it encodes, as a JSON
+    reader joins the pair's escapes, so a text reads back from its JSON as itself. A lone
+    surrogate stays: JSON carries it as an escape and gives it back unchanged."""
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
 def _untag(obj: dict) -> Any:
@@ -209,80 +226,16 @@ def _finite_float(text: str) -> float:
 
 def dumps(value: Any, path: str = "value") -> str:
     """Encode plain data as tagged JSON text."""
-    return _to_json(encode(value, path), _ENCODER, False, _SPLICE_DEPTH)
+    return _ENCODER.encode(encode(value, path))
 
 
 def dump_tree(tree: Any) -> str:
-    """Compact JSON text of an already-encoded tree (or any JSON-ready data), as stored."""
-    return _to_json(tree, _TREE_ENCODER, True, _SPLICE_DEPTH)
-
-
-def _to_json(tree: Any, encoder: json.JSONEncoder, ascii_only: bool, depth: int) -> str:
-    """`encoder.encode(tree)`, the same text, taking the no-escaping path for a long text at the
-    top or held by a dict within `depth` levels (a log entry holding a journaled text)."""
-    if type(tree) is str and len(tree) >= _LONG_TEXT:
-        return _remembered_json(tree, encoder, ascii_only)
-    if depth > 0 and type(tree) is dict and _holds_long_text(tree, depth):
-        return "{" + ",".join(f"{encoder.encode(key)}:{_to_json(item, encoder, ascii_only, depth - 1)}"
-                              for key, item in tree.items()) + "}"
-    return encoder.encode(tree)
-
-
-def _holds_long_text(tree: dict, depth: int) -> bool:
-    """Whether `tree` (str keys only: json would convert others) or a dict it holds, `depth` levels
-    down, holds a long text as a value. Bounded, so a large tree costs a glance, not a walk."""
-    if len(tree) > _SPLICE_KEYS or not all(type(key) is str for key in tree):
-        return False
-    return any((type(item) is str and len(item) >= _LONG_TEXT)
-               or (depth > 1 and type(item) is dict and _holds_long_text(item, depth - 1))
-               for item in tree.values())
-
-
-def _remembered_json(text: str, encoder: json.JSONEncoder, ascii_only: bool) -> str:
-    """A long `text` as JSON, remembering the last one written: a flow writes the same text
-    more than once (the answer it journals is often the result it returns) and reads back the
-    input it has just written (see `loads`). One text per process, up to _REMEMBER_MAX."""
-    global _last_long_text
-    last = _last_long_text
-    if last is not None and last[1] is ascii_only and last[0] == text:  # `is` first, then memcmp
-        return last[2]
-    written = _long_text_json(text, ascii_only)
-    reads_back = True
-    if written is None:
-        written = encoder.encode(text)
-        # json reads an escaped surrogate pair back as one character, so a text holding
-        # surrogates would not read back as itself (astral characters are escaped the same way).
-        reads_back = "\\ud" not in written
-    if len(text) <= _REMEMBER_MAX:
-        _last_long_text = (text, ascii_only, written, reads_back)
-    return written
-
-
-def _long_text_json(text: str, ascii_only: bool) -> str | None:
-    """`text` as a JSON string, byte for byte what json writes, escaped with bytes.replace (one
-    memchr-speed pass per kind of character present) instead of json's one character at a
-    time (~0.5 GB/s); None when json must do it (non-ASCII under `ascii_only`, a lone surrogate)."""
-    if ascii_only and not text.isascii():
-        return None
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: json's escaper handles it
-        return None
-    # UTF-8 never uses these bytes inside a multi-byte character, so bytes are safe to replace.
-    present = data.translate(None, _PLAIN_ASCII if ascii_only else _PLAIN_BYTES)
-    if not present:
-        return f'"{text}"'
-    for code, char, escape in _ESCAPE_ORDER:  # `in`: memchr (set(present) took 36 µs for prose)
-        if code in present:
-            data = data.replace(char, escape)
-    return f'"{data.decode("utf-8")}"'
+    """Compact ASCII JSON text of an already-encoded tree (or any JSON-ready data), as stored."""
+    return _TREE_ENCODER.encode(tree)
 
 
 def loads(text: str | bytes) -> Any:
     """Decode tagged JSON text; malformed text raises `UnsupportedValue`."""
-    last = _last_long_text
-    if last is not None and text is last[2] and last[3]:  # the JSON just written for a long text
-        return last[0]
     return _decode_text(_DECODER, text)
 
 
@@ -306,8 +259,6 @@ def loads_lifted(text: str | bytes, blobs: list[bytes]) -> Any:
     `UnsupportedValue`, so a small message can never decode into many copies of a blob."""
     if not blobs:
         return loads(text)
-    if len(blobs) == 1 and type(text) in (str, bytes) and text in _LONE_BLOB:  # one long str or bytes
-        return _blob_value(_LONE_BLOB[text], blobs, 0)
     named = 0
 
     def untag(obj: dict) -> Any:
@@ -331,8 +282,6 @@ def loads_lifted(text: str | bytes, blobs: list[bytes]) -> Any:
 
 #: Tags that stand for a lifted blob (only in a call's payload or answer, see `dumps_lifting`).
 _BLOB_TAGS = ("$text", "$blob")
-#: The whole text of a value that is one lifted blob (as str or bytes) -> its tag.
-_LONE_BLOB = {form: tag for tag in _BLOB_TAGS for form in (f'{{"{tag}":0}}', f'{{"{tag}":0}}'.encode())}
 
 
 def _blob_value(tag: str, blobs: list[bytes], index: int) -> str | bytes:
@@ -345,27 +294,6 @@ def _blob_value(tag: str, blobs: list[bytes], index: int) -> str | bytes:
         raise UnsupportedValue(f"text blob {index} is not UTF-8 ({exc})", path=tag) from exc
 
 
-#: Strings at least this long are checked for the no-escaping fast path (shorter: json is quick).
-_LONG_TEXT = 4096
-#: The longest text (in characters) `_remembered_json` keeps, with its JSON: a bound on the
-#: memory it holds (a few MiB at most: a character takes up to 4 bytes, its escape up to 12).
-_REMEMBER_MAX = 1 << 20
-#: (text, ascii_only, its JSON, whether `loads` of that JSON gives the text back) of the last
-#: long text written, or None.
-_last_long_text: tuple[str, bool, str, bool] | None = None
-_SPLICE_DEPTH = 2  # dict levels searched for long texts: an entry, and the dict it journals
-_SPLICE_KEYS = 32  # a dict with more keys is encoded whole, unsearched
-_ESCAPED_BYTES = bytes(range(0x20)) + b'"\\'
-_ESCAPED_ASCII = _ESCAPED_BYTES + b"\x7f"  # json's ASCII-only mode escapes DEL too
-_PLAIN_BYTES = bytes(set(range(256)) - set(_ESCAPED_BYTES))  # deleting these leaves what needs escaping
-_PLAIN_ASCII = bytes(set(range(256)) - set(_ESCAPED_ASCII))
-_SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-#: byte -> its JSON escape, as json writes it (short forms, else \u00xx in lowercase hex).
-_JSON_ESCAPES = {code: (_SHORT_ESCAPES.get(chr(code)) or f"\\u{code:04x}").encode() for code in _ESCAPED_ASCII}
-_BACKSLASH = ord("\\")
-#: (byte, as bytes, its escape), the backslash first: the other escapes add backslashes.
-_ESCAPE_ORDER = sorted(((code, bytes((code,)), escape) for code, escape in _JSON_ESCAPES.items()),
-                       key=lambda item: item[0] != _BACKSLASH)
 # Built once: json.dumps/json.loads with options build a new encoder/decoder on every call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _TREE_ENCODER = json.JSONEncoder(separators=(",", ":"))

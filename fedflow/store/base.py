@@ -1,9 +1,20 @@
 """The store interface: durable flow records, their replay logs, replica slots.
 
-A store persists *text*: every value field is tagged JSON made by
-`fedflow.values`, so a store never sees live Python objects and both
-implementations behave the same. Every mutating method is one atomic
-transaction, committed before it returns.
+A store keeps *opaque text*: a record's value fields (input, result, error,
+request) and every log entry are strings made and read above the store (the
+engine encodes them); a store never parses, rewrites or interprets them, and
+gives back exactly the text it was given. So a new store (SQLite, PostgreSQL,
+...) is a small class: rows in, rows out, and the compare-and-set below.
+
+Every mutating method is one atomic transaction, committed before it returns.
+
+Every state change is a compare-and-set checked by the store itself, in the
+same transaction as the change: each record carries a `version` that the
+store sets to 0 on `create` and raises by one on every `transition` (and on
+`put_flows` over an existing flow). A caller passes the version it read; a
+flow that changed meanwhile (another thread, Engine or process got there
+first) makes the call return False and changes nothing. The status guard
+(`expect`) is checked in the same statement.
 
 `acknowledge=False` marks an intermediate write that no caller hears of
 (a new flow before it runs, a journal entry, a resume before its replay): it
@@ -29,7 +40,7 @@ STATUSES = frozenset({RUNNING, SUSPENDED, DONE, FAILED, CANCELLED, MOVED})
 
 @dataclasses.dataclass
 class FlowRecord:
-    """One flow's persisted state (without its log). Value fields hold tagged JSON text."""
+    """One flow's persisted state (without its log). Value fields hold text the store keeps as it is."""
 
     id: str
     name: str | None
@@ -43,13 +54,23 @@ class FlowRecord:
     epoch: int = 0                 # bumped on every handoff, for ownership fencing
     created: float = 0.0
     updated: float = 0.0
+    version: int = 0               # set by the store: 0 when created, +1 on every transition
 
 
-#: A log entry is a small JSON-able dict, stored as text by the store:
-#:   {"t": "s", "tag": str, "v": tree}                      a resolved suspend
-#:   {"t": "j", "k": str, "n": str, "v": tree}              a journaled step result
-#:   {"t": "j", "k": str, "n": str, "e": {"type", "message"}}  a journaled step error
-LogEntry = dict[str, Any]
+#: The FlowRecord fields a transition may change (not `id`, and `version` only by the store).
+CHANGEABLE = tuple(field.name for field in dataclasses.fields(FlowRecord) if field.name not in ("id", "version"))
+
+
+def check_changes(changes: dict[str, Any]) -> None:
+    """Raise ValueError naming the fields of `changes` that a transition may not change."""
+    bad = [name for name in changes if name not in CHANGEABLE]
+    if bad:
+        raise ValueError(f"transition cannot change {bad}; changeable fields: {list(CHANGEABLE)}")
+
+
+#: A log entry: text the store keeps as it is, in append order (the engine writes JSON, see
+#: `fedflow.journal`).
+LogEntry = str
 
 
 class Store(abc.ABC):
@@ -57,7 +78,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def create(self, record: FlowRecord, *, acknowledge: bool = True) -> bool:
-        """Insert a new flow; False (and nothing changed) if the id already exists."""
+        """Insert a new flow at version 0 (`record.version` is ignored); False (and nothing
+        changed) if the id already exists."""
 
     @abc.abstractmethod
     def get(self, flow_id: str) -> FlowRecord | None:
@@ -68,16 +90,21 @@ class Store(abc.ABC):
         """The flow's log entries in append order (empty if none)."""
 
     @abc.abstractmethod
-    def append_log(self, flow_id: str, entry: LogEntry, *, acknowledge: bool = True) -> bool:
-        """Append one entry to the log of a `running` flow (one transaction); False, changing
-        nothing, when the flow is missing or not running (cancelled or moved meanwhile)."""
+    def append_log(self, flow_id: str, entry: LogEntry, *, version: int | None = None,
+                   acknowledge: bool = True) -> bool:
+        """Append one entry to the log of a `running` flow (one transaction), if its version is
+        still `version` (any when None); False, changing nothing, when the flow is missing, not
+        running or changed (cancelled, moved or claimed by another run meanwhile). An append
+        leaves the version as it is: it belongs to the run that holds that version."""
 
     @abc.abstractmethod
     def transition(self, flow_id: str, expect: Iterable[str] | None, changes: dict[str, Any],
-                   append: Sequence[LogEntry] = (), *, acknowledge: bool = True) -> bool:
-        """Atomically: if the flow's status is in `expect` (any when None), apply
-        `changes` (FlowRecord field -> value) and append `append` to its log.
-        Returns False, changing nothing, when the flow is missing or the status differs."""
+                   append: Sequence[LogEntry] = (), *, version: int | None = None,
+                   acknowledge: bool = True) -> bool:
+        """Compare-and-set, atomically: if the flow's status is in `expect` (any when None) and
+        its version is `version` (any when None), apply `changes` (FlowRecord field -> value;
+        not `id` or `version`), raise its version by one and append `append` to its log.
+        Returns False, changing nothing, when the flow is missing or either guard fails."""
 
     @abc.abstractmethod
     def delete(self, flow_id: str, only: Iterable[str]) -> bool:
@@ -105,7 +132,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def put_flows(self, flows: Sequence[tuple[FlowRecord, list[LogEntry]]]) -> None:
-        """Insert or replace these flows and their whole logs, all in one transaction."""
+        """Insert or replace these flows and their whole logs, all in one transaction (a repeated
+        id: the last one wins). A new flow gets version 0, a replaced one its old version + 1."""
 
     @abc.abstractmethod
     def put_replica(self, source: str, text: str) -> None:

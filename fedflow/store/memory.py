@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from .base import RUNNING, SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store
+from .base import RUNNING, SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store, check_changes
 
 
 class MemoryStore(Store):
@@ -23,7 +23,7 @@ class MemoryStore(Store):
         with self._lock:
             if record.id in self._flows:
                 return False
-            self._flows[record.id] = dataclasses.replace(record)
+            self._flows[record.id] = dataclasses.replace(record, version=0)
             self._logs[record.id] = []
             return True
 
@@ -36,22 +36,27 @@ class MemoryStore(Store):
         with self._lock:
             return list(self._logs.get(flow_id, ()))
 
-    def append_log(self, flow_id: str, entry: LogEntry, *, acknowledge: bool = True) -> bool:
+    def append_log(self, flow_id: str, entry: LogEntry, *, version: int | None = None,
+                   acknowledge: bool = True) -> bool:
         with self._lock:
             rec = self._flows.get(flow_id)
-            if rec is None or rec.status != RUNNING:
+            if rec is None or rec.status != RUNNING or (version is not None and rec.version != version):
                 return False
             self._logs[flow_id].append(entry)
             return True
 
     def transition(self, flow_id: str, expect: Iterable[str] | None, changes: dict[str, Any],
-                   append: Sequence[LogEntry] = (), *, acknowledge: bool = True) -> bool:
+                   append: Sequence[LogEntry] = (), *, version: int | None = None,
+                   acknowledge: bool = True) -> bool:
+        check_changes(changes)
         with self._lock:
             rec = self._flows.get(flow_id)
-            if rec is None or (expect is not None and rec.status not in set(expect)):
+            if rec is None or (expect is not None and rec.status not in set(expect)) \
+                    or (version is not None and rec.version != version):
                 return False
             for field, value in changes.items():
                 setattr(rec, field, value)
+            rec.version += 1
             self._logs[flow_id].extend(append)
             return True
 
@@ -91,7 +96,8 @@ class MemoryStore(Store):
     def put_flows(self, flows: Sequence[tuple[FlowRecord, list[LogEntry]]]) -> None:
         with self._lock:
             for rec, log in flows:
-                self._flows[rec.id] = dataclasses.replace(rec)
+                old = self._flows.get(rec.id)
+                self._flows[rec.id] = dataclasses.replace(rec, version=0 if old is None else old.version + 1)
                 self._logs[rec.id] = list(log)
 
     def put_replica(self, source: str, text: str) -> None:
