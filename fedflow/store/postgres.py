@@ -21,7 +21,6 @@ this instance still runs the flow, so a run taken over never writes again.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import time
@@ -30,9 +29,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from ..errors import FedflowError
-from ..values import dump_tree
 from . import postgres_sql as sql
-from .base import RUNNING, STATUSES, TERMINAL, FlowRecord, LogEntry, Store
+from .base import RUNNING, STATUSES, TERMINAL, FlowRecord, LogEntry, Store, check_changes
 
 try:
     import psycopg
@@ -50,6 +48,27 @@ DEFAULT_LEASE = 5.0
 _BATCH = 500  # flows per read in records()
 _TERMINAL = sorted(TERMINAL)
 _URL_FORM = "postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+_OPAQUE_AT = tuple(sql.COLUMNS.index(c) for c in sql.OPAQUE if c in sql.COLUMNS)
+_VERSION_AT = sql.COLUMNS.index("version")
+
+
+def _keep(text: str | None) -> bytes | None:
+    """Opaque text as the bytes it is kept as (UTF-8, lone surrogates passed through)."""
+    return None if text is None else text.encode("utf-8", "surrogatepass")
+
+
+def _give_back(data: bytes | None) -> str | None:
+    """The opaque text kept as `data`, exactly as it was given."""
+    return None if data is None else bytes(data).decode("utf-8", "surrogatepass")
+
+
+def _row(record: FlowRecord, version: int) -> list[Any]:
+    """`record` as a fedflow_flows row (COLUMNS order), opaque text as bytes, at `version`."""
+    row = [getattr(record, column) for column in sql.COLUMNS]
+    for at in _OPAQUE_AT:
+        row[at] = _keep(row[at])
+    row[_VERSION_AT] = version
+    return row
 
 
 def is_postgres_url(store: object) -> bool:
@@ -219,22 +238,14 @@ class PostgresStore(Store):
             return conn.execute(statement, params).fetchall()
 
     def _record(self, row: Sequence[Any]) -> FlowRecord:
-        rec = FlowRecord(*row)
+        cells = list(row)
+        for at in _OPAQUE_AT:
+            cells[at] = _give_back(cells[at])
+        rec = FlowRecord(*cells)
         if rec.status not in STATUSES:
             raise self._error(f"has a corrupt flow row (id {rec.id!r}, status {rec.status!r})",
                               "restore it from a replica or a backup")
         return rec
-
-    def _entry(self, flow_id: str, text: str) -> LogEntry:
-        try:
-            entry = json.loads(text)
-        except ValueError as exc:
-            raise self._error(f"has a corrupt log entry of flow {flow_id!r} ({exc})",
-                              "restore it from a replica or a backup") from exc
-        if type(entry) is not dict:
-            raise self._error(f"has a corrupt log entry of flow {flow_id!r} (not an object)",
-                              "restore it from a replica or a backup")
-        return entry
 
     def _runner_for(self, status: str) -> str | None:
         return self.runner if status == RUNNING else None
@@ -242,9 +253,8 @@ class PostgresStore(Store):
     # -- flows ---------------------------------------------------------------
 
     def create(self, record: FlowRecord, *, acknowledge: bool = True) -> bool:
-        """Insert a new flow (a running one is this instance's); False if the id already exists."""
-        row = (*(getattr(record, c) for c in sql.COLUMNS), self._runner_for(record.status))
-        return self._one("create a flow", sql.CREATE, row) == 1
+        """Insert a new flow at version 0 (a running one is this instance's); False if the id exists."""
+        return self._one("create a flow", sql.CREATE, [*_row(record, 0), self._runner_for(record.status)]) == 1
 
     def get(self, flow_id: str) -> FlowRecord | None:
         """The record for `flow_id`, or None."""
@@ -253,21 +263,27 @@ class PostgresStore(Store):
 
     def load_log(self, flow_id: str) -> list[LogEntry]:
         """The flow's log entries in append order (empty if none)."""
-        return [self._entry(flow_id, text) for (text,) in self._rows("read a log", sql.LOAD_LOG, (flow_id,))]
+        return [_give_back(data) for (data,) in self._rows("read a log", sql.LOAD_LOG, (flow_id,))]
 
-    def append_log(self, flow_id: str, entry: LogEntry, *, acknowledge: bool = True) -> bool:
-        """Append one entry to a flow this instance runs; False if it is not running here (any more)."""
-        params = {"id": flow_id, "me": self.runner, "entry": dump_tree(entry)}
+    def append_log(self, flow_id: str, entry: LogEntry, *, version: int | None = None,
+                   acknowledge: bool = True) -> bool:
+        """Append one entry to a flow this instance runs, at `version` (any when None); False if it
+        is not running here (any more) or changed."""
+        params = {"id": flow_id, "me": self.runner, "entry": _keep(entry), "version": version}
         return self._one("append to a log", sql.APPEND_LOG, params) == 1
 
     def transition(self, flow_id: str, expect: Iterable[str] | None, changes: dict[str, Any],
-                   append: Sequence[LogEntry] = (), *, acknowledge: bool = True) -> bool:
-        """Compare-and-set in one statement: apply `changes` and append `append` if the flow's status
-        is in `expect`; a transition that expects only running applies only while this instance runs it."""
+                   append: Sequence[LogEntry] = (), *, version: int | None = None,
+                   acknowledge: bool = True) -> bool:
+        """Compare-and-set in one statement: if the flow's status is in `expect` and its version is
+        `version`, apply `changes`, raise the version and append `append`; a transition that expects
+        only running applies only while this instance runs the flow."""
+        check_changes(changes)
         wanted = None if expect is None else sorted(set(expect))
-        statement = sql.update_sql(tuple(changes), wanted is not None, bool(append), wanted == [RUNNING])
-        params = {f"c_{column}": value for column, value in changes.items()}
-        params.update(id=flow_id, expect=wanted, me=self.runner, entries=[dump_tree(e) for e in append])
+        statement = sql.update_sql(tuple(changes), wanted is not None, version is not None, bool(append),
+                                   wanted == [RUNNING])
+        params = {f"c_{column}": _keep(value) if column in sql.OPAQUE else value for column, value in changes.items()}
+        params.update(id=flow_id, expect=wanted, version=version, me=self.runner, entries=[_keep(e) for e in append])
         return self._one("record a transition", statement, params) > 0
 
     def delete(self, flow_id: str, only: Iterable[str]) -> bool:
@@ -306,16 +322,16 @@ class PostgresStore(Store):
             rows = conn.execute(sql.RECORDS_AFTER, (last, _BATCH)).fetchall()
             entries = conn.execute(sql.LOGS_BETWEEN, (last, rows[-1][0] if rows else last)).fetchall()
         logs: dict[str, list[LogEntry]] = {}
-        for flow_id, text in entries:
-            logs.setdefault(flow_id, []).append(self._entry(flow_id, text))
+        for flow_id, data in entries:
+            logs.setdefault(flow_id, []).append(_give_back(data))
         return [(row[0], self._record(row[1:]), logs.get(row[1], [])) for row in rows]
 
     def put_flows(self, flows: Sequence[tuple[FlowRecord, list[LogEntry]]]) -> None:
-        """Insert or replace these flows and their whole logs, all in one transaction."""
+        """Insert or replace these flows and their whole logs, all in one transaction (a new flow at
+        version 0, a replaced one at its old version + 1)."""
         latest = {rec.id: (rec, log) for rec, log in flows}  # a repeated id: the last one wins
-        rows = [(*(getattr(rec, c) for c in sql.COLUMNS), self._runner_for(rec.status), len(log))
-                for rec, log in latest.values()]
-        entries = [(fid, n, dump_tree(entry)) for fid, (_rec, log) in latest.items() for n, entry in enumerate(log)]
+        rows = [(*_row(rec, 0), self._runner_for(rec.status), len(log)) for rec, log in latest.values()]
+        entries = [(fid, n, _keep(entry)) for fid, (_rec, log) in latest.items() for n, entry in enumerate(log)]
         with self._conn("store flows") as conn, conn.transaction():
             cur = conn.cursor()
             cur.executemany(sql.UPSERT, rows)

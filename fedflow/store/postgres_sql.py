@@ -12,6 +12,11 @@ tick, taken by exactly one instance).
 A running flow belongs to its ``runner`` while that instance is alive (its
 ``alive_until`` is in the future, by the database's clock, so the machines'
 clocks never matter); once it is not, another instance may claim the flow.
+
+The store keeps opaque text exactly as given, lone surrogates and NULs
+included, which PostgreSQL's ``text`` cannot hold: values (`OPAQUE`) and log
+entries are stored as ``bytea``, the text's UTF-8 with surrogates passed
+through.
 """
 
 from __future__ import annotations
@@ -28,11 +33,14 @@ SCHEMA_VERSION = 1
 
 #: Every FlowRecord field's column type (fields a record may lack are still created).
 _TYPES = {
-    "id": "TEXT PRIMARY KEY", "name": "TEXT", "status": "TEXT NOT NULL", "input": "TEXT NOT NULL",
-    "result": "TEXT", "error": "TEXT", "waiting": "TEXT", "request": "TEXT", "owner": "TEXT",
+    "id": "TEXT PRIMARY KEY", "name": "TEXT", "status": "TEXT NOT NULL", "input": "BYTEA NOT NULL",
+    "result": "BYTEA", "error": "BYTEA", "waiting": "TEXT", "request": "BYTEA", "owner": "TEXT",
     "epoch": "BIGINT NOT NULL DEFAULT 0", "created": "DOUBLE PRECISION NOT NULL DEFAULT 0",
     "updated": "DOUBLE PRECISION NOT NULL DEFAULT 0", "wake_at": "DOUBLE PRECISION",
+    "version": "BIGINT NOT NULL DEFAULT 0",
 }
+#: The FlowRecord fields holding opaque text (kept as bytea).
+OPAQUE = ("input", "result", "error", "request")
 COLUMNS = tuple(field.name for field in dataclasses.fields(FlowRecord))
 _unknown = sorted(set(COLUMNS) - set(_TYPES))
 if _unknown:  # a new FlowRecord field needs a column (and a schema upgrade) here
@@ -49,7 +57,7 @@ SCHEMA = (
     + ", runner TEXT, log_size INTEGER NOT NULL DEFAULT 0)",
     "CREATE INDEX fedflow_flows_status ON fedflow_flows (status, seq)",
     "CREATE INDEX fedflow_flows_wake ON fedflow_flows (wake_at) WHERE status = 'suspended' AND wake_at IS NOT NULL",
-    "CREATE TABLE fedflow_log (flow_id TEXT NOT NULL, n INTEGER NOT NULL, entry TEXT NOT NULL, "
+    "CREATE TABLE fedflow_log (flow_id TEXT NOT NULL, n INTEGER NOT NULL, entry BYTEA NOT NULL, "
     "PRIMARY KEY (flow_id, n))",
     "CREATE TABLE fedflow_instances (runner TEXT PRIMARY KEY, name TEXT NOT NULL, "
     "alive_until TIMESTAMPTZ NOT NULL)",
@@ -72,10 +80,13 @@ CREATE = (f"INSERT INTO fedflow_flows ({_COLS}, runner) VALUES ({', '.join('%s' 
           f"ON CONFLICT (id) DO NOTHING")
 UPSERT = (f"INSERT INTO fedflow_flows ({_COLS}, runner, log_size) "
           f"VALUES ({', '.join('%s' for _ in COLUMNS)}, %s, %s) ON CONFLICT (id) DO UPDATE SET "
-          + ", ".join(f"{c} = excluded.{c}" for c in (*COLUMNS, "runner", "log_size") if c != "id"))
-#: %(id)s, %(me)s, %(entry)s: append to a running flow this instance runs (one statement).
-APPEND_LOG = ("WITH f AS (UPDATE fedflow_flows SET log_size = log_size + 1 "
-              "WHERE id = %(id)s AND status = 'running' AND runner = %(me)s RETURNING id, log_size - 1 AS n) "
+          + ", ".join(f"{c} = excluded.{c}" for c in (*COLUMNS, "runner", "log_size") if c not in ("id", "version"))
+          + ", version = fedflow_flows.version + 1")
+#: %(id)s, %(me)s, %(entry)s: append to a running flow this instance runs (one statement), at
+#: %(version)s unless that is NULL.
+APPEND_LOG = ("WITH f AS (UPDATE fedflow_flows SET log_size = log_size + 1 WHERE id = %(id)s AND status = "
+              "'running' AND runner = %(me)s AND (%(version)s::bigint IS NULL OR version = %(version)s::bigint) "
+              "RETURNING id, log_size - 1 AS n) "
               "INSERT INTO fedflow_log (flow_id, n, entry) SELECT id, n, %(entry)s FROM f")
 LOAD_LOG = "SELECT entry FROM fedflow_log WHERE flow_id = %s ORDER BY n"
 DELETE = ("WITH d AS (DELETE FROM fedflow_flows WHERE id = %s AND status = ANY(%s) RETURNING id), "
@@ -106,9 +117,11 @@ _ORPHANED = ("status = 'running' AND (runner IS NULL OR runner = %(me)s OR NOT E
              "fedflow_instances i WHERE i.runner = fedflow_flows.runner AND i.alive_until > now()))")
 #: Whether a running flow waits for an instance to take it over (a cheap poll).
 ANY_ORPHANED = f"SELECT EXISTS (SELECT 1 FROM fedflow_flows WHERE {_ORPHANED} AND runner IS DISTINCT FROM %(me)s)"
-#: Claim every running flow whose runner is gone (or is this instance): they are ours to re-run.
-CLAIM_RUNNING = (f"UPDATE fedflow_flows SET runner = %(me)s WHERE seq IN (SELECT seq FROM fedflow_flows "
-                 f"WHERE {_ORPHANED} ORDER BY seq FOR UPDATE SKIP LOCKED) RETURNING seq, id")
+#: Claim every running flow whose runner is gone (or is this instance): they are ours to re-run. A
+#: claim from another runner raises the version, so the old run (if it still lives) writes nothing more.
+CLAIM_RUNNING = (f"UPDATE fedflow_flows SET version = version + (runner IS DISTINCT FROM %(me)s)::int, "
+                 f"runner = %(me)s WHERE seq IN (SELECT seq FROM fedflow_flows WHERE {_ORPHANED} "
+                 f"ORDER BY seq FOR UPDATE SKIP LOCKED) RETURNING seq, id")
 RUNNER_OF = ("SELECT f.runner, i.name, i.alive_until > now() FROM fedflow_flows f "
              "LEFT JOIN fedflow_instances i ON i.runner = f.runner WHERE f.id = %s")
 
@@ -131,24 +144,23 @@ CLAIM_ONCE = "INSERT INTO fedflow_claims (key, runner) VALUES (%s, %s) ON CONFLI
 
 
 @functools.lru_cache(maxsize=256)
-def update_sql(columns: tuple[str, ...], guarded: bool, appending: bool, by_runner: bool) -> str:
-    """The compare-and-set UPDATE of a transition: set `columns` (%(c_NAME)s each) on flow %(id)s,
-    if its status is in %(expect)s (`guarded`) and, `by_runner`, this instance %(me)s runs it;
-    `appending` also inserts %(entries)s (a text[]) at the end of its log, in the same statement.
-    A new status of running makes this instance its runner; any other status clears the runner."""
-    bad = [c for c in columns if c not in COLUMNS or c == "id"]
-    if bad:
-        raise ValueError(f"transition cannot change {bad}; changeable fields: {[c for c in COLUMNS if c != 'id']}")
+def update_sql(columns: tuple[str, ...], guarded: bool, versioned: bool, appending: bool, by_runner: bool) -> str:
+    """The compare-and-set UPDATE of a transition: set `columns` (%(c_NAME)s each) on flow %(id)s
+    and raise its version, if its status is in %(expect)s (`guarded`), its version is %(version)s
+    (`versioned`) and, `by_runner`, this instance %(me)s runs it; `appending` also inserts
+    %(entries)s (a bytea[]) at the end of its log, in the same statement. A new status of running
+    makes this instance its runner; any other status clears the runner."""
     sets = [f"{c} = %(c_{c})s" for c in columns]
+    sets.append("version = version + 1")
     if "status" in columns:
         sets.append("runner = CASE WHEN %(c_status)s = 'running' THEN %(me)s END")
     if appending:
-        sets.append("log_size = log_size + cardinality(%(entries)s::text[])")
+        sets.append("log_size = log_size + cardinality(%(entries)s::bytea[])")
     where = "id = %(id)s" + (" AND status = ANY(%(expect)s)" if guarded else "") + (
-        " AND runner = %(me)s" if by_runner else "")
-    update = f"UPDATE fedflow_flows SET {', '.join(sets) or 'status = status'} WHERE {where}"
+        " AND version = %(version)s" if versioned else "") + (" AND runner = %(me)s" if by_runner else "")
+    update = f"UPDATE fedflow_flows SET {', '.join(sets)} WHERE {where}"
     if not appending:
         return update
-    return (f"WITH f AS ({update} RETURNING id, log_size - cardinality(%(entries)s::text[]) AS base) "
+    return (f"WITH f AS ({update} RETURNING id, log_size - cardinality(%(entries)s::bytea[]) AS base) "
             f"INSERT INTO fedflow_log (flow_id, n, entry) SELECT f.id, f.base + e.i - 1, e.entry "
-            f"FROM f, unnest(%(entries)s::text[]) WITH ORDINALITY AS e(entry, i)")
+            f"FROM f, unnest(%(entries)s::bytea[]) WITH ORDINALITY AS e(entry, i)")
