@@ -22,6 +22,7 @@ from .errors import FedflowError
 from .loader import import_target, load_into
 from .store import open_store
 from .store.lockfile import hold_for_serve
+from .store.postgres import redact
 
 __all__ = ["check_listen", "serve"]
 
@@ -67,7 +68,7 @@ def _open_engine(conf: ServeSettings) -> Engine:
         store = open_store(conf.db, name=conf.name, lease=conf.lease)
         return Engine(conf.name, store=store, deadline=conf.deadline, recover=False)
     except (FedflowError, OSError) as exc:
-        raise FedflowError(f"cannot open --db {conf.db}: {exc}") from exc
+        raise FedflowError(f"cannot open --db {redact(conf.db)}: {exc}") from exc
 
 
 def _connect_peers(engine: Engine, conf: ServeSettings, token: str | None) -> None:
@@ -131,7 +132,7 @@ def serve(ns: argparse.Namespace) -> int:
     lock = hold_for_serve(conf.db, conf.name, conf.listen)  # one serve per SQLite file
     engine = _open_engine(conf)
     try:
-        log.info("store %s", conf.db)
+        log.info("store %s", redact(conf.db))
         _connect_peers(engine, conf, token)
         _load_modules(engine, modules)
         _fence(engine, conf)  # first, so a flow another instance now owns is not re-run here
