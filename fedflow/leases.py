@@ -76,8 +76,9 @@ class LeaseKeeper:
         """Start taking over other instances' flows (called by the engine's first recovery)."""
         self._armed.set()
 
-    def stop(self) -> None:
-        """Stop renewing and end the lease now, so other instances take this one's flows at once."""
+    def stop(self, *, retire: bool = True) -> None:
+        """Stop renewing and, with `retire`, end the lease now, so other instances take this one's
+        flows at once (without, they wait for the lease to run out, as after a crash)."""
         if self._stopping.is_set():
             return
         self._stopping.set()
@@ -85,6 +86,8 @@ class LeaseKeeper:
         self._beat.join(timeout=10)
         if self._taker is not threading.current_thread():
             self._taker.join(timeout=1)  # a long replay in progress is left to finish or fail alone
+        if not retire:
+            return
         try:
             self._store.retire()
         except Exception as exc:  # the lease then runs out by itself
@@ -121,7 +124,7 @@ class _NoLeases:
     def arm(self) -> None:
         """Nothing to arm."""
 
-    def stop(self) -> None:
+    def stop(self, *, retire: bool = True) -> None:
         """Nothing to stop."""
 
 

@@ -304,7 +304,7 @@ class PostgresStore(Store):
 
     def pending(self) -> list[tuple[str, str | None, str | None]]:
         """[(id, waiting_tag, request_text_or_None), ...] for suspended flows."""
-        return [(fid, tag, req) for fid, tag, req in self._rows("list suspended flows", sql.PENDING)]
+        return [(fid, tag, _give_back(req)) for fid, tag, req in self._rows("list suspended flows", sql.PENDING)]
 
     def records(self) -> Iterator[tuple[FlowRecord, list[LogEntry]]]:
         """Every flow with its log, in creation order, read in batches (each one snapshot)."""
