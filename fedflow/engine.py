@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from . import host, leases, registry, values
+from . import host, journal, leases, registry, values
 from .combinators import Flow
 from .errors import (
     FlowCancelled,
@@ -45,6 +45,20 @@ _CALL_CACHE_SIZE = 4096
 _CALL_CACHE_BYTES = 16 * 1024 * 1024
 _CALL_CACHE_ONE = 256 * 1024
 _AFTER_FAILURE = "fix the cause and start a new flow (forget() or gc() drop the failed record)"
+
+
+def _not_waiting_on(rec: FlowRecord, tag: str) -> FlowError:
+    """The refusal of a resume guarded by `tag` that the flow does not wait on."""
+    now = f"waits on {rec.waiting!r}" if rec.status == SUSPENDED else f"is {rec.status}"
+    return FlowError(f"flow {rec.id} does not wait on {tag!r}: it {now} (already resumed?); nothing was "
+                     f"changed; pending() shows what it waits on", rec.id)
+
+
+def _state(rec: FlowRecord | None) -> str:
+    """What a record says, for a message: "gone", "done", "suspended on 'x'", ..."""
+    if rec is None:
+        return "gone"
+    return f"suspended on {rec.waiting!r}" if rec.status == SUSPENDED else rec.status
 
 
 def _running(flow_id: str) -> FlowError:
@@ -122,12 +136,19 @@ class Engine(Federation):
                 self._anonymous[flow_id] = body
         return self._execute(rec, body, [], Opening(self.store, rec, explain=self._changed_meanwhile))
 
-    def resume(self, id: str, value: Any = None) -> Any:
-        """Deliver `value` to the tag the flow waits on and replay it: its result, or `Suspended`."""
+    def resume(self, id: str, value: Any = None, tag: str | None = None) -> Any:
+        """Deliver `value` to the tag the flow waits on and replay it: its result, or `Suspended`.
+
+        With `tag`, the resume is refused with FlowError (changing nothing) unless the flow waits
+        on exactly that tag, so a retried or duplicated resume never feeds the next wait. The
+        resume applies only to the flow as it was read: if another caller (here or in another
+        process on the same store) resumed or cancelled it first, this one raises FlowError."""
         tree = values.encode(value, "resume value")
         with self._lock:
             self._refuse_if_active(id)
             rec = self._get(id)
+            if tag is not None and (rec.status != SUSPENDED or rec.waiting != tag):
+                raise _not_waiting_on(rec, tag)
             if rec.status != SUSPENDED:
                 self._refuse_resume(rec)
             body = self._resolve(rec)
@@ -141,15 +162,17 @@ class Engine(Federation):
             raise _running(flow_id)
 
     def _changed_meanwhile(self, flow_id: str) -> Exception:
-        """The error for a run whose flow was cancelled, moved or replaced while it ran."""
+        """The error for a run whose flow was cancelled, moved, resumed or claimed by another
+        caller while it ran (its compare-and-set failed), naming what the store holds now."""
         rec = self.store.get(flow_id)
         if rec is not None and rec.status == CANCELLED:
             return FlowCancelled(f"flow {flow_id} was cancelled while it ran; its outcome was discarded", flow_id)
         if rec is not None and rec.status == MOVED:
             return FlowMoved(f"flow {flow_id} was handed off to {rec.owner!r} while it ran; resume it there",
                              flow_id, owner=rec.owner)
-        return FlowError(f"flow {flow_id} changed in the store while it ran (now "
-                         f"{rec.status if rec else 'gone'}); its outcome was discarded: check status()", flow_id)
+        return FlowError(f"flow {flow_id} was already resumed or run by another caller (it is now "
+                         f"{_state(rec)}); this run's outcome was discarded and nothing of it was stored: "
+                         f"check status()", flow_id)
 
     def _refuse_resume(self, rec: FlowRecord) -> None:
         self._outcome(rec)  # raises for running, cancelled, moved and failed
@@ -159,10 +182,11 @@ class Engine(Federation):
         """Replay `body` against the flow's log; record and report how the run ended."""
         flow_id = rec.id
         try:
-            log_entries = self.store.load_log(flow_id) if log_entries is None else log_entries
+            if log_entries is None:
+                log_entries = journal.load_all(self.store.load_log(flow_id), flow_id)
             if opening.resume_entry is not None:
                 log_entries = [*log_entries, opening.resume_entry]
-            run = Run(flow_id, log_entries, lambda entry: self._journal(flow_id, entry), self,
+            run = Run(flow_id, log_entries, lambda entry: self._journal(opening, flow_id, entry), self,
                       before_effect=opening.flush, nonce=repr(rec.created),
                       still_wanted=lambda: self._still_wanted(flow_id))
             try:
@@ -207,9 +231,9 @@ class Engine(Federation):
         if flow_id in self._stopped:
             raise AbortSignal(self._changed_meanwhile(flow_id))
 
-    def _journal(self, flow_id: str, entry: dict) -> None:
-        """Commit one journal entry; a flow cancelled or moved meanwhile stops its run."""
-        if not self.store.append_log(flow_id, entry, acknowledge=False):
+    def _journal(self, opening: Opening, flow_id: str, entry: journal.Entry) -> None:
+        """Commit one journal entry; a flow cancelled, moved or claimed meanwhile stops its run."""
+        if not opening.journal(entry):
             raise AbortSignal(self._changed_meanwhile(flow_id))
 
     def _finish(self, opening: Opening, flow_id: str, status: str, **fields: Any) -> None:
@@ -236,11 +260,13 @@ class Engine(Federation):
                 except FlowError as exc:
                     log.warning("cannot recover flow %s yet: %s", flow_id, exc)
                     continue
+                opening = Opening(self.store, rec, written=True, explain=self._changed_meanwhile)
+                if not opening.claim():  # another engine on this store recovered it first
+                    continue
                 self._active.add(flow_id)
             log.info("recovering flow %s (%s) by replay", flow_id, rec.name)
             try:
-                self._execute(rec, body, None, Opening(self.store, rec, written=True,
-                                                       explain=self._changed_meanwhile))
+                self._execute(rec, body, None, opening)
             except Exception as exc:  # one bad flow must not stop recovery of the rest
                 log.warning("recovered flow %s failed: %s: %s", flow_id, type(exc).__name__, exc)
             rerun.append(flow_id)
@@ -282,8 +308,13 @@ class Engine(Federation):
                 return
             if rec.status not in LIVE:
                 raise FlowError(f"flow {id} is {rec.status} and cannot be cancelled; forget() drops it", id)
-            self.store.transition(id, LIVE, {"status": CANCELLED, "waiting": None, "request": None,
-                                             "updated": time.time()})
+            if not self.store.transition(id, LIVE, {"status": CANCELLED, "waiting": None, "request": None,
+                                                    "updated": time.time()}, version=rec.version):
+                now = self.store.get(id)
+                if now is not None and now.status == CANCELLED:
+                    return  # cancelled by another caller meanwhile
+                raise FlowError(f"flow {id} changed while it was being cancelled (another caller resumed "
+                                f"it first: it is now {_state(now)}); it was not cancelled", id)
             self._anonymous.pop(id, None)
             if id in self._active:
                 self._stopped.add(id)

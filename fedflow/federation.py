@@ -15,13 +15,14 @@ import logging
 import time
 from typing import Any
 
-from . import replica, values
+from . import journal, replica, values
 from .errors import ReplicaError
 from .store.base import LIVE, MOVED, RUNNING, SUSPENDED, FlowRecord, LogEntry, Store
 
 log = logging.getLogger("fedflow.federation")
 
 Row = tuple[FlowRecord, list[LogEntry]]
+Parsed = tuple[FlowRecord, list[journal.Entry]]  # a row with its log read
 
 
 SKIP, WRITE, CLASH = "skip", "write", "clash"
@@ -35,7 +36,7 @@ def _same_json(a: str | None, b: str | None) -> bool:
     return values.dump_tree(json.loads(a)) == values.dump_tree(json.loads(b))
 
 
-def _merge_decision(mine: Row, theirs: Row) -> str:
+def _merge_decision(mine: Parsed, theirs: Parsed) -> str:
     """What importing `theirs` over our copy `mine` of the same id should do.
 
     Never roll back: a flow that ended here stays ended, and a live flow only takes
@@ -95,7 +96,8 @@ class Federation:
                 elif rec.id in self._active:
                     decision = CLASH
                 else:
-                    decision = _merge_decision((existing, self.store.load_log(rec.id)), (rec, log_entries))
+                    decision = _merge_decision((existing, journal.load_all(self.store.load_log(rec.id), rec.id)),
+                                               (rec, journal.load_all(log_entries, rec.id)))
                 if decision == WRITE:
                     if claim:
                         rec = dataclasses.replace(rec, owner=self.name, epoch=max(rec.epoch, existing.epoch
@@ -167,7 +169,7 @@ class Federation:
             rec = self.store.get(flow_id)
             if rec is not None and rec.status in LIVE and epoch > rec.epoch and self.store.transition(
                     flow_id, [rec.status], {"status": MOVED, "owner": peer, "waiting": None, "request": None,
-                                            "updated": time.time()}):
+                                            "updated": time.time()}, version=rec.version):
                 fenced.append(flow_id)
         if fenced:
             log.warning("%d stale flow(s) now owned by %s marked moved: %s", len(fenced), peer, fenced[:5])
@@ -244,4 +246,4 @@ class Federation:
         for n, rec in enumerate(present):
             self.store.transition(rec.id, [SUSPENDED], {"status": MOVED, "owner": peer, "epoch": rec.epoch + 1,
                                                         "updated": time.time()},
-                                  acknowledge=n == len(present) - 1)
+                                  version=rec.version, acknowledge=n == len(present) - 1)

@@ -47,7 +47,9 @@ def remote_node(addr: str, fn: str, deadline: float | None = None) -> Flow:
 def remote_failover(addrs: Sequence[str], fn: str, local: Flow, deadline: float | None = None) -> Flow:
     """Try `fn` on each peer in `addrs` in order; if every one raises a PeerError, run `local`.
 
-    A `Fail` answered by a peer is a result, not a failure: it does not move on."""
+    A `Fail` answered by a peer is a result, not a failure: it does not move on. The local
+    fallback's answer is journaled like a peer's (in its own scope, under the walk's key), so a
+    replay after it ran does not run it again."""
     peers = list(addrs)
     label = f"failover {','.join(peers)}.{fn}"
 
@@ -64,7 +66,10 @@ def remote_failover(addrs: Sequence[str], fn: str, local: Flow, deadline: float 
 
     def run(x: Any) -> Any:
         engine = _services(label)
-        outcome = replay.journaled(label, lambda call_id: walk(engine, x, call_id))
-        return local(x) if outcome[0] == "local" else outcome[2]
+        key = replay.next_key()
+        outcome = replay.journaled(label, lambda call_id: walk(engine, x, call_id), key)
+        if outcome[0] != "local":
+            return outcome[2]
+        return replay.in_child_scope(key, 0, lambda: replay.journaled(f"{label} local", lambda _id: local(x)))()
     run.__qualname__ = run.__name__ = f"remote_failover({peers}, {fn})"
     return run

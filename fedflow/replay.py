@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import errors, values
-from .store.base import LogEntry
+from .journal import Entry
 
 
 class SuspendSignal(BaseException):
@@ -69,7 +69,7 @@ class Scope:
 class Run:
     """One execution of one flow: what the log says, and how to add to it."""
 
-    def __init__(self, flow_id: str, log: list[LogEntry], persist: Callable[[LogEntry], None],
+    def __init__(self, flow_id: str, log: list[Entry], persist: Callable[[Entry], None],
                  services: Any, before_effect: Callable[[], None] | None = None, nonce: str = "",
                  still_wanted: Callable[[], None] | None = None) -> None:
         """`persist` commits an entry (raising AbortSignal if the flow changed); `before_effect`
@@ -80,7 +80,7 @@ class Run:
         self.call_prefix = f"{flow_id}@{nonce}" if nonce else flow_id
         self.services = services  # the engine: peers, deadlines
         self.suspends: dict[str, Any] = {}
-        self.journal: dict[str, LogEntry] = {}
+        self.journal: dict[str, Entry] = {}
         for entry in log:
             if entry["t"] == "s":
                 self.suspends[entry["tag"]] = entry["v"]
@@ -109,7 +109,7 @@ class Run:
         if self._still_wanted is not None:
             self._still_wanted()
 
-    def record(self, entry: LogEntry) -> None:
+    def record(self, entry: Entry) -> None:
         """Commit a journal entry to the store before the flow goes on."""
         with self._lock:
             self._persist(entry)
@@ -197,12 +197,13 @@ def request(kind: str, payload: Any = None) -> Any:
     raise SuspendSignal(tag, [kind, values.encode(payload, f"request({kind!r}) payload")])
 
 
-def journaled(name: str, compute: Callable[[str], Any]) -> Any:
-    """Run `compute(call_key)` once per flow; on replay return (or re-raise) what was logged."""
+def journaled(name: str, compute: Callable[[str], Any], key: str | None = None) -> Any:
+    """Run `compute(call_key)` once per flow; on replay return (or re-raise) what was logged.
+    `key`: the journal key already taken for it (default: the next key of the current scope)."""
     run = _RUN.get()
     if run is None:
         return compute("")
-    key = next_key()
+    key = next_key() if key is None else key
     entry = run.journal.get(key)
     if entry is not None:
         if entry["n"] != name:

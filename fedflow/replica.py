@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from . import values
+from . import journal, values
 from .errors import ReplicaError, UnsupportedValue
 from .store.base import STATUSES, FlowRecord, LogEntry
 
@@ -31,7 +31,8 @@ def _tree(text: str) -> Any:
 def flow_data(rec: FlowRecord, log: list[LogEntry]) -> dict[str, Any]:
     """One flow as export data."""
     out: dict[str, Any] = {
-        "id": rec.id, "name": rec.name, "status": rec.status, "input": _tree(rec.input), "log": log,
+        "id": rec.id, "name": rec.name, "status": rec.status, "input": _tree(rec.input),
+        "log": journal.load_all(log, rec.id),
         "waiting": rec.waiting, "owner": rec.owner, "epoch": rec.epoch,
         "created": rec.created, "updated": rec.updated,
     }
@@ -62,7 +63,7 @@ def _want(cond: bool, where: str, what: str) -> None:
         raise ReplicaError(f"{where}: {what}; this is not a fedflow export")
 
 
-def _entry(entry: Any, where: str) -> LogEntry:
+def _entry(entry: Any, where: str) -> journal.Entry:
     _want(isinstance(entry, dict) and entry.get("t") in ("s", "j"), where, "a log entry needs t 's' or 'j'")
     if entry["t"] == "s":
         _want(isinstance(entry.get("tag"), str) and "v" in entry, where, "a suspend entry needs tag and v")
@@ -109,7 +110,7 @@ def parse_flow(data: Any, where: str) -> Row:
         request=json.dumps([request[0], json.loads(_text(request[1], where))]) if request else None,
         owner=_optional_str(data, "owner", where), epoch=epoch,
         created=float(stamps[0]), updated=float(stamps[1]))
-    log = [_entry(e, f"{where}.log[{i}]") for i, e in enumerate(data["log"])]
+    log = [journal.dump(_entry(e, f"{where}.log[{i}]")) for i, e in enumerate(data["log"])]
     return rec, log
 
 

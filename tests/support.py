@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from fedflow import Fail
+from fedflow import Fail, journal
 
 WAIT = 5.0  # bound on every cross-thread wait: a broken engine fails, it never hangs
 
@@ -64,3 +64,9 @@ def blocks_until(release: Callable[[], object], action: Callable[[], object], pa
     worker.join(WAIT)
     assert blocked, "the action waited"
     assert not worker.is_alive(), "the action ended once released"
+
+
+def log_of(holder: Any, flow_id: str) -> list[dict[str, Any]]:
+    """The log of `flow_id` in `holder` (an Engine or a Store), its entries read as dicts."""
+    store = getattr(holder, "store", holder)
+    return journal.load_all(store.load_log(flow_id), flow_id)

@@ -30,9 +30,9 @@ from fedflow.store.base import CANCELLED, DONE, FAILED, MOVED, RUNNING, SUSPENDE
 from fedflow.store.memory import MemoryStore
 
 try:
-    from support import WAIT, Calls, unique
+    from support import WAIT, Calls, log_of, unique
 except ImportError:  # tests/ imported as a package
-    from tests.support import WAIT, Calls, unique
+    from tests.support import WAIT, Calls, log_of, unique
 
 
 def waiting(tag: str = "go") -> Any:
@@ -206,11 +206,11 @@ def test_resume_of_a_done_flow_is_a_plain_flow_error_not_a_subclass(engine: Engi
 
 def test_resume_with_a_non_plain_value_changes_nothing(engine: Engine) -> None:
     s = engine.start(waiting(), None)
-    log = engine.store.load_log(s.id)
+    log = log_of(engine, s.id)
     with pytest.raises(fedflow.UnsupportedValue):
         engine.resume(s.id, {"x": object()})
     assert engine.status(s.id) == "suspended"
-    assert engine.store.load_log(s.id) == log
+    assert log_of(engine, s.id) == log
     assert engine.resume(s.id, "ok") == [None, "ok"]
 
 
@@ -279,7 +279,7 @@ def test_concurrent_resume_of_one_id_lets_exactly_one_through() -> None:
         assert all(type(e) is FlowError and "running" in str(e) for e in losers)
         assert body_runs.n == 1
         assert engine.status(s.id) == "done"
-        assert len([e for e in engine.store.load_log(s.id) if e["t"] == "s"]) == 1
+        assert len([e for e in log_of(engine, s.id) if e["t"] == "s"]) == 1
 
 
 def test_concurrent_start_with_one_id_runs_the_body_once() -> None:
@@ -406,7 +406,7 @@ def test_forget_drops_one_terminal_record(status: str) -> None:
         assert engine.forget(status) is None
         assert engine.status(status) == "unknown"
         assert len(engine.list()) == 5
-        assert engine.store.load_log(status) == []
+        assert log_of(engine, status) == []
 
 
 @pytest.mark.parametrize("status", [SUSPENDED, RUNNING])
@@ -436,14 +436,14 @@ def test_forget_then_start_with_the_same_id_runs_again(engine: Engine) -> None:
 
 def test_an_anonymous_flow_cannot_be_resumed_after_a_restart(engine: Engine) -> None:
     s = engine.start(waiting(), None)
-    log = engine.store.load_log(s.id)
+    log = log_of(engine, s.id)
     restarted = Engine(name=engine.name, store=engine.store)
     with pytest.raises(FlowError) as ei:
         restarted.resume(s.id, 1)
     assert "defflow" in str(ei.value)
     assert ei.value.id == s.id
     assert restarted.status(s.id) == "suspended", "the flow is not lost"
-    assert restarted.store.load_log(s.id) == log
+    assert log_of(restarted, s.id) == log
     assert engine.resume(s.id, "same process") == [None, "same process"]
 
 
@@ -490,7 +490,7 @@ def test_recover_reruns_running_records_by_replay() -> None:
                                    node(lambda x: x + 1)))
     store = MemoryStore()
     store.create(crashed_record(name, 4, "crash-1"))
-    store.append_log("crash-1", {"t": "j", "k": "0", "n": "step charge", "v": 40})
+    store.append_log("crash-1", '{"t":"j","k":"0","n":"step charge","v":40}')
     # When an engine opens the store
     with Engine(name="recovering", store=store) as engine:
         # Then the flow ran to completion by replay: the journaled step did not run again

@@ -16,9 +16,9 @@ from fedflow import Engine, FlowMoved, PeerError, ReplicaError, UnknownPeer, nod
 from fedflow.store.base import SUSPENDED, FlowRecord
 
 try:
-    from support import Calls
+    from support import Calls, log_of
 except ImportError:  # tests/ imported as a package
-    from tests.support import Calls
+    from tests.support import Calls, log_of
 
 
 @pytest.fixture
@@ -324,14 +324,14 @@ def test_handoff_to_an_unknown_peer_changes_nothing(busy: Engine) -> None:
 def test_handoff_to_a_peer_that_cannot_hold_replicas_leaves_the_flows_suspended(busy: Engine) -> None:
     # Given a dict-table peer (it can run functions but cannot hold flows)
     busy.peers.register("table", {"fn": lambda x: x})
-    pending, log = busy.pending(), busy.store.load_log("waiting-1")
+    pending, log = busy.pending(), log_of(busy, "waiting-1")
     # When a handoff to it fails
     with pytest.raises(PeerError):
         busy.handoff_to("table")
     # Then no flow is lost: all are suspended here again, and still resumable here
     assert busy.list() == [("waiting-1", "suspended"), ("waiting-2", "suspended"), ("done-1", "done")]
     assert busy.pending() == pending
-    assert busy.store.load_log("waiting-1") == log
+    assert log_of(busy, "waiting-1") == log
     assert [f["owner"] for f in flows_of(busy)] == [None, None, None]
     assert busy.resume("waiting-2", "still here")[2] == "still here"
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import fedflow
-from fedflow import node, sequence, step, suspend
+from fedflow import journal, node, sequence, step, suspend
 
 
 def commits_during(engine: fedflow.Engine, action: Callable[[], Any]) -> tuple[Any, int]:
@@ -55,7 +55,7 @@ def test_a_start_that_suspends_and_a_resume_that_ends_commit_once_each(engine: f
     out, commits = commits_during(engine, lambda: engine.resume(waiting.id, True))
     assert out == {"x": 1, "ok": True} and commits == 1
     assert engine.store.get(waiting.id).status == "done"
-    assert [e["t"] for e in engine.store.load_log(waiting.id)] == ["s"]
+    assert [e["t"] for e in journal.load_all(engine.store.load_log(waiting.id), waiting.id)] == ["s"]
 
 
 def test_the_flow_is_on_disk_as_running_before_its_first_new_step_runs(engine: fedflow.Engine) -> None:

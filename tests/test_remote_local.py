@@ -34,9 +34,9 @@ from fedflow.store.base import RUNNING, FlowRecord
 from fedflow.store.memory import MemoryStore
 
 try:
-    from support import Calls, unique
+    from support import Calls, log_of, unique
 except ImportError:  # tests/ imported as a package
-    from tests.support import Calls, unique
+    from tests.support import Calls, log_of, unique
 
 
 @pytest.fixture
@@ -187,7 +187,7 @@ def test_a_completed_remote_call_is_never_made_again(engine: Engine, callee: Eng
     s = engine.start(then_wait(remote_node("bank", "charge")), 100)
     assert engine.resume(s.id, "ok") == [{"charged": 100}, "ok"]
     assert calls.n == 1
-    assert [e["n"] for e in engine.store.load_log(s.id) if e["t"] == "j"] == ["remote bank.charge"]
+    assert [e["n"] for e in log_of(engine, s.id) if e["t"] == "j"] == ["remote bank.charge"]
 
 
 # -- failover ----------------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def test_failover_outcome_is_journaled_peers_are_not_called_again(engine: Engine
     s = engine.start(then_wait(remote_failover(["p1", "p2"], "fn", const("local"))), 1)
     assert engine.resume(s.id, "v") == ["p2", "v"]
     assert order.seen == ["p1", "p2"]
-    log = engine.store.load_log(s.id)
+    log = log_of(engine, s.id)
     assert [e["n"] for e in log if e["t"] == "j"] == ["failover p1,p2.fn"]
 
 

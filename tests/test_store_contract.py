@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import threading
 from collections.abc import Iterator
 
@@ -59,16 +60,22 @@ def rec(flow_id: str, status: str = RUNNING, **fields) -> FlowRecord:
 FULL = FlowRecord(id="full", name="publish", status=SUSPENDED, input='[1,"\u00e9"]', result='"r"',
                   error='{"type":"E","message":"m"}', waiting="review", request='["kind",{"a":1}]',
                   owner="b", epoch=3, created=1700000000.25, updated=1700000001.5)
-ENTRY = {"t": "j", "k": "step:0", "n": "render",
-         "v": {"big": 2**64 + 1, "s": "\u2603\U0001f600\ud800", "l": [1.5, None]}}
+#: A log entry: opaque text, kept exactly as given (a store never parses it).
+ENTRY = '{"t":"j","k":"step:0","n":"render","v":"\u2603\U0001f600 é \\ud800"}'
+
+
+def e(entry: dict) -> str:
+    """A log entry as the text a store keeps."""
+    return json.dumps(entry, sort_keys=True)
 
 
 def seed(store: Store, record: FlowRecord, entries: list) -> None:
-    """Store `record` with `entries` journaled the way an engine does: appended while running."""
+    """Store `record` with `entries` journaled the way an engine does: appended while running
+    (so it ends at version 1)."""
     assert store.create(dataclasses.replace(record, status=RUNNING))
     for entry in entries:
-        assert store.append_log(record.id, entry)
-    assert store.transition(record.id, None, {"status": record.status})
+        assert store.append_log(record.id, entry, version=0)
+    assert store.transition(record.id, None, {"status": record.status}, version=0)
 
 
 # -- create / get -------------------------------------------------------------
@@ -100,7 +107,7 @@ def test_get_returns_a_copy(store: Store) -> None:
 
 def test_log_keeps_append_order_and_values(store: Store) -> None:
     store.create(rec("a"))
-    entries = [ENTRY, {"t": "s", "tag": "t1", "v": 1}, {"t": "s", "tag": "t2", "v": None}]
+    entries = [ENTRY, e({"t": "s", "tag": "t1", "v": 1}), e({"t": "s", "tag": "t2", "v": None})]
     for entry in entries:
         store.append_log("a", entry)
     assert store.load_log("a") == entries
@@ -120,23 +127,23 @@ def test_append_to_missing_flow_changes_nothing(store: Store) -> None:
 def test_logs_of_flows_are_separate(store: Store) -> None:
     store.create(rec("a"))
     store.create(rec("b"))
-    store.append_log("a", {"t": "s", "tag": "a", "v": 1})
-    store.append_log("b", {"t": "s", "tag": "b", "v": 2})
-    assert store.load_log("a") == [{"t": "s", "tag": "a", "v": 1}]
-    assert store.load_log("b") == [{"t": "s", "tag": "b", "v": 2}]
+    store.append_log("a", e({"t": "s", "tag": "a", "v": 1}))
+    store.append_log("b", e({"t": "s", "tag": "b", "v": 2}))
+    assert store.load_log("a") == [e({"t": "s", "tag": "a", "v": 1})]
+    assert store.load_log("b") == [e({"t": "s", "tag": "b", "v": 2})]
 
 
 # -- transition (compare-and-set) ---------------------------------------------
 
 def test_transition_applies_changes_and_appends_after_existing_entries(store: Store) -> None:
     store.create(rec("a"))
-    store.append_log("a", {"t": "s", "tag": "first", "v": 0})
+    store.append_log("a", e({"t": "s", "tag": "first", "v": 0}))
     ok = store.transition("a", {RUNNING}, {"status": SUSPENDED, "waiting": "t"},
-                          [ENTRY, {"t": "s", "tag": "x", "v": 2}])
+                          [ENTRY, e({"t": "s", "tag": "x", "v": 2})])
     assert ok is True
     got = store.get("a")
     assert (got.status, got.waiting) == (SUSPENDED, "t")
-    assert store.load_log("a") == [{"t": "s", "tag": "first", "v": 0}, ENTRY, {"t": "s", "tag": "x", "v": 2}]
+    assert store.load_log("a") == [e({"t": "s", "tag": "first", "v": 0}), ENTRY, e({"t": "s", "tag": "x", "v": 2})]
 
 
 def test_transition_with_wrong_status_changes_and_appends_nothing(store: Store) -> None:
@@ -173,8 +180,8 @@ def test_concurrent_transitions_are_all_kept(store: Store) -> None:
     def worker(k: int) -> None:
         store.create(rec(f"w{k}"))
         for i in range(25):
-            assert store.transition(f"w{k}", {RUNNING}, {"updated": float(i)}, [{"i": i}])
-            store.append_log("shared", {"k": k, "i": i})
+            assert store.transition(f"w{k}", {RUNNING}, {"updated": float(i)}, [e({"i": i})])
+            store.append_log("shared", e({"k": k, "i": i}))
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
     for thread in threads:
@@ -182,11 +189,111 @@ def test_concurrent_transitions_are_all_kept(store: Store) -> None:
     for thread in threads:
         thread.join()
     for k in range(8):
-        assert store.load_log(f"w{k}") == [{"i": i} for i in range(25)]
+        assert store.load_log(f"w{k}") == [e({"i": i}) for i in range(25)]
     shared = store.load_log("shared")
-    assert sorted((e["k"], e["i"]) for e in shared) == [(k, i) for k in range(8) for i in range(25)]
+    read = [json.loads(text) for text in shared]
+    assert sorted((x["k"], x["i"]) for x in read) == [(k, i) for k in range(8) for i in range(25)]
     for k in range(8):
-        assert [e["i"] for e in shared if e["k"] == k] == list(range(25))
+        assert [x["i"] for x in read if x["k"] == k] == list(range(25))
+
+
+# -- versions: every transition is a compare-and-set ---------------------------
+
+def test_create_starts_at_version_0_whatever_the_record_says(store: Store) -> None:
+    assert store.create(rec("a", version=7))
+    assert store.get("a").version == 0
+
+
+def test_log_texts_are_kept_exactly_even_when_not_json(store: Store) -> None:
+    store.create(rec("a"))
+    odd = ["not JSON { at all", "", " padded ", "x" * 5000, "naïve ☃ \U0001f600"]
+    for text in odd:
+        assert store.append_log("a", text)
+    assert store.load_log("a") == odd
+
+
+def test_each_transition_raises_the_version_by_one(store: Store) -> None:
+    store.create(rec("a"))
+    assert store.transition("a", None, {"updated": 1.0}, version=0)
+    assert store.transition("a", [RUNNING], {"status": SUSPENDED, "waiting": "w"}, version=1)
+    assert store.transition("a", None, {"owner": "b"})  # no version given: any, still raised
+    assert store.get("a").version == 3
+
+
+def test_a_transition_from_a_version_no_longer_there_changes_and_appends_nothing(store: Store) -> None:
+    store.create(rec("a", SUSPENDED, waiting="first"))
+    assert store.transition("a", [SUSPENDED], {"waiting": "second"}, [e({"t": "s", "tag": "first", "v": 1})],
+                            version=0)
+    before = store.get("a")
+    # the same resume again, from the version it read: the flow has moved on
+    assert store.transition("a", [SUSPENDED], {"status": DONE, "result": "9"},
+                            [e({"t": "s", "tag": "first", "v": 2})], version=0) is False
+    assert store.get("a") == before and before.version == 1
+    assert store.load_log("a") == [e({"t": "s", "tag": "first", "v": 1})]
+
+
+def test_an_append_from_a_version_no_longer_there_is_refused(store: Store) -> None:
+    store.create(rec("a"))
+    assert store.append_log("a", e({"i": 0}), version=0)
+    assert store.transition("a", [RUNNING], {"updated": 2.0}, version=0)  # claimed by another run
+    assert store.append_log("a", e({"i": 1}), version=0) is False
+    assert store.append_log("a", e({"i": 2}), version=1)
+    assert store.load_log("a") == [e({"i": 0}), e({"i": 2})]
+    assert store.get("a").version == 1, "an append leaves the version as it is"
+
+
+def test_put_flows_over_an_existing_flow_raises_its_version(store: Store) -> None:
+    store.create(rec("a"))
+    store.transition("a", None, {"updated": 1.0})
+    store.put_flows([(rec("a", SUSPENDED), []), (rec("new", version=4), [])])
+    assert store.get("a").version == 2
+    assert store.get("new").version == 4
+    assert store.transition("a", None, {"status": DONE}, version=1) is False
+
+
+@pytest.fixture
+def twin(store: Store, tmp_path) -> Iterator[Store]:
+    """Another store object on the same storage as `store` (SQLite: its own connection to the
+    same file, as another Engine or process has); the memory store is its own twin."""
+    if isinstance(store, MemoryStore):
+        yield store
+        return
+    made = SQLiteStore(tmp_path / "s.db")
+    yield made
+    made.close()
+
+
+def test_racing_transitions_from_one_version_apply_exactly_once(store: Store, twin: Store) -> None:
+    # Resumes, a cancel and a finish, from threads on two store objects, all read version 0.
+    rounds, racers = 25, 6
+    for n in range(rounds):
+        store.create(rec(f"r{n}", SUSPENDED, waiting="first"))
+    won: list[tuple[int, int]] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(racers)
+
+    def racer(k: int) -> None:
+        mine = store if k % 2 else twin
+        for n in range(rounds):
+            read = mine.get(f"r{n}")
+            barrier.wait(timeout=30)  # every racer has read version 0 before any writes
+            changes = ({"status": CANCELLED, "waiting": None} if k == 0 else
+                       {"waiting": "second"} if k % 3 else {"status": DONE, "result": str(k)})
+            if mine.transition(f"r{n}", [SUSPENDED], changes, [e({"t": "s", "tag": "first", "v": k})],
+                               version=read.version):
+                with lock:
+                    won.append((n, k))
+
+    threads = [threading.Thread(target=racer, args=(k,)) for k in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert sorted(n for n, _k in won) == list(range(rounds)), "exactly one winner per flow"
+    for n, k in won:
+        assert store.load_log(f"r{n}") == [e({"t": "s", "tag": "first", "v": k})], "only the winner's entry"
+        assert twin.get(f"r{n}").version == 1
 
 
 # -- delete -------------------------------------------------------------------
@@ -207,10 +314,10 @@ def test_delete_only_in_allowed_statuses(store: Store) -> None:
 def test_delete_terminal_counts_and_keeps_live_flows_in_order(store: Store) -> None:
     statuses = [RUNNING, DONE, SUSPENDED, FAILED, CANCELLED, MOVED, SUSPENDED]
     for i, status in enumerate(statuses):
-        seed(store, rec(f"f{i}", status), [{"i": i}])
+        seed(store, rec(f"f{i}", status), [e({"i": i})])
     assert store.delete_terminal() == 4
     assert store.list() == [("f0", RUNNING), ("f2", SUSPENDED), ("f6", SUSPENDED)]
-    assert store.load_log("f2") == [{"i": 2}]
+    assert store.load_log("f2") == [e({"i": 2})]
     assert store.delete_terminal() == 0
 
 
@@ -238,11 +345,11 @@ def test_empty_store_lists_nothing(store: Store) -> None:
 def test_records_put_flows_round_trip(store: Store, other: Store) -> None:
     seed(store, FULL, [ENTRY])
     for i in range(1203):  # more than one SQLite batch
-        seed(store, rec(f"f{i:04}", DONE if i % 3 else SUSPENDED), [{"i": i}] if i % 2 else [])
+        seed(store, rec(f"f{i:04}", DONE if i % 3 else SUSPENDED), [e({"i": i})] if i % 2 else [])
     exported = list(store.records())
     assert [r.id for r, _ in exported] == [flow_id for flow_id, _ in store.list()]
-    assert exported[0] == (FULL, [ENTRY])
-    assert exported[2] == (rec("f0001", DONE), [{"i": 1}])
+    assert exported[0] == (dataclasses.replace(FULL, version=1), [ENTRY])
+    assert exported[2] == (rec("f0001", DONE, version=1), [e({"i": 1})])
     other.put_flows(exported)
     assert list(other.records()) == exported
     assert other.list() == store.list()
@@ -251,31 +358,31 @@ def test_records_put_flows_round_trip(store: Store, other: Store) -> None:
 def test_put_flows_replaces_row_and_whole_log_in_place(store: Store) -> None:
     for flow_id in "abc":
         store.create(rec(flow_id))
-        store.append_log(flow_id, {"old": flow_id})
-        store.append_log(flow_id, {"old2": flow_id})
-    store.put_flows([(rec("b", DONE, result="1"), [{"new": 1}]), (rec("d", SUSPENDED), [])])
+        store.append_log(flow_id, e({"old": flow_id}))
+        store.append_log(flow_id, e({"old2": flow_id}))
+    store.put_flows([(rec("b", DONE, result="1"), [e({"new": 1})]), (rec("d", SUSPENDED), [])])
     assert store.list() == [("a", RUNNING), ("b", DONE), ("c", RUNNING), ("d", SUSPENDED)]
     assert store.get("b").result == "1"
-    assert store.load_log("b") == [{"new": 1}]
-    assert store.load_log("a") == [{"old": "a"}, {"old2": "a"}]
-    assert store.append_log("b", {"after": 1}) is False, "a done flow's log is closed"
-    assert store.load_log("b") == [{"new": 1}]
-    assert store.append_log("a", {"after": 1}) is True
-    assert store.load_log("a") == [{"old": "a"}, {"old2": "a"}, {"after": 1}]
+    assert store.load_log("b") == [e({"new": 1})]
+    assert store.load_log("a") == [e({"old": "a"}), e({"old2": "a"})]
+    assert store.append_log("b", e({"after": 1})) is False, "a done flow's log is closed"
+    assert store.load_log("b") == [e({"new": 1})]
+    assert store.append_log("a", e({"after": 1})) is True
+    assert store.load_log("a") == [e({"old": "a"}), e({"old2": "a"}), e({"after": 1})]
 
 
 @pytest.mark.parametrize("status", [SUSPENDED, DONE, FAILED, CANCELLED, MOVED])
 def test_append_log_only_while_running(store: Store, status: str) -> None:
     store.create(rec("f", status))
-    assert store.append_log("f", {"late": 1}) is False
-    assert store.append_log("missing", {"late": 1}) is False
+    assert store.append_log("f", e({"late": 1})) is False
+    assert store.append_log("missing", e({"late": 1})) is False
     assert store.load_log("f") == []
 
 
 def test_put_flows_repeated_id_last_wins(store: Store) -> None:
-    store.put_flows([(rec("a"), [{"n": 1}, {"n": 2}]), (rec("a", DONE), [{"n": 3}])])
+    store.put_flows([(rec("a"), [e({"n": 1}), e({"n": 2})]), (rec("a", DONE), [e({"n": 3})])])
     assert store.list() == [("a", DONE)]
-    assert store.load_log("a") == [{"n": 3}]
+    assert store.load_log("a") == [e({"n": 3})]
 
 
 def test_records_is_lazy_iterator(store: Store) -> None:

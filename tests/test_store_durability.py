@@ -124,11 +124,11 @@ def test_under_power_only_acknowledged_writes_sync_the_wal_before_returning(db: 
     # survives kill -9); every acknowledged one syncs the WAL, and with it all before it.
     made = SQLiteStore(db, durability="power")
     try:
-        entry = {"t": "j", "k": "0", "n": "s", "v": 1}
+        entry = '{"t":"j","k":"0","n":"s","v":1}'
         assert wal_syncs_of_each(db, fsyncs, [
             lambda: made.create(flow(), acknowledge=False),
             lambda: made.append_log("f", entry, acknowledge=False),
-            lambda: made.append_log("f", {**entry, "v": "x" * 5000}, acknowledge=False),  # spilled: a tx
+            lambda: made.append_log("f", entry + "x" * 5000, acknowledge=False),  # spilled: a tx
             lambda: made.transition("f", ["running"], {"updated": 1.0}),
             lambda: made.transition("f", ["running"], {"updated": 2.0}, [entry], acknowledge=False),
             lambda: made.transition("f", ["running"], {"status": "done"}),
@@ -148,7 +148,7 @@ def test_process_durability_never_syncs_the_wal(db: Path, fsyncs: FsyncSpy) -> N
     made = SQLiteStore(db, durability="process")
     try:
         made.create(flow())
-        made.append_log("f", {"i": 1})
+        made.append_log("f", '{"i":1}')
         made.transition("f", ["running"], {"status": "done"})
         assert fsyncs.wal_syncs(db) == 0
     finally:
@@ -161,7 +161,7 @@ def test_no_write_switches_the_synchronous_level(db: Path) -> None:
     try:
         made._conn.set_trace_callback(seen.append)
         made.create(flow(), acknowledge=False)
-        made.append_log("f", {"i": 1}, acknowledge=False)
+        made.append_log("f", '{"i":1}', acknowledge=False)
         made.transition("f", ["running"], {"status": "done"})
         made._conn.set_trace_callback(None)
         assert seen and not any("synchronous" in statement for statement in seen)
@@ -178,7 +178,7 @@ def test_a_failed_unacknowledged_write_leaves_the_next_acknowledged_one_synced(d
         made.create(flow("f", SUSPENDED))
         other.execute("BEGIN IMMEDIATE")
         with pytest.raises(FedflowError, match="locked"):
-            made.transition("f", [SUSPENDED], {"status": RUNNING}, [{"t": "s"}], acknowledge=False)
+            made.transition("f", [SUSPENDED], {"status": RUNNING}, ['{"t":"s"}'], acknowledge=False)
         other.execute("ROLLBACK")
         assert made.get("f").status == SUSPENDED, "nothing changed"
         assert wal_syncs_of_each(db, fsyncs, [lambda: made.transition("f", None, {"updated": 1.0})]) == [1]
@@ -194,7 +194,7 @@ READS: dict[str, Callable[[SQLiteStore], object]] = {
     "load_log": lambda made: made.load_log("f"),
     "pending": lambda made: made.pending(),
 }
-READ_AFTER = {"get": "done", "list": [("f", "done")], "records": ["done"], "load_log": [{"t": "s"}],
+READ_AFTER = {"get": "done", "list": [("f", "done")], "records": ["done"], "load_log": ['{"t":"s"}'],
               "pending": []}
 
 
@@ -207,7 +207,7 @@ def test_a_read_does_not_report_a_change_before_it_is_synced(db: Path, fsyncs: F
         made.create(flow("f", SUSPENDED))
         fsyncs.hold(db)
         writer = threading.Thread(target=made.transition, args=("f", [SUSPENDED], {"status": "done"},
-                                                                [{"t": "s"}]))
+                                                                ['{"t":"s"}']))
         writer.start()
         assert fsyncs.waiting.wait(10), "the write reached its sync"
         seen: list[object] = []

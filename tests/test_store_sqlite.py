@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import re
 import sqlite3
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from fedflow import journal
 from fedflow.errors import FedflowError
 from fedflow.store import MemoryStore, SQLiteStore, open_store, sqlite_sql
 from fedflow.store.base import DONE, RUNNING, SUSPENDED, FlowRecord
@@ -37,6 +39,11 @@ def rec(flow_id: str, status: str = RUNNING, **fields) -> FlowRecord:
     return FlowRecord(id=flow_id, name="f", status=status, input="1", **fields)
 
 
+def e(entry: dict) -> str:
+    """A log entry as the text a store keeps."""
+    return json.dumps(entry, separators=(",", ":"))
+
+
 def named(path: Path | str) -> str:
     """A regex matching `path` quoted as the store's errors quote it."""
     return re.escape(repr(str(path)))
@@ -58,9 +65,9 @@ def test_reopen_restores_records_logs_requests_and_replicas(db: Path) -> None:
     first = SQLiteStore(db, durability="process")
     first.create(rec("a"))
     first.transition("a", {RUNNING}, {"status": SUSPENDED, "waiting": "t", "request": '["review",1]'},
-                     [{"t": "j", "k": "0", "n": "render", "v": "doc"}])
+                     [e({"t": "j", "k": "0", "n": "render", "v": "doc"})])
     first.create(rec("b"))
-    first.transition("b", None, {"status": DONE, "result": '"ok"', "epoch": 2}, [{"t": "s", "tag": "x", "v": 1}])
+    first.transition("b", None, {"status": DONE, "result": '"ok"', "epoch": 2}, [e({"t": "s", "tag": "x", "v": 1})])
     first.put_replica("peer", '{"flows":[]}')
     before = (list(first.records()), first.pending(), first.list())
     first.close()
@@ -70,8 +77,8 @@ def test_reopen_restores_records_logs_requests_and_replicas(db: Path) -> None:
         assert (list(again.records()), again.pending(), again.list()) == before
         assert again.get_replica("peer") == '{"flows":[]}'
         assert again.replica_sources() == ["peer"]
-        assert again.transition("a", {SUSPENDED}, {"status": RUNNING}, [{"t": "s", "tag": "t", "v": 2}])
-        assert [e.get("tag") for e in again.load_log("a")] == [None, "t"]
+        assert again.transition("a", {SUSPENDED}, {"status": RUNNING}, [e({"t": "s", "tag": "t", "v": 2})])
+        assert [json.loads(text).get("tag") for text in again.load_log("a")] == [None, "t"]
     finally:
         again.close()
 
@@ -92,13 +99,13 @@ def test_api_misuse_is_raised_as_it_is_not_as_a_store_error(store: SQLiteStore) 
 
 def test_append_is_one_insert_whatever_the_log_length(store: SQLiteStore) -> None:
     store.create(rec("a"))
-    store.put_flows([(rec("a"), [{"i": i} for i in range(2000)])])
+    store.put_flows([(rec("a"), [e({"i": i}) for i in range(2000)])])
     seen: list[str] = []
     store._conn.set_trace_callback(seen.append)
-    store.append_log("a", {"i": 2000})
+    store.append_log("a", e({"i": 2000}))
     store._conn.set_trace_callback(None)
     assert [s.split()[0] for s in seen] == ["INSERT"]  # one statement, its own transaction
-    assert store.load_log("a")[-1] == {"i": 2000}
+    assert store.load_log("a")[-1] == e({"i": 2000})
 
 
 def test_two_stores_on_one_file_see_each_others_commits(db: Path, store: SQLiteStore) -> None:
@@ -139,13 +146,14 @@ def cells(db: Path, sql: str, *params: object) -> list[tuple]:
 def test_large_values_round_trip_and_live_out_of_line(db: Path, store: SQLiteStore) -> None:
     big = FlowRecord(id="a", name="f", status=RUNNING, input=BIG, request=BIG + "r", created=1.0)
     assert store.create(big)
-    assert store.append_log("a", {"t": "j", "v": BIG})
-    assert store.append_log("a", {"t": "j", "v": 1})
+    assert store.append_log("a", e({"t": "j", "v": BIG}))
+    assert store.append_log("a", e({"t": "j", "v": 1}))
     assert store.transition("a", {RUNNING}, {"status": DONE, "result": BIG + "!", "request": None},
-                            [{"t": "j", "v": 2}, {"t": "s", "v": BIG}])
-    assert store.get("a") == FlowRecord(id="a", name="f", status=DONE, input=BIG, result=BIG + "!", created=1.0)
-    assert store.load_log("a") == [{"t": "j", "v": BIG}, {"t": "j", "v": 1}, {"t": "j", "v": 2},
-                                   {"t": "s", "v": BIG}]
+                            [e({"t": "j", "v": 2}), e({"t": "s", "v": BIG})])
+    assert store.get("a") == FlowRecord(id="a", name="f", status=DONE, input=BIG, result=BIG + "!", created=1.0,
+                                        version=1)
+    assert store.load_log("a") == [e({"t": "j", "v": BIG}), e({"t": "j", "v": 1}), e({"t": "j", "v": 2}),
+                                   e({"t": "s", "v": BIG})]
     assert [(r.id, log) for r, log in store.records()] == [("a", store.load_log("a"))]
     assert cells(db, "SELECT typeof(input), typeof(result), typeof(request) FROM flows") == [("blob", "blob", "null")]
     assert cells(db, "SELECT n, typeof(entry) FROM log ORDER BY n") == [
@@ -164,23 +172,23 @@ def test_value_just_under_the_limit_stays_in_its_row(db: Path, store: SQLiteStor
 def test_deleting_or_replacing_flows_drops_their_bodies(db: Path, store: SQLiteStore) -> None:
     for flow_id in ("a", "b", "c"):
         store.create(FlowRecord(flow_id, "f", RUNNING, BIG))
-        store.append_log(flow_id, {"v": BIG})
+        store.append_log(flow_id, e({"v": BIG}))
     store.transition("a", None, {"status": DONE})
     store.transition("b", None, {"status": DONE})
     assert store.delete("a", {DONE})
     assert store.delete_terminal() == 1
     assert cells(db, "SELECT DISTINCT flow_id FROM bodies") == [("c",)]
-    store.put_flows([(FlowRecord("c", "f", SUSPENDED, "1"), [{"v": 1}])])
+    store.put_flows([(FlowRecord("c", "f", SUSPENDED, "1"), [e({"v": 1})])])
     assert cells(db, "SELECT count(*) FROM bodies") == [(0,)]
-    assert store.get("c") == FlowRecord("c", "f", SUSPENDED, "1")
-    assert store.load_log("c") == [{"v": 1}]
+    assert store.get("c") == FlowRecord("c", "f", SUSPENDED, "1", version=1)
+    assert store.load_log("c") == [e({"v": 1})]
 
 
 def test_append_of_large_entry_to_a_flow_not_running_changes_nothing(db: Path, store: SQLiteStore) -> None:
     store.create(FlowRecord("a", "f", SUSPENDED, "1"))
-    assert store.append_log("a", {"v": BIG}) is False
-    assert store.append_log("missing", {"v": BIG}) is False
-    assert store.transition("a", {RUNNING}, {"result": BIG}, [{"v": BIG}]) is False
+    assert store.append_log("a", e({"v": BIG})) is False
+    assert store.append_log("missing", e({"v": BIG})) is False
+    assert store.transition("a", {RUNNING}, {"result": BIG}, [e({"v": BIG})]) is False
     assert cells(db, "SELECT count(*) FROM bodies") == [(0,)]
     assert store.load_log("a") == []
 
@@ -192,7 +200,7 @@ def test_append_of_large_entry_to_a_flow_not_running_changes_nothing(db: Path, s
 ])
 def test_missing_body_is_reported_corrupt(db: Path, store: SQLiteStore, slot: object, says: str) -> None:
     store.create(FlowRecord("a", "f", RUNNING, BIG))
-    store.append_log("a", {"v": BIG})
+    store.append_log("a", e({"v": BIG}))
     store.transition("a", None, {"result": BIG})
     raw(db, f"DELETE FROM bodies WHERE slot = {slot!r}")
     read = store.load_log if slot == 0 else store.get
@@ -218,166 +226,6 @@ def test_pending_reports_a_missing_request_body(db: Path, store: SQLiteStore) ->
     raw(db, "DELETE FROM bodies WHERE slot = 'request'")
     with pytest.raises(FedflowError, match=f"{named(db)}.*corrupt flow row .id 'a': request missing"):
         store.pending()
-
-
-# -- a result that repeats the last log entry ---------------------------------
-
-DOC = "d" * sqlite_sql.SPILL_CHARS  # a journaled answer long enough to be spilled
-DOC_JSON = f'"{DOC}"'  # ... and the same value as the result's JSON text
-
-
-def body_texts(db: Path, flow_id: str) -> dict[object, str]:
-    """slot -> body text of `flow_id`, read past the store."""
-    return dict(cells(db, "SELECT slot, text FROM bodies WHERE flow_id = ?", flow_id))
-
-
-def finish_with(store: SQLiteStore, flow_id: str, result: str) -> None:
-    assert store.transition(flow_id, {RUNNING}, {"status": DONE, "result": result})
-
-
-def test_result_repeating_the_last_entry_is_kept_once(db: Path, store: SQLiteStore) -> None:
-    store.create(rec("a"))
-    assert store.append_log("a", {"t": "j", "k": "0", "n": "write", "v": DOC}, acknowledge=False)
-    finish_with(store, "a", DOC_JSON)
-    assert store.get("a").result == DOC_JSON
-    assert body_texts(db, "a")["result"] == sqlite_sql.result_ref(0, len(DOC_JSON))
-    assert cells(db, "SELECT count(*) FROM bodies WHERE length(text) >= ?", len(DOC)) == [(1,)]
-    exported = list(store.records())
-    assert [rec.result for rec, _log in exported] == [DOC_JSON]
-    other = SQLiteStore(db.with_name("other.db"))
-    try:  # a replica holds the text itself
-        other.put_flows(exported)
-        assert other.get("a") == store.get("a")
-        assert body_texts(db.with_name("other.db"), "a")["result"] == DOC_JSON
-    finally:
-        other.close()
-    assert store.delete("a", {DONE})
-    assert cells(db, "SELECT count(*) FROM bodies") == [(0,)]
-
-
-def write_referring_flow(db: Path, flow_id: str) -> None:
-    """Leave in `db` a done flow whose result refers to its one log entry."""
-    store = SQLiteStore(db)
-    try:
-        store.create(rec(flow_id))
-        store.append_log(flow_id, {"t": "j", "v": DOC})
-        finish_with(store, flow_id, DOC_JSON)
-    finally:
-        store.close()
-
-
-def test_result_reference_survives_reopening(db: Path) -> None:
-    write_referring_flow(db, "a")
-    again = SQLiteStore(db)
-    try:
-        assert again.get("a").result == DOC_JSON
-        assert [r.result for r, _log in again.records()] == [DOC_JSON]
-    finally:
-        again.close()
-
-
-@pytest.mark.parametrize("result", [DOC_JSON[:-1] + 'e"', '"x' + DOC_JSON[1:], DOC_JSON + " "])
-def test_result_other_than_the_entry_tail_is_written_whole(db: Path, store: SQLiteStore, result: str) -> None:
-    store.create(rec("a"))
-    store.append_log("a", {"t": "j", "v": DOC})
-    finish_with(store, "a", result)
-    assert store.get("a").result == result
-    assert body_texts(db, "a")["result"] == result
-
-
-def test_a_large_entry_of_another_flow_in_between_means_a_whole_result(db: Path, store: SQLiteStore) -> None:
-    store.create(rec("a"))
-    store.create(rec("b"))
-    store.append_log("a", {"t": "j", "v": DOC})
-    store.append_log("b", {"t": "j", "v": DOC})
-    finish_with(store, "a", DOC_JSON)
-    finish_with(store, "b", DOC_JSON)
-    assert body_texts(db, "a")["result"] == DOC_JSON
-    assert body_texts(db, "b")["result"] == sqlite_sql.result_ref(0, len(DOC_JSON))
-    assert [store.get(flow_id).result for flow_id in "ab"] == [DOC_JSON, DOC_JSON]
-
-
-def recreate_elsewhere(db: Path) -> None:
-    """Another store on the file replaces flow "a" with one whose entry 0 differs."""
-    other = SQLiteStore(db)
-    try:
-        other.transition("a", None, {"status": DONE})
-        other.delete("a", {DONE})
-        other.create(rec("a"))
-        other.append_log("a", {"t": "j", "v": "e" * len(DOC)})
-    finally:
-        other.close()
-
-
-@pytest.mark.parametrize("replace", [
-    lambda store, db: store.put_flows([(rec("a"), [{"t": "j", "v": "e" * len(DOC)}])]),
-    lambda store, db: recreate_elsewhere(db),
-], ids=["restored", "recreated elsewhere"])
-def test_a_log_replaced_since_its_entry_was_appended_is_not_referred_to(
-        db: Path, store: SQLiteStore, replace: Callable) -> None:
-    store.create(rec("a"))
-    store.append_log("a", {"t": "j", "v": DOC})
-    replace(store, db)  # entry 0 of "a" no longer ends with DOC; this store's hint says it does
-    finish_with(store, "a", DOC_JSON)
-    assert store.get("a").result == DOC_JSON
-    assert body_texts(db, "a")["result"] == DOC_JSON
-
-
-def test_a_non_ascii_result_is_referred_to_by_its_bytes(db: Path, store: SQLiteStore) -> None:
-    # fedflow's own JSON is ASCII; an entry and result holding a raw "é" (as any writer of the file
-    # may leave) check that a reference counts bytes, where SQLite's substr would count characters
-    text = f'"é{DOC}"'
-    entry = f'{{"t":"j","v":{text}}}'
-    store.create(rec("a"))
-    store.append_log("a", {"t": "j", "v": DOC})
-    raw(db, f"UPDATE bodies SET text = '{entry}' WHERE flow_id = 'a' AND slot = 0")
-    store._last_entry = ("a", 0, entry)  # the hint, as if that entry had been appended here
-    finish_with(store, "a", text)
-    assert body_texts(db, "a")["result"] == sqlite_sql.result_ref(0, len(text.encode()))
-    assert store.get("a").result == text
-
-
-def test_a_result_text_of_any_shape_reads_back(db: Path, store: SQLiteStore) -> None:
-    # the Store API takes any text; a body that looks like a reference is still just text
-    text = "@0:5" + DOC
-    store.create(rec("a"))
-    store.append_log("a", {"t": "j", "v": DOC})
-    finish_with(store, "a", text)
-    assert store.get("a").result == text
-
-
-def test_a_missing_referred_entry_is_reported_corrupt(db: Path, store: SQLiteStore) -> None:
-    store.create(rec("a"))
-    store.append_log("a", {"t": "j", "v": DOC})
-    finish_with(store, "a", DOC_JSON)
-    raw(db, "DELETE FROM bodies WHERE slot = 0")
-    with pytest.raises(FedflowError, match=f"{named(db)}.*corrupt flow row .id 'a': result missing"):
-        store.get("a")
-
-
-def test_the_referred_entry_is_found_by_the_bodies_index(db: Path, store: SQLiteStore) -> None:
-    # input, error, request, the result's body and the entry it may refer to: each by both key columns
-    conn = sqlite3.connect(db)
-    try:
-        plan = [row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sqlite_sql.SELECT} WHERE id = ?", ("a",))]
-    finally:
-        conn.close()
-    lookups = [step for step in plan if step.startswith("SEARCH") and "flows" not in step]
-    assert any(step.startswith("SEARCH entry") for step in lookups), plan
-    assert all("(flow_id=? AND slot=?)" in step for step in lookups), plan
-
-
-def test_an_engine_flow_returning_its_last_answer_keeps_it_once(db: Path) -> None:
-    import fedflow
-
-    write = fedflow.step(lambda topic: f"{topic}: " + "words " * 2_000, name="write")
-    with fedflow.Engine(name="e", store=str(db)) as engine:
-        out = engine.start(fedflow.sequence(write), "news")
-        (flow_id, _status), = engine.list()
-    with fedflow.Engine(name="e", store=str(db)) as engine:
-        assert engine.result(flow_id) == out
-    assert type(body_texts(db, flow_id)["result"]) is bytes  # a reference
-    assert cells(db, "SELECT count(*) FROM bodies WHERE length(text) > 1000") == [(1,)]
 
 
 # -- upgrading an older file ---------------------------------------------------
@@ -409,30 +257,76 @@ def test_schema_1_file_is_upgraded_in_place_keeping_every_flow(db: Path) -> None
         assert store.get("late") == FlowRecord("late", "f", SUSPENDED, f'"{BIG}"', waiting="go")
         assert store.get("early") == FlowRecord("early", "g", DONE, "1", result="9")
         assert store.get_replica("peer") == "{}"
-        assert store.transition("late", {SUSPENDED}, {"status": RUNNING, "result": BIG}, [{"v": BIG}])
-        assert store.load_log("late") == [{"v": BIG}, {"v": BIG}]
+        assert store.transition("late", {SUSPENDED}, {"status": RUNNING, "result": BIG}, [e({"v": BIG})])
+        assert store.load_log("late") == [f'{{"v": "{BIG}"}}', e({"v": BIG})]  # each text as written
         assert store.get("late").result == BIG
     finally:
         store.close()
-    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
     assert cells(db, "SELECT n, typeof(entry) FROM log ORDER BY n") == [(0, "text"), (1, "blob")]
 
 
-def test_schema_2_file_is_upgraded_to_refer_to_results(db: Path) -> None:
-    write_referring_flow(db, "old")
-    raw(db, f"UPDATE bodies SET text = '{DOC_JSON}' WHERE slot = 'result'",  # as schema 2 wrote it
-        "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+_BODIES = "CREATE TABLE bodies (flow_id TEXT NOT NULL, slot NOT NULL, text TEXT NOT NULL, UNIQUE (flow_id, slot))"
+_SCHEMA_2 = (*_SCHEMA_1[:-1], _BODIES,  # schema 2 added the bodies table; schema 3 wrote the same tables
+             "INSERT INTO meta VALUES ('format', 'fedflow-store'), ('schema_version', '2')")
+DOC = "d" * sqlite_sql.SPILL_CHARS  # a journaled answer long enough to be spilled
+DOC_JSON = f'"{DOC}"'  # ... and the same value as a result's JSON text
+ANSWER = f'{{"t":"j","k":"0","n":"step write","v":{DOC_JSON}}}'  # the entry journaling it
+
+
+def _old_file(db: Path, schema: tuple[str, ...], version: int, result_body: str) -> None:
+    """A file as fedflow wrote it at `version`: a done flow "old" whose result (spilled, its body
+    `result_body`) is what its one (spilled) journal entry answered, and a suspended flow "waits"."""
+    raw(db, *schema, f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'",
+        "INSERT INTO flows (seq, id, name, status, input, result) VALUES (1, 'old', 'f', 'done', '1', x'00')",
+        "INSERT INTO flows (seq, id, name, status, input, waiting) VALUES (2, 'waits', 'f', 'suspended', '2', 'go')",
+        "INSERT INTO log VALUES ('old', 0, x'00')",
+        f"INSERT INTO bodies VALUES ('old', 0, '{ANSWER}')",
+        f"INSERT INTO bodies VALUES ('old', 'result', {result_body})")
+
+
+@pytest.mark.parametrize(("version", "result_body"), [
+    (2, f"'{DOC_JSON}'"),  # schema 2 wrote the result whole
+    (3, f"CAST('0:{len(DOC_JSON)}' AS BLOB)"),  # schema 3 referred to the end of entry 0's body
+])
+def test_schema_2_and_3_files_are_upgraded_with_every_result_written_out(
+        db: Path, version: int, result_body: str) -> None:
+    _old_file(db, _SCHEMA_2, version, result_body)
     store = SQLiteStore(db)
     try:
-        assert store.get("old").result == DOC_JSON
-        store.create(rec("new"))
-        store.append_log("new", {"t": "j", "v": DOC})
-        finish_with(store, "new", DOC_JSON)
-        assert store.get("new").result == DOC_JSON
+        assert store.get("old") == FlowRecord("old", "f", DONE, "1", result=DOC_JSON)
+        assert store.load_log("old") == [ANSWER]
+        assert [r.result for r, _log in store.records()] == [DOC_JSON, None]
+        waits = store.get("waits")
+        assert (waits.status, waits.version) == (SUSPENDED, 0)
+        assert store.transition("waits", {SUSPENDED}, {"status": DONE, "waiting": None}, version=0)
+        assert store.transition("waits", {DONE}, {"updated": 1.0}, version=0) is False, "the version guards it"
     finally:
         store.close()
+    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
+    assert cells(db, "SELECT typeof(text), text FROM bodies WHERE slot = 'result'") == [("text", DOC_JSON)]
+
+
+def test_a_schema_3_result_reference_that_names_no_entry_is_refused_unchanged(db: Path) -> None:
+    _old_file(db, _SCHEMA_2, 3, "CAST('5:10' AS BLOB)")
+    tables = "SELECT * FROM meta UNION ALL SELECT flow_id, slot FROM bodies"
+    before = cells(db, tables)
+    with pytest.raises(FedflowError, match=f"{named(db)}.*corrupt result reference .flow 'old'"):
+        SQLiteStore(db)
+    assert cells(db, tables) == before
     assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
-    assert body_texts(db, "new")["result"] == sqlite_sql.result_ref(0, len(DOC_JSON))
+
+
+def test_a_non_ascii_schema_3_result_reference_is_written_out_by_its_bytes(db: Path) -> None:
+    text = f'"é{DOC}"'
+    entry = f'{{"t":"j","v":{text}}}'
+    _old_file(db, _SCHEMA_2, 3, f"CAST('0:{len(text.encode())}' AS BLOB)")
+    raw(db, f"UPDATE bodies SET text = '{entry}' WHERE slot = 0")
+    store = SQLiteStore(db)
+    try:
+        assert store.get("old").result == text
+    finally:
+        store.close()
 
 
 class _UpgradedMeanwhile(SQLiteStore):
@@ -462,7 +356,7 @@ def test_schema_1_file_upgraded_by_another_opener_meanwhile_opens(db: Path) -> N
         assert store.list() == []
     finally:
         store.close()
-    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
 
 
 def test_schema_1_file_missing_a_table_is_refused_unchanged(db: Path) -> None:
@@ -512,7 +406,7 @@ def _missing_table(path: Path) -> None:
     (_foreign_db, r"not a fedflow store \(tables: users\)"),
     (_foreign_meta, "not a fedflow store"),
     (_other_format, "not a fedflow store .format 'other-app'"),
-    (_newer, r"newer fedflow \(store schema 99; this fedflow reads 3\); upgrade fedflow"),
+    (_newer, r"newer fedflow \(store schema 99; this fedflow reads 4\); upgrade fedflow"),
     (_missing_table, r"damaged fedflow store .*'replicas'"),
 ])
 def test_bad_file_is_refused_by_name_and_left_unchanged(db: Path, make: Callable, says: str) -> None:
@@ -542,17 +436,19 @@ def test_corrupt_rows_raise_naming_file_and_flow(db: Path, store: SQLiteStore) -
         "INSERT INTO log VALUES ('bad-kind', 0, '[1, 2]')")
     with pytest.raises(FedflowError, match=f"{named(db)}.*corrupt flow row .id 'bad-status', status 'zombie'"):
         store.get("bad-status")
-    with pytest.raises(FedflowError, match=f"{named(db)}.*corrupt log entry 0 of flow 'bad-json'"):
-        store.load_log("bad-json")
-    with pytest.raises(FedflowError, match=r"corrupt log entry 0 of flow 'bad-kind' \(not an object"):
-        store.load_log("bad-kind")
+    # the store keeps texts as they are; reading them as journal entries is the engine's job
+    assert store.load_log("bad-json") == ["{not json"]
+    with pytest.raises(FedflowError, match=r"log entry 0 of flow 'bad-json' is corrupt"):
+        journal.load_all(store.load_log("bad-json"), "bad-json")
+    with pytest.raises(FedflowError, match=r"log entry 0 of flow 'bad-kind' is corrupt \(not a suspend or step"):
+        journal.load_all(store.load_log("bad-kind"), "bad-kind")
     with pytest.raises(FedflowError, match="corrupt"):
         list(store.records())
 
 
 def test_damaged_file_raises_naming_it(db: Path) -> None:
     made = SQLiteStore(db)
-    made.put_flows([(rec(f"f{i}", SUSPENDED, waiting="x" * 200), [{"i": i}] * 3) for i in range(3000)])
+    made.put_flows([(rec(f"f{i}", SUSPENDED, waiting="x" * 200), [e({"i": i})] * 3) for i in range(3000)])
     made.close()
     with db.open("r+b") as handle:
         handle.truncate(db.stat().st_size // 2)
@@ -634,7 +530,7 @@ def test_open_store_factory(db: Path) -> None:
 def test_100k_suspended_flows_stream_without_materialising(db: Path, store: SQLiteStore) -> None:
     count = 100_000
     started = time.monotonic()
-    store.put_flows([(rec(f"f{i:06}", SUSPENDED, waiting="review"), [{"t": "s", "tag": "a", "v": i}])
+    store.put_flows([(rec(f"f{i:06}", SUSPENDED, waiting="review"), [e({"t": "s", "tag": "a", "v": i})])
                      for i in range(count)])
     it = store.records()
     assert inspect.isgenerator(it)
@@ -644,7 +540,7 @@ def test_100k_suspended_flows_stream_without_materialising(db: Path, store: SQLi
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert first == (rec("f000000", SUSPENDED, waiting="review"), [{"t": "s", "tag": "a", "v": 0}])
+    assert first == (rec("f000000", SUSPENDED, waiting="review"), [e({"t": "s", "tag": "a", "v": 0})])
     assert peak < 5_000_000, f"first record cost {peak} bytes: records() is not streaming"
     rest = sum(1 for _ in it)
     assert rest == count - 1

@@ -68,8 +68,8 @@ def check_changes(changes: dict[str, Any]) -> None:
         raise ValueError(f"transition cannot change {bad}; changeable fields: {list(CHANGEABLE)}")
 
 
-#: A log entry: text the store keeps as it is, in append order (the engine writes JSON, see
-#: `fedflow.journal`).
+#: A log entry: text the store keeps as it is, in append order (the engine writes ASCII JSON,
+#: see `fedflow.journal`). Every text given to a store is valid Unicode (it encodes as UTF-8).
 LogEntry = str
 
 
@@ -133,7 +133,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def put_flows(self, flows: Sequence[tuple[FlowRecord, list[LogEntry]]]) -> None:
         """Insert or replace these flows and their whole logs, all in one transaction (a repeated
-        id: the last one wins). A new flow gets version 0, a replaced one its old version + 1."""
+        id: the last one wins). A new flow keeps its record's version; a replaced one gets the
+        larger of that and its old version + 1, so a run that read the old row cannot change it."""
 
     @abc.abstractmethod
     def put_replica(self, source: str, text: str) -> None:

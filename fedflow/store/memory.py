@@ -97,7 +97,8 @@ class MemoryStore(Store):
         with self._lock:
             for rec, log in flows:
                 old = self._flows.get(rec.id)
-                self._flows[rec.id] = dataclasses.replace(rec, version=0 if old is None else old.version + 1)
+                version = rec.version if old is None else max(rec.version, old.version + 1)
+                self._flows[rec.id] = dataclasses.replace(rec, version=version)
                 self._logs[rec.id] = list(log)
 
     def put_replica(self, source: str, text: str) -> None:

@@ -11,8 +11,12 @@ shared by writers that commit at the same time; see `group_sync`).
 
 Tables and statements are in `sqlite_sql`: large values (a 64 KiB input, a
 journaled answer) live out of line in ``bodies``, so a status change
-rewrites a small row, and a result that repeats the end of the last
-journal entry refers to it; an older file is upgraded in place when opened.
+rewrites a small row; an older file is upgraded in place when opened. The
+store keeps the texts it is given and never parses them.
+
+Two stores on one file (two Engines, two processes) are safe: every change
+of state is a compare-and-set on the row's ``version`` in one statement or
+transaction, so when both race, one applies and the other gets False.
 
 A file that is not a fedflow store, was written by a newer fedflow, is
 locked, or holds a corrupt row raises `FedflowError` naming the file; such
@@ -22,8 +26,8 @@ a file is never reset or rewritten.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
-import json
 import operator
 import os
 import sqlite3
@@ -33,9 +37,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from ..errors import FedflowError
-from ..values import dump_tree
 from . import sqlite_sql as sql
-from .base import STATUSES, SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store
+from .base import STATUSES, SUSPENDED, TERMINAL, FlowRecord, LogEntry, Store, check_changes
 from .group_sync import GroupSync, SyncFailed, WalFile
 from .sqlite_sql import FORMAT, SCHEMA_VERSION
 
@@ -70,11 +73,6 @@ def _flow_row(rec: FlowRecord) -> tuple[tuple[Any, ...], list[Body]]:
     return tuple(cells), [(rec.id, column, row[at]) for at, column in spilled]
 
 
-def _dump(entry: LogEntry) -> str:
-    """A log entry as compact JSON text."""
-    return dump_tree(entry)
-
-
 class SQLiteStore(Store):
     """A `Store` kept in the SQLite file at `path`; see the module docstring.
 
@@ -94,7 +92,6 @@ class SQLiteStore(Store):
         self._conn: sqlite3.Connection | None = None
         self._wal: WalFile | None = None  # under "power" on a WAL file: what is synced
         self._group: GroupSync | None = None  # ... and the syncs writers share
-        self._last_entry: tuple[str, int, str] | None = None  # the last large entry appended: a hint
         with self._guard("open"):
             self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
                                          check_same_thread=False)
@@ -169,8 +166,22 @@ class SQLiteStore(Store):
         """Upgrade an older file to this schema, in one transaction (all or nothing)."""
         with self._tx(f"upgrade the store to schema {SCHEMA_VERSION}") as conn:
             version = self._check_meta(self._tables())
+            if version == 3:
+                self._write_out_referred_results(conn)
             for statement in sql.UPGRADE.get(version, ()):  # none if done meanwhile elsewhere
                 conn.execute(statement)
+
+    def _write_out_referred_results(self, conn: sqlite3.Connection) -> None:
+        """Replace each schema-3 result reference ``b"n:size"`` by the text it names: the `size`
+        bytes (UTF-8) before the closing brace that ends log entry n's body."""
+        for flow_id, ref in conn.execute(sql.REFERRED_RESULTS).fetchall():
+            n, _colon, size = bytes(ref).decode("ascii", "replace").partition(":")
+            row = conn.execute(sql.ENTRY_BYTES, (flow_id, int(n) if n.isdigit() else n)).fetchone()
+            if row is None or not size.isdigit() or len(row[0]) <= int(size):
+                raise self._error(f"has a corrupt result reference (flow {flow_id!r}: {bytes(ref)!r})",
+                                  "restore it from a replica; fedflow left it unchanged")
+            text = bytes(row[0])[-1 - int(size):-1].decode("utf-8", "surrogatepass")
+            conn.execute(sql.PUT_BODY, (flow_id, "result", text))
 
     def _check_meta(self, tables: set[str]) -> int:
         """The file's schema version; raise unless it (with `tables`) is a fedflow store we read."""
@@ -313,7 +324,8 @@ class SQLiteStore(Store):
     def _record(self, row: Sequence[Any]) -> FlowRecord:
         """A FlowRecord from a flows row (columns in FlowRecord field order), checked."""
         rec = FlowRecord(*row)
-        if type(rec.id) is not str or rec.status not in STATUSES or type(rec.epoch) is not int:
+        if type(rec.id) is not str or rec.status not in STATUSES or type(rec.epoch) is not int \
+                or type(rec.version) is not int:
             raise self._error(f"has a corrupt flow row (id {rec.id!r}, status {rec.status!r}, "
                               f"epoch {rec.epoch!r})", "restore it from a replica")
         lost = [column for column in sql.SPILLABLE if type(getattr(rec, column)) is bytes]
@@ -323,22 +335,17 @@ class SQLiteStore(Store):
         return rec
 
     def _entry(self, flow_id: str, n: int, text: Any) -> LogEntry:
-        """A log entry decoded from its JSON text, checked."""
-        try:
-            entry = json.loads(text)
-        except (TypeError, ValueError) as exc:
-            raise self._error(f"has a corrupt log entry {n} of flow {flow_id!r} ({exc})",
-                              "restore it from a replica") from exc
-        if type(entry) is not dict:
-            raise self._error(f"has a corrupt log entry {n} of flow {flow_id!r} (not an object)",
+        """A log entry's text, checked to be there."""
+        if type(text) is not str:
+            raise self._error(f"has a corrupt log entry {n} of flow {flow_id!r} (its text is missing)",
                               "restore it from a replica")
-        return entry
+        return text
 
     # -- flows ---------------------------------------------------------------
 
     def create(self, record: FlowRecord, *, acknowledge: bool = True) -> bool:
-        """Insert a new flow; False (and nothing changed) if the id already exists."""
-        row, bodies = _flow_row(record)
+        """Insert a new flow at version 0; False (and nothing changed) if the id already exists."""
+        row, bodies = _flow_row(dataclasses.replace(record, version=0))
         if not bodies:
             return self._write_one("create a flow", sql.CREATE, row, acknowledge) == 1
         with self._tx("create a flow", acknowledge) as conn:
@@ -360,60 +367,41 @@ class SQLiteStore(Store):
                                 (flow_id,)).fetchall()
         return [self._entry(flow_id, n, text) for n, text in rows]
 
-    def append_log(self, flow_id: str, entry: LogEntry, *, acknowledge: bool = True) -> bool:
-        """Append one entry to a running flow's log (one INSERT); False if it is not running."""
-        text = _dump(entry)
-        if not _large(text):
-            return self._write_one("append to a log", sql.APPEND_LOG, (flow_id, text), acknowledge) == 1
+    def append_log(self, flow_id: str, entry: LogEntry, *, version: int | None = None,
+                   acknowledge: bool = True) -> bool:
+        """Append one entry to a running flow's log (one INSERT) if its version is still `version`
+        (any when None); False if it is not running or changed."""
+        if not _large(entry):
+            return self._write_one("append to a log", sql.APPEND_LOG, (flow_id, entry, version), acknowledge) == 1
         with self._tx("append to a log", acknowledge) as conn:
-            if conn.execute(sql.APPEND_LOG, (flow_id, sql.SPILLED)).rowcount != 1:
+            if conn.execute(sql.APPEND_LOG, (flow_id, sql.SPILLED, version)).rowcount != 1:
                 return False
-            n = self._spill_last_entry(conn, flow_id, text)
-        self._last_entry = (flow_id, n, text)
-        return True
+            self._spill_last_entry(conn, flow_id, entry)
+            return True
 
-    def _spill_last_entry(self, conn: sqlite3.Connection, flow_id: str, text: str) -> int:
-        """Keep `text` as the body of the flow's last log entry (just written as SPILLED); its n."""
+    def _spill_last_entry(self, conn: sqlite3.Connection, flow_id: str, text: str) -> None:
+        """Keep `text` as the body of the flow's last log entry (just written as SPILLED)."""
         (n,) = conn.execute(sql.LAST_N, (flow_id,)).fetchone()
         conn.execute(sql.PUT_BODY, (flow_id, n, text))
-        return n
-
-    def _result_ref(self, flow_id: str, result: str) -> tuple[Any, ...] | None:
-        """PUT_RESULT_REF's parameters when `result` looks like the tail of the last large entry
-        appended here, if that was `flow_id`'s (a cheap test; SQL checks the stored bytes), else
-        None. The hint stays until the next large append (one text per store): dropping it at
-        once measured slower, as freeing a 64 KiB text let the C heap shrink and the next one
-        fault its pages back in (60-70 µs a write)."""
-        hint = self._last_entry
-        if hint is None or hint[0] != flow_id:
-            return None
-        _flow_id, n, text = hint
-        end = len(text) - 1
-        if end <= len(result) or text[end] != "}" or not text.endswith(result, 0, end):
-            return None
-        tail = (result + "}").encode("utf-8")
-        return flow_id, n, tail, sql.result_ref(n, len(tail) - 1)
 
     def transition(self, flow_id: str, expect: Iterable[str] | None, changes: dict[str, Any],
-                   append: Sequence[LogEntry] = (), *, acknowledge: bool = True) -> bool:
-        """Compare-and-set the status, apply `changes` and append `append`, all or nothing."""
+                   append: Sequence[LogEntry] = (), *, version: int | None = None,
+                   acknowledge: bool = True) -> bool:
+        """Compare-and-set the status and version, apply `changes`, raise the version and append
+        `append`, all or nothing."""
+        check_changes(changes)
         wanted = None if expect is None else tuple(expect)
-        statement = _update_sql(tuple(changes), None if wanted is None else len(wanted))
+        statement = _update_sql(tuple(changes), None if wanted is None else len(wanted), version is not None)
         spill = [column for column, text in changes.items() if column in sql.SPILLABLE and _large(text)]
-        ref = self._result_ref(flow_id, changes["result"]) if "result" in spill else None
-        bodies = [(flow_id, column, changes[column]) for column in spill if not (ref and column == "result")]
         cells = [sql.SPILLED if column in spill else text for column, text in changes.items()]
-        params = (*cells, flow_id, *(wanted or ()))
+        params = (*cells, flow_id, *(wanted or ()), *(() if version is None else (version,)))
         if not append and not spill:
             return self._write_one("record a transition", statement, params, acknowledge) == 1
-        texts = [_dump(entry) for entry in append]
         with self._tx("record a transition", acknowledge) as conn:
             if conn.execute(statement, params).rowcount != 1:
                 return False
-            if ref and conn.execute(sql.PUT_RESULT_REF, ref).rowcount != 1:
-                bodies.append((flow_id, "result", changes["result"]))  # not there after all
-            conn.executemany(sql.PUT_BODY, bodies)
-            for text in texts:
+            conn.executemany(sql.PUT_BODY, [(flow_id, column, changes[column]) for column in spill])
+            for text in append:
                 large = _large(text)
                 conn.execute(sql.INSERT_NEXT, (flow_id, sql.SPILLED if large else text))
                 if large:
@@ -504,8 +492,7 @@ class SQLiteStore(Store):
             bodies += spilled
         entries = []
         for fid, (_rec, log) in latest.items():
-            for n, entry in enumerate(log):
-                text = _dump(entry)
+            for n, text in enumerate(log):
                 large = _large(text)
                 if large:
                     bodies.append((fid, n, text))
@@ -540,7 +527,6 @@ class SQLiteStore(Store):
     def close(self) -> None:
         """Close the connection (idempotent); later calls raise FedflowError."""
         with self._lock:
-            self._last_entry = None
             if self._group is not None and self._wal is not None:
                 self._group.close()  # no sync runs after this, so the WAL's descriptor can go
                 self._wal.close()
