@@ -254,11 +254,12 @@ def test_put_flows_over_an_existing_flow_raises_its_version(store: Store) -> Non
 @pytest.fixture
 def twin(store: Store, tmp_path) -> Iterator[Store]:
     """Another store object on the same storage as `store` (SQLite: its own connection to the
-    same file, as another Engine or process has); the memory store is its own twin."""
+    same file, as another Engine or process has; PostgreSQL: another instance on the same
+    database); the memory store is its own twin."""
     if isinstance(store, MemoryStore):
         yield store
         return
-    made = SQLiteStore(tmp_path / "s.db")
+    made = PostgresStore(store.url, name="twin") if isinstance(store, PostgresStore) else SQLiteStore(tmp_path / "s.db")
     yield made
     made.close()
 

@@ -327,10 +327,10 @@ class PostgresStore(Store):
         return [(row[0], self._record(row[1:]), logs.get(row[1], [])) for row in rows]
 
     def put_flows(self, flows: Sequence[tuple[FlowRecord, list[LogEntry]]]) -> None:
-        """Insert or replace these flows and their whole logs, all in one transaction (a new flow at
-        version 0, a replaced one at its old version + 1)."""
+        """Insert or replace these flows and their whole logs, all in one transaction (a new flow
+        keeps its record's version, a replaced one gets the larger of that and its old version + 1)."""
         latest = {rec.id: (rec, log) for rec, log in flows}  # a repeated id: the last one wins
-        rows = [(*_row(rec, 0), self._runner_for(rec.status), len(log)) for rec, log in latest.values()]
+        rows = [(*_row(rec, rec.version), self._runner_for(rec.status), len(log)) for rec, log in latest.values()]
         entries = [(fid, n, _keep(entry)) for fid, (_rec, log) in latest.items() for n, entry in enumerate(log)]
         with self._conn("store flows") as conn, conn.transaction():
             cur = conn.cursor()

@@ -81,7 +81,7 @@ CREATE = (f"INSERT INTO fedflow_flows ({_COLS}, runner) VALUES ({', '.join('%s' 
 UPSERT = (f"INSERT INTO fedflow_flows ({_COLS}, runner, log_size) "
           f"VALUES ({', '.join('%s' for _ in COLUMNS)}, %s, %s) ON CONFLICT (id) DO UPDATE SET "
           + ", ".join(f"{c} = excluded.{c}" for c in (*COLUMNS, "runner", "log_size") if c not in ("id", "version"))
-          + ", version = fedflow_flows.version + 1")
+          + ", version = GREATEST(excluded.version, fedflow_flows.version + 1)")
 #: %(id)s, %(me)s, %(entry)s: append to a running flow this instance runs (one statement), at
 #: %(version)s unless that is NULL.
 APPEND_LOG = ("WITH f AS (UPDATE fedflow_flows SET log_size = log_size + 1 WHERE id = %(id)s AND status = "
