@@ -39,7 +39,7 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/fedflow serve --name local --listen 127.0.0.1:50051 --load peers/publishing.py --load peers/pipeline.py
 
-bench: $(STAMP)
+bench: $(STAMP) postgres-deps
 	$(PY) bench/run.py
 
 # DBOS beside fedflow (workloads 1 and 2), in its own venv so dbos never becomes our dependency.

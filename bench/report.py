@@ -56,6 +56,7 @@ TARGETS = (
     Target("replicate_10000_s", "<=", 2, "<= 2 s"),
     Target("handoff_1000_s", "<=", 1, "<= 1 s"),
     Target("rss_100k_mb", "<=", 150, "<= 150 MB"),
+    Target("pg_takeover_100_s", "<=", 4, "<= lease 2 + 2 s"),
 )
 _BY_ROW = {(t.key, t.baseline): t for t in TARGETS}
 
@@ -133,6 +134,12 @@ SECTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
         ("RSS holding 100,000 suspended flows", "rss_100k_mb", None),
         ("RSS of an empty store", "rss_empty_mb", None),
         ("store file (MiB)", "rss_100k_db_mib", None))),
+    ("7  PostgreSQL store shared by `fedflow serve` processes", (
+        ("3-step flows/s over gRPC, 1 serve", "flow3_pg_1serve_per_s", None),
+        ("3-step flows/s over gRPC, 2 serves vs 1", "flow3_pg_2serve_per_s", "flow3_pg_1serve_per_s"),
+        ("resume p50 ms, in-process Engine", "resume_pg_p50_ms", None),
+        ("resume p99 ms, in-process Engine", "resume_pg_p99_ms", None),
+        ("kill -9, 100 running flows done elsewhere (s)", "pg_takeover_100_s", None))),
 )
 
 

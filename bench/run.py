@@ -5,7 +5,8 @@
     python bench/run.py --only 1,3      # some workloads
     python bench/run.py --out FILE      # write results elsewhere (default bench/results.json)
 
-Workloads: 1 flow3, 2 resume, 3 remote (gRPC), 4 replay, 5 replication, 6 rss.
+Workloads: 1 flow3, 2 resume, 3 remote (gRPC), 4 replay, 5 replication, 6 rss,
+7 postgres (flow3 and resume on PostgreSQL with 1 and 2 serves, takeover after kill -9).
 Every workload runs its baseline in the same run (raw SQLite commits for 1
 and 2, a raw grpcio echo child for 3); DBOS numbers come from
 `make bench-peers` (bench/dbos_workloads.py), which adds its keys to the
@@ -34,9 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common, flows
 from bench import workloads_grpc as remote
 from bench import workloads_local as local
+from bench import workloads_pg as pg
 from bench.report import print_table, target_verdicts
 
-WORKLOADS = {1: "flow3", 2: "resume", 3: "remote", 4: "replay", 5: "replication", 6: "rss"}
+WORKLOADS = {1: "flow3", 2: "resume", 3: "remote", 4: "replay", 5: "replication", 6: "rss", 7: "postgres"}
 CARRIED_PREFIXES = ("dbos_", "peers_")
 
 
@@ -74,6 +76,7 @@ def _runners(s: Settings, tmp: Path) -> dict[int, Callable[[], dict[str, Any]]]:
         4: lambda: local.workload_replay(tmp, s.replay_resumes, s.replay_steps),
         5: lambda: remote.workload_replication(tmp, s.grpc_repeats, s.replicate_flows, s.handoff_flows),
         6: lambda: remote.workload_rss(tmp, s.rss_flows),
+        7: lambda: pg.workload_postgres(tmp, s.repeats, s.flow3_flows, s.resume_flows),
     }
 
 
