@@ -211,3 +211,28 @@ def test_an_engine_takes_over_only_after_it_recovered(pg_url: str) -> None:
         assert script.status("orphan") == RUNNING
         assert script.recover() == ["orphan"]
         assert script.status("orphan") == "suspended"
+
+
+def test_a_config_file_takes_a_url_as_is_and_a_lease(tmp_path) -> None:
+    from fedflow import config
+
+    conf = tmp_path / "node.toml"
+    conf.write_text('name = "a"\nlisten = "127.0.0.1:50061"\ndb = "postgresql://u@db:5432/flows"\nlease = 2.5\n')
+    loaded = config.load_file(str(conf))
+    assert (loaded["db"], loaded["lease"]) == ("postgresql://u@db:5432/flows", 2.5)
+    conf.write_text('lease = 0\n')
+    with pytest.raises(config.ConfigError, match="lease"):
+        config.load_file(str(conf))
+
+
+def test_unacknowledged_writes_are_seen_at_once_by_other_instances(pg_url: str) -> None:
+    writer, reader = PostgresStore(pg_url, name="writer"), PostgresStore(pg_url, name="reader")
+    try:
+        assert writer.create(FlowRecord(id="u", name="f", status=RUNNING, input="1"), acknowledge=False)
+        assert writer.append_log("u", "e0", version=0, acknowledge=False)
+        assert writer.transition("u", [RUNNING], {"status": "suspended", "waiting": "t"}, ["e1"], version=0,
+                                 acknowledge=False)
+        assert (reader.get("u").status, reader.load_log("u")) == ("suspended", ["e0", "e1"])
+    finally:
+        writer.close()
+        reader.close()

@@ -8,7 +8,11 @@ refuses a database that holds anything else or a newer schema.
 
 Every mutating method is one transaction (mostly one statement), committed
 before it returns. A transition is a compare-and-set checked by the server in
-that statement, so instances on other machines never both apply one.
+that statement, so instances on other machines never both apply one. A write
+made with ``acknowledge=False`` commits without waiting for the server's WAL
+flush (``synchronous_commit = off``, on connections of its own): it is visible
+at once, and the next acknowledged commit, which waits for the WAL up to
+itself, makes it durable too.
 
 Leases: each store is one *instance* with a unique runner id; a flow it sets
 ``running`` is its to run. `fedflow.leases` renews the instance's heartbeat
@@ -62,6 +66,11 @@ def _give_back(data: bytes | None) -> str | None:
     return None if data is None else bytes(data).decode("utf-8", "surrogatepass")
 
 
+def _commit_lazily(conn: psycopg.Connection) -> None:
+    """Set up a connection for unacknowledged writes: commits do not wait for the WAL flush."""
+    conn.execute("SET synchronous_commit = off")
+
+
 def _row(record: FlowRecord, version: int) -> list[Any]:
     """`record` as a fedflow_flows row (COLUMNS order), opaque text as bytes, at `version`."""
     row = [getattr(record, column) for column in sql.COLUMNS]
@@ -112,12 +121,16 @@ class PostgresStore(Store):
         with self._connect(conninfo) as conn:
             self._prepare(conn)
             self._heartbeat(conn)
-        self._pool = psycopg_pool.ConnectionPool(
+        self._pools = {acknowledged: psycopg_pool.ConnectionPool(
             conninfo, min_size=1, max_size=pool_size, kwargs={"autocommit": True}, open=False,
-            check=psycopg_pool.ConnectionPool.check_connection, name=f"fedflow-{name}", timeout=30.0)
+            configure=None if acknowledged else _commit_lazily, check=psycopg_pool.ConnectionPool.check_connection,
+            name=f"fedflow-{name}-{'acknowledged' if acknowledged else 'lazy'}", timeout=30.0)
+            for acknowledged in (True, False)}
         try:
-            self._pool.open(wait=True, timeout=connect_timeout)
+            for pool in self._pools.values():
+                pool.open(wait=True, timeout=connect_timeout)
         except psycopg_pool.PoolTimeout as exc:
+            self.close()
             raise self._error(f"cannot be reached any more ({exc})", "check the server and the URL") from exc
 
     def __repr__(self) -> str:
@@ -209,9 +222,10 @@ class PostgresStore(Store):
     # -- plumbing ------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _conn(self, operation: str) -> Iterator[psycopg.Connection]:
-        """A pooled connection (autocommit) for `operation`; server errors become FedflowErrors."""
-        pool = self._pool
+    def _conn(self, operation: str, acknowledge: bool = True) -> Iterator[psycopg.Connection]:
+        """A pooled connection (autocommit) for `operation`, one that commits lazily unless
+        `acknowledge`; server errors become FedflowErrors."""
+        pool = self._pools.get(acknowledge)
         if pool is None or pool.closed:
             raise self._error("is closed", "open a new store")
         try:
@@ -228,9 +242,9 @@ class PostgresStore(Store):
             raise exc  # a bug in a statement: keep it visible
         raise self._error(f"could not {operation} ({_line(exc)})", "check the server and the database") from exc
 
-    def _one(self, operation: str, statement: str, params: Any = None) -> int:
+    def _one(self, operation: str, statement: str, params: Any = None, acknowledge: bool = True) -> int:
         """Run one statement; its rowcount."""
-        with self._conn(operation) as conn:
+        with self._conn(operation, acknowledge) as conn:
             return conn.execute(statement, params).rowcount
 
     def _rows(self, operation: str, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
@@ -254,7 +268,8 @@ class PostgresStore(Store):
 
     def create(self, record: FlowRecord, *, acknowledge: bool = True) -> bool:
         """Insert a new flow at version 0 (a running one is this instance's); False if the id exists."""
-        return self._one("create a flow", sql.CREATE, [*_row(record, 0), self._runner_for(record.status)]) == 1
+        row = [*_row(record, 0), self._runner_for(record.status)]
+        return self._one("create a flow", sql.CREATE, row, acknowledge) == 1
 
     def get(self, flow_id: str) -> FlowRecord | None:
         """The record for `flow_id`, or None."""
@@ -270,7 +285,7 @@ class PostgresStore(Store):
         """Append one entry to a flow this instance runs, at `version` (any when None); False if it
         is not running here (any more) or changed."""
         params = {"id": flow_id, "me": self.runner, "entry": _keep(entry), "version": version}
-        return self._one("append to a log", sql.APPEND_LOG, params) == 1
+        return self._one("append to a log", sql.APPEND_LOG, params, acknowledge) == 1
 
     def transition(self, flow_id: str, expect: Iterable[str] | None, changes: dict[str, Any],
                    append: Sequence[LogEntry] = (), *, version: int | None = None,
@@ -284,7 +299,7 @@ class PostgresStore(Store):
                                    wanted == [RUNNING])
         params = {f"c_{column}": _keep(value) if column in sql.OPAQUE else value for column, value in changes.items()}
         params.update(id=flow_id, expect=wanted, version=version, me=self.runner, entries=[_keep(e) for e in append])
-        return self._one("record a transition", statement, params) > 0
+        return self._one("record a transition", statement, params, acknowledge) > 0
 
     def delete(self, flow_id: str, only: Iterable[str]) -> bool:
         """Delete the flow and its log if its status is in `only`; True if deleted."""
@@ -427,7 +442,7 @@ class PostgresStore(Store):
         return self._one("claim a tick", sql.CLAIM_ONCE, (key, self.runner)) == 1
 
     def close(self) -> None:
-        """Close the pool (idempotent); later calls raise FedflowError."""
-        pool, self._pool = getattr(self, "_pool", None), None
-        if pool is not None:
+        """Close the pools (idempotent); later calls raise FedflowError."""
+        pools, self._pools = getattr(self, "_pools", {}), {}
+        for pool in pools.values():
             pool.close()
