@@ -48,10 +48,9 @@ _AFTER_FAILURE = "fix the cause and start a new flow (forget() or gc() drop the 
 
 
 def _not_waiting_on(rec: FlowRecord, tag: str) -> FlowError:
-    """The refusal of a resume guarded by `tag` that the flow does not wait on."""
-    now = f"waits on {rec.waiting!r}" if rec.status == SUSPENDED else f"is {rec.status}"
-    return FlowError(f"flow {rec.id} does not wait on {tag!r}: it {now} (already resumed?); nothing was "
-                     f"changed; pending() shows what it waits on", rec.id)
+    """The refusal of a resume guarded by `tag` that the suspended flow does not wait on."""
+    return FlowError(f"flow {rec.id} does not wait on {tag!r}: it waits on {rec.waiting!r} (already "
+                     f"resumed?); nothing was changed; pending() shows what it waits on", rec.id)
 
 
 def _state(rec: FlowRecord | None) -> str:
@@ -147,10 +146,10 @@ class Engine(Federation):
         with self._lock:
             self._refuse_if_active(id)
             rec = self._get(id)
-            if tag is not None and (rec.status != SUSPENDED or rec.waiting != tag):
-                raise _not_waiting_on(rec, tag)
             if rec.status != SUSPENDED:
                 self._refuse_resume(rec)
+            if tag is not None and rec.waiting != tag:
+                raise _not_waiting_on(rec, tag)
             body = self._resolve(rec)
             self._active.add(id)
         opening = Opening(self.store, rec, resume_entry={"t": "s", "tag": rec.waiting, "v": tree},

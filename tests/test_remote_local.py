@@ -258,11 +258,35 @@ def test_failover_outcome_is_journaled_peers_are_not_called_again(engine: Engine
 
 
 def test_failover_to_local_is_journaled_too(engine: Engine) -> None:
-    down = Calls()
+    down, local = Calls(), Calls()
     engine.peers.register("p1", {"fn": lambda x: down(x) or 1 / 0})
-    s = engine.start(then_wait(remote_failover(["p1"], "fn", const("local"))), 1)
-    assert engine.resume(s.id, "v") == ["local", "v"]
-    assert down.n == 1
+    flow = remote_failover(["p1"], "fn", node(lambda x: local(x) or f"local {local.n}"))
+    s = engine.start(then_wait(flow), 1)
+    assert engine.resume(s.id, "v") == ["local 1", "v"], "the replay took the journaled local answer"
+    assert (down.n, local.n) == (1, 1), "neither the peer nor the local fallback ran again"
+    journaled = [(e["n"], e.get("v")) for e in log_of(engine, s.id) if e["t"] == "j"]
+    assert journaled == [("failover p1.fn", ["local"]), ("failover p1.fn local", "local 1")]
+
+
+def test_failover_local_fallback_is_not_rerun_after_a_restart(tmp_path) -> None:
+    local = Calls()
+    name = unique("failover-local")
+    fedflow.defflow(name, then_wait(remote_failover(["gone"], "fn", node(lambda x: local(x) or {"at": local.n}))))
+    db = str(tmp_path / "s.db")
+    with Engine(name="a", store=db) as first:
+        first.peers.register("gone", {})  # answers nothing: UnknownFunction, a PeerError
+        s = first.start(name, 1)
+    with Engine(name="a", store=db) as again:
+        assert again.resume(s.id, "v") == [{"at": 1}, "v"]
+    assert local.n == 1
+
+
+def test_failover_twice_in_one_flow_keeps_each_local_answer(engine: Engine) -> None:
+    local = Calls()
+    fallback = remote_failover(["ghost"], "fn", node(lambda x: local(x) or f"{x}+{local.n}"))
+    s = engine.start(then_wait(sequence(fallback, fallback)), "in")
+    assert engine.resume(s.id, "v") == ["in+1+2", "v"]
+    assert local.n == 2
 
 
 # -- idempotency -------------------------------------------------------------------------------------

@@ -11,10 +11,12 @@ Every mutating method is one atomic transaction, committed before it returns.
 Every state change is a compare-and-set checked by the store itself, in the
 same transaction as the change: each record carries a `version` that the
 store sets to 0 on `create` and raises by one on every `transition` (and on
-`put_flows` over an existing flow). A caller passes the version it read; a
-flow that changed meanwhile (another thread, Engine or process got there
-first) makes the call return False and changes nothing. The status guard
-(`expect`) is checked in the same statement.
+`put_flows` over an existing flow). A caller passes the version it read (the
+engine always does; None, "any version", is for tools); a flow that changed
+meanwhile (another thread, Engine or process got there first) makes the call
+return False and changes nothing. The status guard (`expect`) is checked in
+the same statement. A new store joins the `store` fixture of
+tests/test_store_contract.py, which holds every store to this contract.
 
 `acknowledge=False` marks an intermediate write that no caller hears of
 (a new flow before it runs, a journal entry, a resume before its replay): it
