@@ -189,11 +189,13 @@ def test_a_taken_over_run_writes_nothing_more(pg_url: str) -> None:
         assert new.claim_running() == ["f"]
         claimed = new.get("f")
         assert claimed.version == 1
+        assert new.runner_of("f") == ("new", True)
         assert not old.append_log("f", "late")
         assert not old.transition("f", [RUNNING], {"status": "done", "result": "old"})
         assert new.append_log("f", "e1", version=1)
         assert new.transition("f", [RUNNING], {"status": "done", "result": "new"}, version=1)
         assert (new.get("f").result, new.load_log("f")) == ("new", ["e0", "e1"])
+        assert new.runner_of("f") == (None, False), "a finished flow has no runner"
     finally:
         old.close()
         new.close()
@@ -236,3 +238,20 @@ def test_unacknowledged_writes_are_seen_at_once_by_other_instances(pg_url: str) 
     finally:
         writer.close()
         reader.close()
+
+
+def test_a_schedule_tick_and_a_one_shot_claim_go_to_one_instance(pg_url: str) -> None:
+    a, b = PostgresStore(pg_url, name="a"), PostgresStore(pg_url, name="b")
+    try:
+        a.put_schedule("nightly", '{"cron":"0 3 * * *"}', 100.0)
+        assert b.schedules() == [("nightly", '{"cron":"0 3 * * *"}', 100.0, None)]
+        assert a.advance_schedule("nightly", '{"cron":"0 3 * * *"}', 100.0, 200.0, "tick-1")
+        assert not b.advance_schedule("nightly", '{"cron":"0 3 * * *"}', 100.0, 200.0, "tick-1b")
+        assert a.schedules()[0][2:] == (200.0, "tick-1")
+        assert [a.claim_once("nightly:200"), b.claim_once("nightly:200"), a.claim_once("nightly:200")] == [
+            True, False, False]
+        assert b.delete_schedule("nightly") and not a.delete_schedule("nightly")
+        assert (a.timers(), a.next_wake(), a.due(1e12, 10)) == ([], None, [])
+    finally:
+        a.close()
+        b.close()
