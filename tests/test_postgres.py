@@ -255,3 +255,16 @@ def test_a_schedule_tick_and_a_one_shot_claim_go_to_one_instance(pg_url: str) ->
     finally:
         a.close()
         b.close()
+
+
+def test_a_user_who_may_not_create_tables_is_told_so_and_nothing_is_written(pg_url: str) -> None:
+    role = unique("reader").replace("-", "_")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        url = pg_url.replace("postgresql://postgres@", f"postgresql://{role}@")
+        one_line_error(url, "could not be set up", "permission denied", "create tables")
+        assert tables(pg_url) == []
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f'DROP ROLE "{role}"')

@@ -43,10 +43,8 @@ try:
 except ImportError:  # the error is raised when a PostgreSQL store is asked for
     psycopg = None  # type: ignore[assignment]
 
-__all__ = ["DEFAULT_LEASE", "SCHEMES", "PostgresStore", "is_postgres_url"]
+__all__ = ["DEFAULT_LEASE", "PostgresStore", "redact"]
 
-#: URL schemes that name a PostgreSQL store.
-SCHEMES = ("postgresql://", "postgres://")
 #: Seconds an instance's running flows stay its own after its last heartbeat.
 DEFAULT_LEASE = 5.0
 _BATCH = 500  # flows per read in records()
@@ -78,11 +76,6 @@ def _row(record: FlowRecord, version: int) -> list[Any]:
         row[at] = _keep(row[at])
     row[_VERSION_AT] = version
     return row
-
-
-def is_postgres_url(store: object) -> bool:
-    """Whether `store` is a PostgreSQL URL (``postgresql://`` or ``postgres://``)."""
-    return isinstance(store, str) and store.startswith(SCHEMES)
 
 
 def redact(url: str) -> str:
@@ -119,8 +112,13 @@ class PostgresStore(Store):
         self._shown = redact(url)
         conninfo = self._conninfo(url, connect_timeout)
         with self._connect(conninfo) as conn:
-            self._prepare(conn)
-            self._heartbeat(conn)
+            try:
+                self._prepare(conn)
+                self._heartbeat(conn)
+            except psycopg.Error as exc:
+                raise self._error(f"could not be set up ({_line(exc)})",
+                                  "let the user create tables in the database, or create the store as its owner") \
+                    from None
         self._pools = {acknowledged: psycopg_pool.ConnectionPool(
             conninfo, min_size=1, max_size=pool_size, kwargs={"autocommit": True}, open=False,
             configure=None if acknowledged else _commit_lazily, check=psycopg_pool.ConnectionPool.check_connection,
