@@ -119,7 +119,7 @@ class PostgresStore(Store):
                 raise self._error(f"could not be set up ({_line(exc)})",
                                   "let the user create tables in the database, or create the store as its owner") \
                     from None
-        # Each checkout is checked (one more round trip), so a server restart fails no call.
+        # Each checkout is checked (one more round trip): connections a server restart broke are replaced.
         self._pools = {acknowledged: psycopg_pool.ConnectionPool(
             conninfo, min_size=1, max_size=pool_size, kwargs={"autocommit": True}, open=False,
             configure=None if acknowledged else _commit_lazily, check=psycopg_pool.ConnectionPool.check_connection,
