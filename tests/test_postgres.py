@@ -19,9 +19,11 @@ from fedflow.store.base import RUNNING, FlowRecord
 from fedflow.store.postgres import PostgresStore, redact
 
 try:
+    from pg_server import PostgresServer
     from pg_support import server_url, with_database
     from support import WAIT, Calls, unique
 except ImportError:  # tests/ imported as a package
+    from tests.pg_server import PostgresServer
     from tests.pg_support import server_url, with_database
     from tests.support import WAIT, Calls, unique
 
@@ -268,3 +270,17 @@ def test_a_user_who_may_not_create_tables_is_told_so_and_nothing_is_written(pg_u
     finally:
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(f'DROP ROLE "{role}"')
+
+
+@pytest.mark.slow
+def test_a_server_restart_breaks_no_later_call() -> None:
+    server_url()  # the same requirement as every PostgreSQL test: a set-up that runs servers
+    with PostgresServer() as own:  # a server of its own, to restart
+        store = PostgresStore(own.url)
+        try:
+            assert store.create(FlowRecord(id="a", name="f", status=RUNNING, input="1"))
+            own.restart()
+            assert [store.get("a").input for _ in range(20)] == ["1"] * 20
+            store.heartbeat()
+        finally:
+            store.close()
