@@ -64,12 +64,14 @@ def wait_for(condition, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def start_pair(pool: ServerPool, tmp_path: Path, pg_url: str) -> tuple:
+def start_pair(pool: ServerPool, tmp_path: Path, pg_url: str, lease: float = 2) -> tuple:
+    """Serves pg-a and pg-b on one database with `lease`; short for takeovers, long where a slow
+    heartbeat on a loaded machine must not look like a death."""
     module = tmp_path / "pg_peer.py"
     module.write_text(PEER)
-    env = {"PG_DIR": str(tmp_path)}
-    a = pool.start("pg-a", db=pg_url, load=(module,), extra=("--lease", "1"), env={**env, "PG_NODE": "a"})
-    b = pool.start("pg-b", db=pg_url, load=(module,), extra=("--lease", "1"), env={**env, "PG_NODE": "b"})
+    env, extra = {"PG_DIR": str(tmp_path)}, ("--lease", str(lease))
+    a = pool.start("pg-a", db=pg_url, load=(module,), extra=extra, env={**env, "PG_NODE": "a"})
+    b = pool.start("pg-b", db=pg_url, load=(module,), extra=extra, env={**env, "PG_NODE": "b"})
     return a, b
 
 
@@ -106,13 +108,13 @@ def test_kill_9_of_a_serve_hands_its_running_flow_to_the_other(pool: ServerPool,
 
 
 def test_a_restarted_serve_does_not_take_a_live_ones_flow(pool: ServerPool, tmp_path: Path, pg_url: str) -> None:
-    a, b = start_pair(pool, tmp_path, pg_url)
+    a, b = start_pair(pool, tmp_path, pg_url, lease=30)
     blocked = subprocess.Popen([*FEDFLOW, "start", "--at", a.addr, "pg_two_steps", '"go"', "--id", "t2"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: marks(tmp_path / "slow") == ["a"], "the slow step on serve a")
         pool.stop(b)
-        c = pool.start("pg-c", db=pg_url, load=(tmp_path / "pg_peer.py",), extra=("--lease", "1"),
+        c = pool.start("pg-c", db=pg_url, load=(tmp_path / "pg_peer.py",), extra=("--lease", "30"),
                        env={"PG_DIR": str(tmp_path), "PG_NODE": "c"})
         assert cli_json(["status", "--at", c.addr, "t2"])["status"] == "running"
         (tmp_path / "release").touch()
