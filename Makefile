@@ -34,7 +34,10 @@ proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/fedflow/v1/*.proto
 
 demo: $(STAMP)
-	$(PY) -m fedflow.demo
+	$(PY) -m fedflow.cli.demo
+	@echo
+	@echo 'fedflow lives in .venv/bin. Put it on your PATH with:   . .venv/bin/activate'
+	@echo 'or call it by its path:                                .venv/bin/fedflow --help'
 
 serve: $(STAMP)
 	$(VENV)/bin/fedflow serve --name local --listen 127.0.0.1:50051 --load peers/publishing.py --load peers/pipeline.py
@@ -64,7 +67,7 @@ soak: $(STAMP)
 CERTS_DIR ?= certs
 CERT_NAMES ?= a b c client
 certs: $(STAMP)
-	$(PY) -m fedflow.certs $(CERTS_DIR) $(CERT_NAMES)
+	$(PY) -m fedflow.cli.certs $(CERTS_DIR) $(CERT_NAMES)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

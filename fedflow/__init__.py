@@ -32,6 +32,7 @@ from .errors import (
                           FedflowError,
                           FlowCancelled,
                           FlowError,
+                          FlowExists,
                           FlowFailed,
                           FlowMoved,
                           FlowNotDone,
@@ -54,6 +55,8 @@ from .railway import Fail, fail, fail_reason, is_failed
 from .registry import defflow, flow
 from .remote import remote_failover, remote_node
 from .replay import request, suspend, tick
+from .versioning import patched
+from .waits import sleep, sleep_until
 
 __version__ = "0.1.0"
 
@@ -64,6 +67,7 @@ __all__ = [
     "FedflowError",
     "FlowCancelled",
     "FlowError",
+    "FlowExists",
     "FlowFailed",
     "FlowMoved",
     "FlowNotDone",
@@ -95,12 +99,15 @@ __all__ = [
     "map_flow",
     "node",
     "parallel",
+    "patched",
     "recover",
     "remote_failover",
     "remote_node",
     "request",
     "retry",
     "sequence",
+    "sleep",
+    "sleep_until",
     "step",
     "suspend",
     "tap",

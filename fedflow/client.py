@@ -1,9 +1,9 @@
 """`ControlClient`: the synchronous client behind the command line.
 
 Each method is one RPC to one instance and returns a plain dict shaped like
-the JSON the CLI prints (SPEC "The command line"); values inside are decoded
+the JSON the CLI prints; values inside are decoded
 plain data (exact ints, bytes, `Fail`), so the caller chooses how to print
-them. Failures raise the matching fedflow error (`fedflow.wire.error_for`):
+them. Failures raise the matching fedflow error (`fedflow.grpc.status.error_for`):
 `PeerUnavailable` when the instance is down or too slow, `UnknownFlow`,
 `FlowMoved`, `FlowFailed`, `UnknownFunction`, `RemoteError`, ...
 
@@ -21,10 +21,13 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from . import wire
 from .errors import RemoteError
+from .grpc import time_control
+from .grpc.channel import open_channel
+from .grpc.codec import pack, pack_call_value, status_from_proto, unpack, unpack_call_value
+from .grpc.security import bearer_metadata
+from .grpc.status import error_for
 from .limits import DEFAULT_LIMITS, Limits
-from .transport.grpc import call_metadata, open_channel
 from .v1 import fedflow_pb2 as pb
 from .v1 import fedflow_pb2_grpc as pb_grpc
 
@@ -35,7 +38,7 @@ class ControlClient:
     """Control verbs for the instance at `address` (host:port), over one channel.
 
     `token` is sent as `authorization: Bearer <token>`; `tls` (a
-    `fedflow.security.TlsConfig`, or an object with cert/key/ca paths) makes the
+    `fedflow.grpc.security.TlsConfig`, or an object with cert/key/ca paths) makes the
     channel mutual TLS; `limits` sets the message size limit of the channel;
     `deadline` (seconds) bounds every call."""
 
@@ -44,7 +47,7 @@ class ControlClient:
         self.address = address
         self.deadline = deadline
         self.limits = limits or DEFAULT_LIMITS
-        self._metadata = call_metadata(token)
+        self._metadata = bearer_metadata(token)
         self._channel = open_channel(address, tls=tls, limits=self.limits)
         self._peer = pb_grpc.PeerServiceStub(self._channel)
         self._control = pb_grpc.ControlServiceStub(self._channel)
@@ -64,63 +67,68 @@ class ControlClient:
         try:
             return method(request, timeout=self.deadline, metadata=self._metadata)
         except grpc.RpcError as exc:
-            raise wire.error_for(exc, self.address) from exc
+            raise error_for(exc, self.address) from exc
 
     @staticmethod
     def _outcome(outcome: pb.FlowOutcome) -> dict[str, Any]:
-        status = wire.status_from_proto(outcome.status)
+        status = status_from_proto(outcome.status)
         if outcome.WhichOneof("detail") == "tag":
             return {"id": outcome.id, "status": status, "tag": outcome.tag}
-        return {"id": outcome.id, "status": status, "result": wire.unpack(outcome.result, "result")}
+        return {"id": outcome.id, "status": status, "result": unpack(outcome.result, "result")}
 
     def call(self, fn: str, payload: Any = None, *, call_id: str | None = None) -> dict[str, Any]:
         """Run exposed function `fn`: `{"result": value}`; RemoteError if it raised."""
-        data, blobs = wire.pack_call_value(payload, "payload")
+        data, blobs = pack_call_value(payload, "payload")
         request = pb.CallRequest(fn=fn, payload=data, blobs=blobs, call_id=call_id or uuid.uuid4().hex)
         reply = self._rpc(self._peer.Call, request)
         if reply.WhichOneof("outcome") == "failure":
             kind, text = reply.failure.type, reply.failure.message
             raise RemoteError(f"{fn} on {self.address} raised {kind}: {text}; fix it there",
                               self.address, remote_type=kind, remote_message=text)
-        return {"result": wire.unpack_call_value(reply.value, reply.blobs, "result")}
+        return {"result": unpack_call_value(reply.value, reply.blobs, "result")}
 
     def start(self, flow: str, value: Any = None, *, flow_id: str | None = None) -> dict[str, Any]:
         """Start registered flow `flow` on input `value`: `{"id", "status": "done", "result"}`
         or `{"id", "status": "suspended", "tag"}`; an existing `flow_id` gives its outcome."""
-        request = pb.StartRequest(flow=flow, input=wire.pack(value, "input"))
+        request = pb.StartRequest(flow=flow, input=pack(value, "input"))
         if flow_id is not None:
             request.id = flow_id
         return self._outcome(self._rpc(self._control.Start, request).outcome)
 
-    def resume(self, flow_id: str, value: Any = None) -> dict[str, Any]:
-        """Resume a suspended flow with `value`; same shape as `start`."""
-        request = pb.ResumeRequest(id=flow_id, value=wire.pack(value, "value"))
+    def resume(self, flow_id: str, value: Any = None, tag: str | None = None) -> dict[str, Any]:
+        """Resume a suspended flow with `value`; same shape as `start`. With `tag`, refused
+        (FlowError, nothing changes) unless the flow waits on exactly that tag."""
+        request = pb.ResumeRequest(id=flow_id, value=pack(value, "value"))
+        if tag is not None:
+            request.tag = tag
         return self._outcome(self._rpc(self._control.Resume, request).outcome)
 
     def cancel(self, flow_id: str) -> dict[str, Any]:
         """Cancel a flow: `{"id", "status"}`."""
         reply = self._rpc(self._control.Cancel, pb.CancelRequest(id=flow_id))
-        return {"id": reply.id, "status": wire.status_from_proto(reply.status)}
+        return {"id": reply.id, "status": status_from_proto(reply.status)}
 
     def status(self, flow_id: str) -> dict[str, Any]:
         """`{"id", "status"}`; status is "unknown" for an id the instance does not hold."""
         reply = self._rpc(self._control.Status, pb.StatusRequest(id=flow_id))
-        return {"id": reply.id, "status": wire.status_from_proto(reply.status)}
+        return {"id": reply.id, "status": status_from_proto(reply.status)}
 
     def result(self, flow_id: str) -> dict[str, Any]:
         """`{"id", "result"}` of a done flow; otherwise raises the FlowError saying why."""
         reply = self._rpc(self._control.Result, pb.ResultRequest(id=flow_id))
-        return {"id": reply.id, "result": wire.unpack(reply.result, "result")}
+        return {"id": reply.id, "result": unpack(reply.result, "result")}
 
     def list(self) -> dict[str, Any]:
         """`{"flows": [{"id", "status"}, ...]}`."""
         reply = self._rpc(self._control.List, pb.ListRequest())
-        return {"flows": [{"id": f.id, "status": wire.status_from_proto(f.status)} for f in reply.flows]}
+        return {"flows": [{"id": f.id, "status": status_from_proto(f.status)} for f in reply.flows]}
 
     def pending(self) -> dict[str, Any]:
-        """`{"pending": [{"id", "tag"}, ...]}` for suspended flows."""
+        """`{"pending": [{"id", "tag", "kind", "payload"}, ...]}` for suspended flows; `kind` and
+        `payload` are a host request's (`request(kind, payload)`), None for a plain suspend."""
         reply = self._rpc(self._control.Pending, pb.PendingRequest())
-        return {"pending": [{"id": p.id, "tag": p.tag} for p in reply.pending]}
+        return {"pending": [{"id": p.id, "tag": p.tag, "kind": p.kind if p.HasField("kind") else None,
+                             "payload": unpack(p.payload, "payload")} for p in reply.pending]}
 
     def gc(self) -> dict[str, Any]:
         """Drop terminal records: `{"removed": n}`."""
@@ -129,7 +137,32 @@ class ControlClient:
     def forget(self, flow_id: str) -> dict[str, Any]:
         """Drop one terminal record: `{"id", "status"}` (then "unknown")."""
         reply = self._rpc(self._control.Forget, pb.ForgetRequest(id=flow_id))
-        return {"id": reply.id, "status": wire.status_from_proto(reply.status)}
+        return {"id": reply.id, "status": status_from_proto(reply.status)}
+
+    def timers(self) -> dict[str, Any]:
+        """`{"timers": [{"id", "tag", "wake_at"}, ...]}`, earliest first."""
+        reply = self._rpc(self._control.Timers, pb.TimersRequest())
+        return {"timers": [{"id": t.id, "tag": t.tag, "wake_at": t.wake_at} for t in reply.timers]}
+
+    def wake(self, flow_id: str) -> dict[str, Any]:
+        """Fire a flow's timer now; same shape as `start`."""
+        return self._outcome(self._rpc(self._control.Wake, pb.WakeRequest(id=flow_id)).outcome)
+
+    def schedule(self, name: str, flow: str, input: Any = None, **when: Any) -> dict[str, Any]:
+        """Create or replace a schedule (`cron=` or `every=`, `catchup=`, `overlap=`, `paused=`):
+        `{"schedule": {...}}`."""
+        reply = self._rpc(self._control.Schedule, time_control.schedule_request(name, flow, input, **when))
+        return {"schedule": time_control.schedule_dict(reply)}
+
+    def schedules(self) -> dict[str, Any]:
+        """`{"schedules": [{"name", "flow", "input", "cron", "every", ..., "next_at"}, ...]}`."""
+        reply = self._rpc(self._control.Schedules, pb.SchedulesRequest())
+        return {"schedules": [time_control.schedule_dict(info) for info in reply.schedules]}
+
+    def unschedule(self, name: str) -> dict[str, Any]:
+        """Drop a schedule: `{"name", "removed": true}`."""
+        reply = self._rpc(self._control.Unschedule, pb.UnscheduleRequest(name=name))
+        return {"name": reply.name, "removed": True}
 
     def replicate(self, to: str) -> dict[str, Any]:
         """Push the instance's store to peer `to`: `{"to", "flows"}`."""

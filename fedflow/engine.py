@@ -10,40 +10,44 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from . import host, journal, leases, registry, values
+from .clock import SYSTEM_CLOCK, Clock
 from .combinators import Flow
 from .errors import (
     FlowCancelled,
     FlowError,
+    FlowExists,
     FlowFailed,
     FlowMoved,
     FlowNotDone,
     NonDeterminism,
     UnknownFlow,
-    UnknownFunction,
     UnknownPeer,
+    UnsupportedValue,
+    from_data,
+    to_data,
 )
+from .exposed import ExposedFunctions
 from .federation import Federation
+from .inflight import InFlight, running_error
 from .opening import Opening
 from .outcomes import Suspended
 from .peers import PeerTable
-from .replay import AbortSignal, DivergedSignal, Run, SuspendSignal, describe_error, rebuild_error, run_flow
+from .replay import AbortSignal, DivergedSignal, Run, SuspendSignal, run_flow
+from .schedules import Scheduling
 from .store import open_store
 from .store.base import CANCELLED, DONE, FAILED, LIVE, MOVED, RUNNING, SUSPENDED, TERMINAL, FlowRecord, Store
+from .timers import Timers, TimerService
+from .versioning import Checking
+from .waits import SLEEP_PREFIX
 
 log = logging.getLogger("fedflow.engine")
 
-#: Answers kept to drop duplicate peer calls: at most this many, and this many bytes in all.
-_CALL_CACHE_SIZE = 4096
-_CALL_CACHE_BYTES = 16 * 1024 * 1024
-_CALL_CACHE_ONE = 256 * 1024
 _AFTER_FAILURE = "fix the cause and start a new flow (forget() or gc() drop the failed record)"
 
 
@@ -53,6 +57,11 @@ def _not_waiting_on(rec: FlowRecord, tag: str) -> FlowError:
                      f"resumed?); nothing was changed; pending() shows what it waits on", rec.id)
 
 
+def _flow_name(name: str | None) -> str:
+    """A flow's name for a message ("an anonymous flow" when it has none)."""
+    return repr(name) if name is not None else "an anonymous flow"
+
+
 def _state(rec: FlowRecord | None) -> str:
     """What a record says, for a message: "gone", "done", "suspended on 'x'", ..."""
     if rec is None:
@@ -60,32 +69,35 @@ def _state(rec: FlowRecord | None) -> str:
     return f"suspended on {rec.waiting!r}" if rec.status == SUSPENDED else rec.status
 
 
-def _running(flow_id: str) -> FlowError:
-    return FlowError(f"flow {flow_id} is running, not waiting; wait for it to suspend or finish, then "
-                     f"resume it or read its result", flow_id)
+class Engine(Timers, Scheduling, Checking):
+    """One fedflow instance: its flows, its store, its peers and exposed functions.
 
-
-class Engine(Federation):
-    """One fedflow instance: its flows, its store, its peers and exposed functions."""
+    Moving flows between instances is `self.federation`'s job; the functions peers may
+    call are `self.functions`; the engine's own verbs for both hand over to them."""
 
     def __init__(self, name: str = "fedflow", store: str | Store | None = None, *,
-                 durability: str = "power", deadline: float = 10.0, recover: bool = True) -> None:
-        """Open (or create) the store; with `recover`, re-run flows a crash left `running`."""
+                 durability: str = "power", deadline: float = 10.0, recover: bool = True,
+                 clock: Clock | None = None, run_timers: bool = True) -> None:
+        """Open (or create) the store; with `recover`, re-run flows a crash left `running`.
+
+        `clock` (default: the system clock) is what timers read; with `run_timers` (default)
+        the engine fires due timers and schedule ticks by itself until `close()`."""
         self.name = name
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._timer_service: TimerService | None = None
         self.deadline = deadline
         self.store = open_store(store, durability, name=name)
         self.peers = PeerTable(name, deadline)
-        self._exposed: dict[str, Callable[[Any], Any]] = {}
+        self.functions = ExposedFunctions(name)
         self._anonymous: dict[str, Flow] = {}
-        self._active: set[str] = set()
-        self._stopped: set[str] = set()  # active flows cancelled meanwhile: no new step may start
-        self._lock = threading.RLock()
-        self._answers: OrderedDict[str, Any] = OrderedDict()
-        self._answer_bytes = 0
-        self._inflight: dict[str, threading.Event] = {}
+        self._inflight = InFlight()
+        self.federation = Federation(name, self.store, self.peers, deadline, self._inflight, self.recover,
+                                     self._poke_timers)
         self._leases = leases.keep(self)  # on a shared store: renew its lease, take over dead instances' flows
         if recover:
             self.recover()
+        if run_timers:
+            self.start_timers()
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Engine:
@@ -95,7 +107,10 @@ class Engine(Federation):
         self.close()
 
     def close(self) -> None:
-        """Close peer connections and the store."""
+        """Stop firing timers and taking over flows; close peer connections and the store."""
+        service, self._timer_service = self._timer_service, None
+        if service is not None:
+            service.close()
         self._leases.stop()
         self.peers.close()
         self.store.close()
@@ -117,7 +132,11 @@ class Engine(Federation):
     def start(self, flow: Flow | str, input: Any = None, id: str | None = None) -> Any:
         """Run `flow` (a flow or a registered name) on `input`: its result, or `Suspended`.
 
-        With `id`, start is idempotent: an existing flow's outcome is returned, not re-run."""
+        With `id` (a non-empty str), start is idempotent: an existing flow's outcome is returned,
+        not re-run; an existing flow of another name raises FlowExists."""
+        if id is not None and (type(id) is not str or not id):
+            raise UnsupportedValue(f"a flow id is a non-empty str, got {id!r}; leave id out to have one "
+                                   f"generated", path="id")
         name, body = (flow, registry.lookup(flow)) if isinstance(flow, str) else (registry.name_of(flow), flow)
         if not callable(body):
             raise TypeError(f"start() needs a flow (a callable) or a registered name, got {type(flow).__name__}")
@@ -125,12 +144,15 @@ class Engine(Federation):
         flow_id = id if id is not None else self.new_id()
         now = time.time()
         rec = FlowRecord(id=flow_id, name=name, status=RUNNING, input=text, created=now, updated=now)
-        with self._lock:
-            self._refuse_if_active(flow_id)
+        with self._inflight.lock:
+            self._inflight.refuse_if_busy(flow_id)
             existing = self.store.get(flow_id) if id is not None else None
             if existing is not None:
+                if existing.name != name:
+                    raise FlowExists(f"flow {flow_id} already exists and runs {_flow_name(existing.name)}, "
+                                     f"not {_flow_name(name)}; pick another id (or leave it out)", flow_id)
                 return self._outcome(existing)
-            self._active.add(flow_id)
+            self._inflight.begin(flow_id)
             if name is None:
                 self._anonymous[flow_id] = body
         return self._execute(rec, body, [], Opening(self.store, rec, explain=self._changed_meanwhile))
@@ -143,22 +165,26 @@ class Engine(Federation):
         resume applies only to the flow as it was read: if another caller (here or in another
         process on the same store) resumed or cancelled it first, this one raises FlowError."""
         tree = values.encode(value, "resume value")
-        with self._lock:
-            self._refuse_if_active(id)
+        with self._inflight.lock:
+            self._inflight.refuse_if_busy(id)
             rec = self._get(id)
             if rec.status != SUSPENDED:
                 self._refuse_resume(rec)
             if tag is not None and rec.waiting != tag:
                 raise _not_waiting_on(rec, tag)
+            self._refuse_sleep(rec)
             body = self._resolve(rec)
-            self._active.add(id)
+            self._inflight.begin(id)
         opening = Opening(self.store, rec, resume_entry={"t": "s", "tag": rec.waiting, "v": tree},
                           explain=self._changed_meanwhile)
         return self._execute(rec, body, None, opening)
 
-    def _refuse_if_active(self, flow_id: str) -> None:
-        if flow_id in self._active:
-            raise _running(flow_id)
+    def _refuse_sleep(self, rec: FlowRecord) -> None:
+        """A resume must not end a sleep: that is the timer's (or `wake`'s) job."""
+        waiting = rec.waiting or ""
+        if waiting.startswith(SLEEP_PREFIX):
+            raise FlowError(f"flow {rec.id} is sleeping (timer {waiting!r}), not waiting for a resume; "
+                            f"wake(id) ends the sleep now", rec.id)
 
     def _changed_meanwhile(self, flow_id: str) -> Exception:
         """The error for a run whose flow was cancelled, moved, resumed or claimed by another
@@ -196,7 +222,9 @@ class Engine(Federation):
                 raise sig.error from None
             except SuspendSignal as sig:
                 request = json.dumps(sig.request) if sig.request is not None else None
-                self._finish(opening, flow_id, SUSPENDED, waiting=sig.tag, request=request)
+                self._finish(opening, flow_id, SUSPENDED, waiting=sig.tag, request=request, wake_at=sig.wake_at)
+                if sig.wake_at is not None:
+                    self._poke_timers()
                 return Suspended(flow_id, sig.tag)
             except DivergedSignal as sig:
                 err = NonDeterminism(
@@ -204,30 +232,28 @@ class Engine(Federation):
                     f"but the log recorded {sig.recorded!r}; check that your workflow is deterministic "
                     f"(side effects go through step, remote_node or suspend)", flow_id,
                     expected=sig.expected, recorded=sig.recorded)
-                self._finish(opening, flow_id, FAILED, error=json.dumps(describe_error(err)))
+                self._finish(opening, flow_id, FAILED, error=json.dumps(to_data(err)))
                 raise err from None
             except UnknownPeer as exc:
                 if opening.recovering:  # peers are registered after the store opened: try again later
                     log.warning("flow %s waits for peer %r; it stays running until recover() is called "
                                 "again after the peer is registered", flow_id, exc.peer)
                     return None
-                self._finish(opening, flow_id, FAILED, error=json.dumps(describe_error(exc)))
+                self._finish(opening, flow_id, FAILED, error=json.dumps(to_data(exc)))
                 raise FlowFailed(f"flow {flow_id} failed: UnknownPeer: {exc}; {_AFTER_FAILURE}",
                                  flow_id, cause=exc) from exc
             except Exception as exc:
-                self._finish(opening, flow_id, FAILED, error=json.dumps(describe_error(exc)))
+                self._finish(opening, flow_id, FAILED, error=json.dumps(to_data(exc)))
                 raise FlowFailed(f"flow {flow_id} failed: {type(exc).__name__}: {exc}; {_AFTER_FAILURE}",
                                  flow_id, cause=exc) from exc
             self._finish(opening, flow_id, DONE, result=values.dump_tree(tree))
             return values.decode(tree)
         finally:
-            with self._lock:
-                self._active.discard(flow_id)
-                self._stopped.discard(flow_id)
+            self._inflight.end(flow_id)
 
     def _still_wanted(self, flow_id: str) -> None:
         """Before a new step: a flow cancelled while it runs stops here, before the effect."""
-        if flow_id in self._stopped:
+        if self._inflight.is_stopped(flow_id):
             raise AbortSignal(self._changed_meanwhile(flow_id))
 
     def _journal(self, opening: Opening, flow_id: str, entry: journal.Entry) -> None:
@@ -250,9 +276,9 @@ class Engine(Federation):
         rerun = []
         self._leases.arm()
         for flow_id in leases.recoverable(self.store):
-            with self._lock:
+            with self._inflight.lock:
                 rec = self.store.get(flow_id)
-                if rec is None or flow_id in self._active or rec.status != RUNNING:
+                if rec is None or self._inflight.is_busy(flow_id) or rec.status != RUNNING:
                     continue
                 try:
                     body = self._resolve(rec)
@@ -262,7 +288,7 @@ class Engine(Federation):
                 opening = Opening(self.store, rec, written=True, explain=self._changed_meanwhile)
                 if not opening.claim():  # another engine on this store recovered it first
                     continue
-                self._active.add(flow_id)
+                self._inflight.begin(flow_id)
             log.info("recovering flow %s (%s) by replay", flow_id, rec.name)
             try:
                 self._execute(rec, body, None, opening)
@@ -286,7 +312,7 @@ class Engine(Federation):
             return Suspended(rec.id, rec.waiting or "")
         if rec.status == FAILED:
             err = json.loads(rec.error or "{}")
-            cause = rebuild_error(err)
+            cause = from_data(err)
             raise FlowFailed(f"flow {rec.id} failed: {err.get('type')}: {err.get('message')}; {_AFTER_FAILURE}",
                              rec.id, cause=cause) from cause
         if rec.status == CANCELLED:
@@ -294,33 +320,33 @@ class Engine(Federation):
         if rec.status == MOVED:
             raise FlowMoved(f"flow {rec.id} was handed off to {rec.owner!r}; resume it there", rec.id,
                             owner=rec.owner)
-        raise _running(rec.id)
+        raise running_error(rec.id)
 
     def cancel(self, id: str) -> None:
         """Cancel a live flow; a later resume raises FlowCancelled. Cancelling twice is harmless."""
-        with self._lock:
+        with self._inflight.lock:
             rec = self.store.get(id)
-            if rec is None and id in self._active:
+            if rec is None and self._inflight.is_running(id):
                 raise FlowError(f"flow {id} is starting; cancel it once it has suspended", id)
+            self._inflight.refuse_if_held(id)
             rec = self._get(id)
             if rec.status == CANCELLED:
                 return
             if rec.status not in LIVE:
                 raise FlowError(f"flow {id} is {rec.status} and cannot be cancelled; forget() drops it", id)
             if not self.store.transition(id, LIVE, {"status": CANCELLED, "waiting": None, "request": None,
-                                                    "updated": time.time()}, version=rec.version):
+                                                    "wake_at": None, "updated": time.time()}, version=rec.version):
                 now = self.store.get(id)
                 if now is not None and now.status == CANCELLED:
                     return  # cancelled by another caller meanwhile
                 raise FlowError(f"flow {id} changed while it was being cancelled (another caller resumed "
                                 f"it first: it is now {_state(now)}); it was not cancelled", id)
             self._anonymous.pop(id, None)
-            if id in self._active:
-                self._stopped.add(id)
+            self._inflight.stop(id)
 
     def status(self, id: str) -> str:
         """running, suspended, done, failed, cancelled, moved, or unknown."""
-        if id in self._active:
+        if self._inflight.is_running(id):
             return RUNNING
         rec = self.store.get(id)
         return rec.status if rec else "unknown"
@@ -335,28 +361,35 @@ class Engine(Federation):
 
     def list(self) -> list[tuple[str, str]]:
         """[(id, status), ...] for every flow, running ones included."""
-        with self._lock:
-            active = set(self._active)
-        listed = [(fid, RUNNING if fid in active else status) for fid, status in self.store.list()]
+        running = self._inflight.running()
+        listed = [(fid, RUNNING if fid in running else status) for fid, status in self.store.list()]
         stored = {fid for fid, _status in listed}
-        return listed + [(fid, RUNNING) for fid in sorted(active - stored)]
+        return listed + [(fid, RUNNING) for fid in sorted(running - stored)]
 
     def pending(self) -> list[tuple[str, str]]:
         """[(id, waiting_tag), ...] for every suspended flow."""
-        return [(fid, tag or "") for fid, tag, _req in self.store.pending() if fid not in self._active]
+        return [(fid, tag) for fid, tag, _request in self.waits()]
+
+    def waits(self) -> list[tuple[str, str, tuple[str, Any] | None]]:
+        """[(id, waiting_tag, request), ...] for every suspended flow, read at once: `request` is
+        `(kind, payload)` when the flow waits on a host request, else None."""
+        out = []
+        for fid, tag, req in self.store.pending():
+            if not self._inflight.is_busy(fid):
+                request = None
+                if req is not None:
+                    kind, payload = json.loads(req)
+                    request = (kind, values.decode(payload, f"request({kind!r}) payload"))
+                out.append((fid, tag or "", request))
+        return out
 
     def resumable_ids(self) -> list[str]:
         """Ids of the suspended flows."""
-        return [fid for fid in self.store.ids(SUSPENDED) if fid not in self._active]
+        return [fid for fid in self.store.ids(SUSPENDED) if not self._inflight.is_busy(fid)]
 
     def requests(self) -> list[tuple[str, str, Any]]:
         """Pending host requests: [(id, kind, payload), ...]."""
-        out = []
-        for fid, _tag, req in self.store.pending():
-            if req is not None and fid not in self._active:
-                kind, payload = json.loads(req)
-                out.append((fid, kind, values.decode(payload)))
-        return out
+        return [(fid, *request) for fid, _tag, request in self.waits() if request is not None]
 
     def gc(self) -> int:
         """Drop every done, failed, cancelled and moved record; the count removed."""
@@ -364,7 +397,7 @@ class Engine(Federation):
 
     def forget(self, id: str) -> None:
         """Drop one terminal record; a live flow is refused with FlowError."""
-        with self._lock:
+        with self._inflight.lock:
             rec = self._get(id)
             if rec.status in LIVE or not self.store.delete(id, TERMINAL):
                 raise FlowError(f"flow {id} is {rec.status}; cancel it before forgetting it", id)
@@ -382,59 +415,66 @@ class Engine(Federation):
     def expose(self, name: str | Callable[[Any], Any], fn: Callable[[Any], Any] | None = None) -> Any:
         """Make `fn` callable by peers as `name`; also a decorator (`@engine.expose`)."""
         if callable(name) and fn is None:
-            self._exposed[name.__name__] = name
+            self.functions.expose(name.__name__, name)
             return name
         if fn is None:
             return lambda f: self.expose(name, f)
-        if not callable(fn):
-            raise TypeError(f"expose({name!r}, ...) needs a callable, got {type(fn).__name__}")
-        self._exposed[str(name)] = fn
+        self.functions.expose(str(name), fn)
         return fn
 
     def exposed(self) -> list[str]:
         """Names of the exposed functions, sorted."""
-        return sorted(self._exposed)
+        return self.functions.names()
 
     def invoke(self, fn: str, payload: Any, call_id: str | None = None) -> Any:
         """Run exposed function `fn` for a peer; a repeated `call_id` gets the first answer again."""
-        func = self._exposed.get(fn)
-        if func is None:
-            raise UnknownFunction(f"engine {self.name!r} exposes no function {fn!r}; "
-                                  f"it exposes {self.exposed()}", peer=self.name)
-        if not call_id:
-            return func(payload)
-        key = f"{fn}\x00{call_id}"
-        while True:  # a duplicate waits for the first call with its key, then takes its answer
-            with self._lock:
-                if key in self._answers:
-                    return self._answers[key][0]
-                running = self._inflight.get(key)
-                if running is None:
-                    self._inflight[key] = threading.Event()
-                    break
-            running.wait()
-        try:
-            answer = func(payload)
-            self._remember(key, answer)
-            return answer
-        finally:
-            with self._lock:
-                self._inflight.pop(key).set()
+        return self.functions.invoke(fn, payload, call_id)
 
-    def _remember(self, key: str, answer: Any) -> None:
-        """Keep `answer` for duplicates of `key`, within the cache's count and byte bounds."""
-        size = values.approx_size(answer, _CALL_CACHE_ONE)
-        if size > _CALL_CACHE_ONE:
-            return  # a large answer is not kept: a duplicate of it runs again
-        with self._lock:
-            self._answers[key] = (answer, size)
-            self._answer_bytes += size
-            while len(self._answers) > _CALL_CACHE_SIZE or self._answer_bytes > _CALL_CACHE_BYTES:
-                _old, (_answer, old_size) = self._answers.popitem(last=False)
-                self._answer_bytes -= old_size
+    # ------------------------------------------------------------ federation
+    def export(self) -> dict[str, Any]:
+        """The whole store as plain, JSON-serialisable data."""
+        return self.federation.export()
 
-    def call_peer(self, addr: str, fn: str, payload: Any, *, deadline: float | None = None,
+    def import_store(self, data: Any) -> list[str]:
+        """Merge an export in; malformed data or a clashing flow raises ReplicaError, changing nothing."""
+        return self.federation.import_store(data)
+
+    def accept_replica(self, source: str, export_text: str) -> int:
+        """Keep a validated replica of engine `source` in its slot; the count of flows in it."""
+        return self.federation.accept_replica(source, export_text)
+
+    def replica_text(self, source: str) -> str:
+        """The replica this engine holds of `source`; ReplicaError when it holds none."""
+        return self.federation.replica_text(source)
+
+    def restore_local(self, source: str, ids: list[str] | None = None) -> list[str]:
+        """Import the replica this engine holds of `source` (only `ids`, when given)."""
+        return self.federation.restore_local(source, ids)
+
+    def claims(self, ids: list[str]) -> list[tuple[str, int]]:
+        """Of `ids`, the flows this engine holds (not as `moved`), with their epochs."""
+        return self.federation.claims(ids)
+
+    def fence(self, peer: str) -> list[str]:
+        """Mark `moved` every live flow here that `peer` holds at a newer epoch; the ids fenced.
+        Call it before `recover()`."""
+        return self.federation.fence(peer)
+
+    def replicate_to(self, peer: str) -> int:
+        """Push this store's snapshot into `peer`'s replica slot for this engine; the flow count."""
+        return self.federation.replicate_to(peer)
+
+    def restore_from(self, peer: str, source: str | None = None) -> list[str]:
+        """Import the replica `peer` holds of `source` (default: this engine); the imported ids."""
+        return self.federation.restore_from(peer, source)
+
+    def handoff_to(self, peer: str) -> list[str]:
+        """Move every suspended flow to `peer`; they become `moved` here. The moved ids."""
+        return self.federation.handoff_to(peer)
+
+    # ------------------------------------------------------------ calling peers
+    def call_peer(self, peer: str, fn: str, payload: Any, *, deadline: float | None = None,
                   call_id: str = "", retry_window: float | None = None) -> Any:
-        """Call `fn` on peer `addr` through its transport (used by remote nodes)."""
-        return self.peers.get(addr).call(fn, payload, deadline=deadline or self.deadline, call_id=call_id,
+        """Call `fn` on the peer named `peer` through its transport (used by remote nodes)."""
+        return self.peers.get(peer).call(fn, payload, deadline=deadline or self.deadline, call_id=call_id,
                                          retry_window=retry_window)

@@ -1,6 +1,6 @@
 """Moving flows between instances: export/import, replicate, restore, handoff.
 
-Mixed into `Engine`. A replica is an export held in a peer's slot for the
+The engine's collaborator for everything that crosses instances. A replica is an export held in a peer's slot for the
 engine it came from; restoring imports it into the live store. A handoff is
 replicate + mark the local suspended flows `moved` + have the peer restore
 exactly those, so the replay log (resolved suspends, journaled steps) moves
@@ -13,10 +13,13 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import journal, replica, values
 from .errors import ReplicaError
+from .inflight import InFlight
+from .peers import PeerTable
 from .store.base import LIVE, MOVED, RUNNING, SUSPENDED, FlowRecord, LogEntry, Store
 
 log = logging.getLogger("fedflow.federation")
@@ -61,19 +64,19 @@ def _merge_decision(mine: Parsed, theirs: Parsed) -> str:
 
 
 class Federation:
-    """Replica and handoff verbs of an Engine (which provides name, store, peers, deadline)."""
+    """Replica, restore, fencing and handoff for the engine named `name`: its store and peers,
+    the flows it is working on (`inflight`), and `recover`, which re-runs flows left running."""
 
-    name: str
-    store: Store
-    peers: Any
-    deadline: float
-    _active: set[str]  # flows running in this process (a resume may not have written yet)
-    _lock: Any
-    recover: Any
-
-    @property
-    def _replica_deadline(self) -> float:
-        return max(60.0, self.deadline)
+    def __init__(self, name: str, store: Store, peers: PeerTable, deadline: float, inflight: InFlight,
+                 recover: Callable[[], list[str]], timers_changed: Callable[[], None]) -> None:
+        self.name = name
+        self.store = store
+        self.peers = peers
+        self.deadline = deadline
+        self.inflight = inflight
+        self.recover = recover
+        self.timers_changed = timers_changed
+        self._replica_deadline = max(60.0, deadline)
 
     def export(self) -> dict[str, Any]:
         """The whole store as plain, JSON-serialisable data."""
@@ -88,12 +91,12 @@ class Federation:
         transaction; ReplicaError naming the clashes, writing nothing, if any clash.
         With `claim`, written flows become this engine's at the next epoch."""
         writes, clashes = [], []
-        with self._lock:
+        with self.inflight.lock:
             for rec, log_entries in rows:
                 existing = self.store.get(rec.id)
                 if existing is None:
                     decision = WRITE
-                elif rec.id in self._active:
+                elif self.inflight.is_busy(rec.id):
                     decision = CLASH
                 else:
                     decision = _merge_decision((existing, journal.load_all(self.store.load_log(rec.id), rec.id)),
@@ -110,6 +113,8 @@ class Federation:
                                    f"here ({', '.join(clashes[:5])}); forget them here first, or restore into "
                                    f"an instance that does not have them")
             self.store.put_flows(writes)
+        if any(rec.wake_at is not None for rec, _log in writes):
+            self.timers_changed()  # they brought their timers
         return [rec.id for rec, _log in writes]
 
     # ------------------------------------------------------------ serving side
@@ -169,7 +174,7 @@ class Federation:
             rec = self.store.get(flow_id)
             if rec is not None and rec.status in LIVE and epoch > rec.epoch and self.store.transition(
                     flow_id, [rec.status], {"status": MOVED, "owner": peer, "waiting": None, "request": None,
-                                            "updated": time.time()}, version=rec.version):
+                                            "wake_at": None, "updated": time.time()}, version=rec.version):
                 fenced.append(flow_id)
         if fenced:
             log.warning("%d stale flow(s) now owned by %s marked moved: %s", len(fenced), peer, fenced[:5])
@@ -198,7 +203,7 @@ class Federation:
         between leaves them suspended here at the older epoch, which the start-up fence
         resolves; a failure asks the peer which flows it took before giving any back."""
         transport = self.peers.get(peer)
-        held = self._hold_suspended()
+        held = self._hold_suspended(peer)
         if not held:
             return []
         try:
@@ -215,19 +220,18 @@ class Federation:
                 raise
             self._mark_moved(taken, peer)
         finally:
-            with self._lock:
-                self._active.difference_update(rec.id for rec in held)
+            self.inflight.release([rec.id for rec in held])
         log.info("handed off %d flow(s) to %s", len(taken), peer)
         return taken
 
-    def _hold_suspended(self) -> list[FlowRecord]:
-        """Reserve every suspended flow not running here, so nothing resumes it meanwhile."""
+    def _hold_suspended(self, peer: str) -> list[FlowRecord]:
+        """Hold every suspended flow not running here for the handoff to `peer`, so nothing
+        resumes it meanwhile."""
         held = []
-        with self._lock:
+        with self.inflight.lock:
             for flow_id in self.store.ids(SUSPENDED):
                 rec = self.store.get(flow_id)
-                if rec is not None and rec.status == SUSPENDED and flow_id not in self._active:
-                    self._active.add(flow_id)
+                if rec is not None and rec.status == SUSPENDED and self.inflight.hold(flow_id, peer):
                     held.append(rec)
         return held
 
@@ -245,5 +249,5 @@ class Federation:
         present = [rec for rec in map(self.store.get, ids) if rec is not None]
         for n, rec in enumerate(present):
             self.store.transition(rec.id, [SUSPENDED], {"status": MOVED, "owner": peer, "epoch": rec.epoch + 1,
-                                                        "updated": time.time()},
+                                                        "wake_at": None, "updated": time.time()},
                                   version=rec.version, acknowledge=n == len(present) - 1)

@@ -52,7 +52,7 @@ class Opening:
         """Write the running state now (before a side effect); AbortSignal if the flow changed."""
         if self.written:
             return
-        changes = {"status": RUNNING, "waiting": None, "request": None, "updated": time.time()}
+        changes = {"status": RUNNING, "waiting": None, "request": None, "wake_at": None, "updated": time.time()}
         if self.resume_entry is None:
             ok = self._store.create(dataclasses.replace(self._rec, **changes), acknowledge=False)
             self.version = 0
@@ -70,7 +70,8 @@ class Opening:
 
     def finish(self, status: str, fields: dict[str, Any]) -> bool:
         """Record how the run ended (acknowledged); False when the flow changed meanwhile."""
-        changes = {"waiting": None, "request": None, **fields, "status": status, "updated": time.time()}
+        changes = {"waiting": None, "request": None, "wake_at": None, **fields, "status": status,
+                   "updated": time.time()}
         if self.written:
             return self._store.transition(self._rec.id, [RUNNING], changes, version=self.version)
         if self.resume_entry is None:

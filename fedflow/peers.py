@@ -29,7 +29,7 @@ class PeerTable:
     def connect(self, addr: str, target: str, *, token: str | None = None, tls: Any = None,
                 limits: Any = None) -> None:
         """A real peer over gRPC at `target` ("host:port"), reached under the name `addr`;
-        `tls` a `fedflow.security.TlsConfig`, `limits` a `fedflow.limits.Limits`."""
+        `tls` a `fedflow.grpc.security.TlsConfig`, `limits` a `fedflow.limits.Limits`."""
         from .transport.grpc import GrpcTransport  # grpc is only loaded when a real peer is used
 
         self.add(GrpcTransport(addr, target, token=token, tls=tls, limits=limits, default_deadline=self._deadline))

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .errors import FlowError
+from .errors import UnknownFlow
 
 F = TypeVar("F", bound=Callable[[Any], Any])
 
@@ -38,12 +38,12 @@ def flow(name: str) -> Callable[[F], F]:
 
 
 def lookup(name: str) -> Callable[[Any], Any]:
-    """The flow registered as `name`; FlowError saying how to register it otherwise."""
+    """The flow registered as `name`; UnknownFlow (a FlowError) saying how to register it otherwise."""
     with _lock:
         found = _by_name.get(name)
     if found is None:
-        raise FlowError(f"no flow named {name!r} is registered in this process; define it with "
-                        f"defflow({name!r}, ...) or load the module that does (fedflow serve --load)")
+        raise UnknownFlow(f"no flow named {name!r} is registered in this process; define it with "
+                          f"defflow({name!r}, ...) or load the module that does (fedflow serve --load)")
     return found
 
 

@@ -9,7 +9,6 @@ keys come out the same on every replay.
 
 from __future__ import annotations
 
-import builtins
 import contextvars
 import threading
 from collections.abc import Callable
@@ -17,16 +16,18 @@ from typing import Any
 
 from . import errors, values
 from .journal import Entry
+from .railway import Fail, fail
 
 
 class SuspendSignal(BaseException):
     """Unwinds a flow to the engine at an unresolved suspend (not an Exception, so
     `try_catch` and `retry` never swallow it)."""
 
-    def __init__(self, tag: str, request: list | None = None) -> None:
+    def __init__(self, tag: str, request: list | None = None, wake_at: float | None = None) -> None:
         super().__init__(tag)
         self.tag = tag
         self.request = request
+        self.wake_at = wake_at  # a timer: when the wait ends by itself (seconds since the epoch)
 
 
 class DivergedSignal(BaseException):
@@ -81,9 +82,13 @@ class Run:
         self.services = services  # the engine: peers, deadlines
         self.suspends: dict[str, Any] = {}
         self.journal: dict[str, Entry] = {}
+        self.timed_out: set[str] = set()  # tags whose wait its timer ended
+        self.consumed: set[str] = set()  # journal keys and ("s:" +) tags this run has read back
         for entry in log:
             if entry["t"] == "s":
                 self.suspends[entry["tag"]] = entry["v"]
+                if entry.get("w") == 1:
+                    self.timed_out.add(entry["tag"])
             else:
                 self.journal[entry["k"]] = entry
         self._persist = persist
@@ -108,6 +113,12 @@ class Run:
                     raise
         if self._still_wanted is not None:
             self._still_wanted()
+
+    def unconsumed(self) -> list[str]:
+        """What the log holds that this run has not read back yet (journal keys, "s:" + tags);
+        patch markers (keys "patch:…") are left out."""
+        keys = [k for k in self.journal if k not in self.consumed and not k.startswith("patch:")]
+        return keys + [f"s:{tag}" for tag in self.suspends if f"s:{tag}" not in self.consumed]
 
     def record(self, entry: Entry) -> None:
         """Commit a journal entry to the store before the flow goes on."""
@@ -176,14 +187,36 @@ def _require_run(what: str) -> Run:
     return run
 
 
-def suspend(tag: str) -> Any:
-    """Return the value logged for `tag`, or stop the flow here, waiting on `tag`."""
+#: `suspend`'s `default` when none is given: a timed-out wait returns a Fail naming the tag.
+TIMED_OUT: Any = object()
+
+
+def suspend(tag: str, timeout: float | None = None, default: Any = TIMED_OUT) -> Any:
+    """Return the value logged for `tag`, or stop the flow here, waiting on `tag`.
+
+    With `timeout` (seconds), a wait that no resume ends in time returns `default`
+    (by default `fail(f"timed out waiting for {tag}")`)."""
     if not isinstance(tag, str):
         raise TypeError(f"suspend tags are strings, got {type(tag).__name__}")
-    run = _require_run("suspend()")
+    if timeout is not None:
+        from .waits import timed_suspend
+        return timed_suspend(tag, timeout, default)
+    value = wait_on(_require_run("suspend()"), tag)
+    return timed_out_fail(tag) if value is TIMED_OUT else value
+
+
+def timed_out_fail(tag: str) -> Fail:
+    """What a wait on `tag` that timed out returns when no `default` was given."""
+    return fail(f"timed out waiting for {tag}")
+
+
+def wait_on(run: Run, tag: str, wake_at: float | None = None) -> Any:
+    """The value logged for `tag` (`TIMED_OUT` if its timer ended the wait), or stop the
+    flow here waiting on `tag`, with a timer at `wake_at` when given."""
     if tag in run.suspends:
-        return values.decode(run.suspends[tag])
-    raise SuspendSignal(tag)
+        run.consumed.add(f"s:{tag}")
+        return TIMED_OUT if tag in run.timed_out else values.decode(run.suspends[tag])
+    raise SuspendSignal(tag, wake_at=wake_at)
 
 
 def request(kind: str, payload: Any = None) -> Any:
@@ -208,6 +241,7 @@ def journaled(name: str, compute: Callable[[str], Any], key: str | None = None) 
     if entry is not None:
         if entry["n"] != name:
             raise DivergedSignal(key, name, entry["n"])
+        run.consumed.add(key)
         if "e" in entry:
             raise rebuild_error(entry["e"])
         return values.decode(entry["v"])
@@ -217,76 +251,17 @@ def journaled(name: str, compute: Callable[[str], Any], key: str | None = None) 
     except (SuspendSignal, DivergedSignal, AbortSignal, errors.UnknownPeer):
         raise  # not outcomes of the step (an unknown peer: nothing was sent), so not journaled
     except Exception as exc:
-        run.record({"t": "j", "k": key, "n": name, "e": describe_error(exc)})
+        run.record({"t": "j", "k": key, "n": name, "e": errors.to_data(exc)})
         raise
     run.record({"t": "j", "k": key, "n": name, "v": tree})
     return values.decode(tree)
 
 
-_ERROR_ATTRS = ("id", "cause", "peer", "remote_type", "remote_message", "path", "owner", "expected", "recorded",
-                "type_name", "message")
-
-
-def _plain_attr(value: Any) -> Any:
-    if value is None or type(value) in (str, int, bool):
-        return value
-    if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
-    return str(value)
-
-
-def describe_error(exc: BaseException) -> dict[str, Any]:
-    """A plain-data description of an exception, enough to rebuild it on replay."""
-    kind = type(exc)
-    out: dict[str, Any] = {"type": kind.__name__, "module": kind.__module__, "message": str(exc)}
-    args = exc.args
-    try:
-        out["args"] = values.encode(list(args))
-    except errors.UnsupportedValue:
-        pass
-    attrs = {a: _plain_attr(getattr(exc, a)) for a in _ERROR_ATTRS if hasattr(exc, a)}
-    if attrs:
-        out["attrs"] = attrs
-    return out
-
-
-def rebuild_error(desc: dict[str, Any]) -> Exception:
-    """The exception a journaled step raised, rebuilt without importing or evaluating anything.
-
-    Builtin and fedflow exception classes come back as themselves; any other class
-    comes back as `ReplayedError` carrying the original type name and message."""
-    kind, module, message = desc.get("type", ""), desc.get("module", ""), desc.get("message", "")
-    exc: Exception
-    kind, message = str(kind), str(message)
-    exc: Exception | None = None
-    if module == "builtins" and isinstance(getattr(builtins, kind, None), type) \
-            and issubclass(getattr(builtins, kind), Exception):
-        exc = _builtin_error(getattr(builtins, kind), desc.get("args"), message)
-    elif str(module).startswith("fedflow") and isinstance(getattr(errors, kind, None), type) \
-            and issubclass(getattr(errors, kind), errors.FedflowError):
-        cls = getattr(errors, kind)
-        exc = cls.__new__(cls)
-        Exception.__init__(exc, message)
-        attrs = desc.get("attrs")
-        for attr, value in (attrs.items() if isinstance(attrs, dict) else ()):
-            if attr in _ERROR_ATTRS and (value is None or type(value) in (str, int, bool)):
-                setattr(exc, attr, value)
-    if exc is None:
-        exc = errors.ReplayedError(f"{kind}: {message}", type_name=kind, message=message)
+def rebuild_error(data: Any) -> Exception:
+    """The exception a journaled step raised (see `errors.from_data`), marked as replayed."""
+    exc = errors.from_data(data)
     exc._fedflow_replayed = True  # type: ignore[attr-defined]
     return exc
-
-
-def _builtin_error(cls: type[Exception], args: Any, message: str) -> Exception | None:
-    """`cls(*args)`, else `cls(message)`, else None: journal data never breaks a replay."""
-    try:
-        decoded = values.decode(args) if args is not None else [message]
-        return cls(*decoded) if isinstance(decoded, list) else cls(message)
-    except Exception:
-        try:
-            return cls(message)
-        except Exception:
-            return None
 
 
 def is_replayed(exc: BaseException) -> bool:

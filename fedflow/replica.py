@@ -2,7 +2,7 @@
 
     {"format": "fedflow-store", "version": 1, "engine": NAME,
      "flows": [{"id", "name", "status", "input", "log", "result"?, "error"?,
-                "waiting", "request"?, "owner", "epoch", "created", "updated"}, ...]}
+                "waiting", "request"?, "owner", "epoch", "created", "updated", "wake_at"?}, ...]}
 
 Values inside are tagged JSON trees (see `fedflow.values`). `parse_export`
 checks every field and value before anything is written.
@@ -11,6 +11,7 @@ checks every field and value before anything is written.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -42,6 +43,8 @@ def flow_data(rec: FlowRecord, log: list[LogEntry]) -> dict[str, Any]:
         out["error"] = _tree(rec.error)
     if rec.request is not None:
         out["request"] = _tree(rec.request)
+    if rec.wake_at is not None:
+        out["wake_at"] = rec.wake_at
     return out
 
 
@@ -67,7 +70,8 @@ def _entry(entry: Any, where: str) -> journal.Entry:
     _want(isinstance(entry, dict) and entry.get("t") in ("s", "j"), where, "a log entry needs t 's' or 'j'")
     if entry["t"] == "s":
         _want(isinstance(entry.get("tag"), str) and "v" in entry, where, "a suspend entry needs tag and v")
-        return {"t": "s", "tag": entry["tag"], "v": json.loads(_text(entry["v"], where))}
+        woken = {"w": 1} if entry.get("w") == 1 else {}  # ended by its timer
+        return {"t": "s", "tag": entry["tag"], "v": json.loads(_text(entry["v"], where)), **woken}
     _want(isinstance(entry.get("k"), str) and isinstance(entry.get("n"), str), where, "a step entry needs k, n")
     if "e" in entry:
         err = entry["e"]
@@ -101,6 +105,9 @@ def parse_flow(data: Any, where: str) -> Row:
           "a suspended flow must name the tag it waits on")
     error = data.get("error")
     _want(error is None or isinstance(error, dict), where, "error must be an object")
+    wake_at = data.get("wake_at")
+    _want(wake_at is None or (type(wake_at) in (int, float) and math.isfinite(wake_at)), where,
+          "wake_at must be a number (seconds since the epoch) or null")
     rec = FlowRecord(
         id=data["id"], name=_optional_str(data, "name", where), status=data["status"],
         input=_text(data["input"], f"{where}.input"),
@@ -109,7 +116,8 @@ def parse_flow(data: Any, where: str) -> Row:
         waiting=_optional_str(data, "waiting", where),
         request=json.dumps([request[0], json.loads(_text(request[1], where))]) if request else None,
         owner=_optional_str(data, "owner", where), epoch=epoch,
-        created=float(stamps[0]), updated=float(stamps[1]))
+        created=float(stamps[0]), updated=float(stamps[1]),
+        wake_at=None if wake_at is None else float(wake_at))
     log = [journal.dump(_entry(e, f"{where}.log[{i}]")) for i, e in enumerate(data["log"])]
     return rec, log
 

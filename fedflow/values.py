@@ -4,7 +4,8 @@ Plain data is None, bool, int (any size), finite float, str, bytes, list
 (tuples become lists), dict with str keys, and `Fail`, nested freely.
 Anything else raises `UnsupportedValue` naming its path.
 
-The text form is JSON with four tagged one-key objects, so it is exact:
+The text form is JSON with four tagged one-key objects, so it is exact (any other
+one-key object whose key starts with "$" is refused as an unknown tag):
 ``{"$bytes": "<base64>"}``, ``{"$fail": <reason>}``, ``{"$map": [[k, v], ...]}``
 for a one-key dict whose key starts with "$" (so user data never reads as a tag),
 and ``{"$int": "<hex>"}`` for an int too long for Python's decimal conversion.
@@ -126,43 +127,55 @@ def _joined(text: str) -> str:
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
-def _untag(obj: dict) -> Any:
+def _untag(obj: dict, path: str = "value") -> Any:
     if len(obj) != 1:
         return obj
     tag, inner = next(iter(obj.items()))
+    if not tag.startswith("$"):
+        return obj
     if tag == "$bytes":
         if type(inner) is not str:
-            raise UnsupportedValue("$bytes must hold a base64 string", path="$bytes")
+            raise UnsupportedValue(f"{path}: $bytes must hold a base64 string", path=path)
         try:
             return base64.b64decode(inner, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise UnsupportedValue(f"$bytes holds invalid base64 ({exc}); use standard base64 for bytes",
-                                   path="$bytes") from exc
+            raise UnsupportedValue(f"{path}: $bytes holds invalid base64 ({exc}); use standard base64 for "
+                                   f"bytes", path=path) from exc
     if tag == "$fail":
         return fail(inner)
     if tag == "$int":
         if type(inner) is not str:
-            raise UnsupportedValue("$int must hold a hex string", path="$int")
+            raise UnsupportedValue(f"{path}: $int must hold a hex string", path=path)
         try:
             return int(inner, 16)
         except ValueError as exc:
-            raise UnsupportedValue(f"$int holds invalid hex ({exc}); use hex() of the int", path="$int") from exc
+            raise UnsupportedValue(f"{path}: $int holds invalid hex ({exc}); use hex() of the int",
+                                   path=path) from exc
     if tag in _BLOB_TAGS:
-        raise UnsupportedValue(f"{tag} names a blob, but no blobs came with this value", path=tag)
+        raise UnsupportedValue(f"{path}: {tag} names a blob, but no blobs came with this value", path=path)
     if tag == "$map":
         if type(inner) is not list or not all(
                 type(p) is list and len(p) == 2 and type(p[0]) is str for p in inner):
-            raise UnsupportedValue("$map must hold [[str, value], ...]", path="$map")
+            raise UnsupportedValue(f"{path}: $map must hold [[str, value], ...]", path=path)
         return {k: v for k, v in inner}
-    return obj
+    raise UnsupportedValue(
+        f"{path}: unknown tag {tag!r}; the tags are {', '.join(_TAGS)} (a typo?). An object with one "
+        f"key that starts with '$' is written {{\"$map\": [[{json.dumps(tag)}, <value>]]}}", path=path)
 
 
-def decode(tree: Any) -> Any:
-    """Turn a tagged JSON tree (as made by `encode`) back into plain data."""
+#: The one-key tags of the text form (see the module docstring).
+_TAGS = ("$bytes", "$fail", "$int", "$map")
+
+
+def decode(tree: Any, path: str = "value") -> Any:
+    """Turn a tagged JSON tree (as made by `encode`) back into plain data; what is not a
+    valid tree raises `UnsupportedValue` naming its path below `path`."""
     try:
         return _decode(tree)
     except RecursionError as exc:
-        raise UnsupportedValue("nested too deeply to be plain data; flatten it", path="value") from exc
+        raise UnsupportedValue(f"{path}: nested too deeply to be plain data; flatten it", path=path) from exc
+    except UnsupportedValue as exc:
+        raise _located(tree, path, exc) from None
 
 
 def _decode(tree: Any) -> Any:
@@ -183,6 +196,44 @@ def _decode(tree: Any) -> Any:
             out[key] = _decode(item)
         return _untag(out)
     raise UnsupportedValue(f"a {kind.__name__} is not a tagged plain-data tree", path="value")
+
+
+def _located(tree: Any, path: str, first: UnsupportedValue, lifted: bool = False) -> UnsupportedValue:
+    """The error `first` again, naming where in `tree` it is (`input['items'][2]`).
+
+    Decoding runs without paths (it is on every hot path); only a failure walks the tree
+    again, with them. With `lifted`, blob tags stand for blobs (checked elsewhere)."""
+    try:
+        _decode_at(tree, path, lifted)
+    except UnsupportedValue as exc:
+        return exc
+    except RecursionError:
+        return UnsupportedValue(f"{path}: nested too deeply to be plain data; flatten it", path=path)
+    return first
+
+
+def _decode_at(tree: Any, path: str, lifted: bool) -> Any:
+    """`_decode`, slowly, naming the path of the first thing that is not a valid tree."""
+    kind = type(tree)
+    if kind in _SCALARS or kind is int:
+        return tree
+    if kind is float:
+        if not math.isfinite(tree):
+            raise UnsupportedValue(f"{path}: {tree!r} is not a finite float; send only finite numbers",
+                                   path=path)
+        return tree
+    if kind is list:
+        return [_decode_at(item, f"{path}[{i}]", lifted) for i, item in enumerate(tree)]
+    if kind is dict:
+        out = {}
+        for key, item in tree.items():
+            if type(key) is not str:
+                raise UnsupportedValue(f"{path}: dict key {key!r} is not a str", path=path)
+            out[key] = _decode_at(item, f"{path}[{key!r}]", lifted)
+        if lifted and len(out) == 1 and next(iter(out)) in _BLOB_TAGS:
+            return None
+        return _untag(out, path)
+    raise UnsupportedValue(f"{path}: a {kind.__name__} is not a tagged plain-data tree", path=path)
 
 
 def approx_size(value: Any, limit: int) -> int:
@@ -210,7 +261,7 @@ def approx_size(value: Any, limit: int) -> int:
 
 def check(value: Any, path: str = "value") -> Any:
     """Validate `value` and return it normalised exactly as the wire would deliver it."""
-    return decode(encode(value, path))
+    return decode(encode(value, path), path)
 
 
 def _no_constants(name: str) -> Any:
@@ -234,31 +285,40 @@ def dump_tree(tree: Any) -> str:
     return _TREE_ENCODER.encode(tree)
 
 
-def loads(text: str | bytes) -> Any:
-    """Decode tagged JSON text; malformed text raises `UnsupportedValue`."""
-    return _decode_text(_DECODER, text)
+def loads(text: str | bytes, path: str = "value") -> Any:
+    """Decode tagged JSON text; malformed text raises `UnsupportedValue` naming its path below
+    `path` (`input['items'][2]`)."""
+    return _decode_text(_DECODER, text, path)
 
 
-def _decode_text(decoder: json.JSONDecoder, text: str | bytes) -> Any:
+def _decode_text(decoder: json.JSONDecoder, text: str | bytes, path: str, lifted: bool = False) -> Any:
     """`decoder.decode(text)` (bytes decoded as json.loads does); malformed text raises
-    `UnsupportedValue`."""
+    `UnsupportedValue`, naming the path of a bad value."""
     try:
         if not isinstance(text, str):
             text = text.decode(json.detect_encoding(text), "surrogatepass")
         return decoder.decode(text)
-    except UnsupportedValue:
-        raise
+    except UnsupportedValue as exc:
+        raise _located(_plain_json(text, exc), path, exc, lifted) from None
     except (ValueError, TypeError, RecursionError) as exc:
-        raise UnsupportedValue(f"not valid tagged JSON: {exc}", path="value") from exc
+        raise UnsupportedValue(f"{path} is not valid tagged JSON: {exc}", path=path) from exc
 
 
-def loads_lifted(text: str | bytes, blobs: list[bytes]) -> Any:
+def _plain_json(text: Any, first: UnsupportedValue) -> Any:
+    """`text` parsed as plain JSON, non-finite numbers kept, to find where `first` came from."""
+    try:
+        return json.loads(text, parse_constant=float)
+    except (ValueError, TypeError, RecursionError):
+        raise first from None
+
+
+def loads_lifted(text: str | bytes, blobs: list[bytes], path: str = "value") -> Any:
     """Decode text made by `dumps_lifting`, putting `blobs` back in place of their
     ``{"$text": i}`` / ``{"$blob": i}`` tags. Each blob must be named exactly once, in order
     (as `dumps_lifting` writes them), and a text blob must be UTF-8; anything else raises
     `UnsupportedValue`, so a small message can never decode into many copies of a blob."""
     if not blobs:
-        return loads(text)
+        return loads(text, path)
     named = 0
 
     def untag(obj: dict) -> Any:
@@ -267,16 +327,16 @@ def loads_lifted(text: str | bytes, blobs: list[bytes]) -> Any:
             tag, index = next(iter(obj.items()))
             if tag in _BLOB_TAGS:
                 if type(index) is not int or index != named or named >= len(blobs):
-                    raise UnsupportedValue(f"{tag} names blob {index!r} where blob {named} of {len(blobs)} "
-                                           f"was due; each blob is named once, in order", path=tag)
+                    raise UnsupportedValue(f"{path}: {tag} names blob {index!r} where blob {named} of "
+                                           f"{len(blobs)} was due; each blob is named once, in order", path=path)
                 named += 1
                 return _blob_value(tag, blobs, index)
         return _untag(obj)
 
     decoder = json.JSONDecoder(object_hook=untag, parse_constant=_no_constants, parse_float=_finite_float)
-    value = _decode_text(decoder, text)
+    value = _decode_text(decoder, text, path, lifted=True)
     if named != len(blobs):
-        raise UnsupportedValue(f"{len(blobs)} blobs came with the value but it names {named}", path="value")
+        raise UnsupportedValue(f"{path}: {len(blobs)} blobs came with the value but it names {named}", path=path)
     return value
 
 
@@ -291,7 +351,7 @@ def _blob_value(tag: str, blobs: list[bytes], index: int) -> str | bytes:
     try:
         return bytes(blobs[index]).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UnsupportedValue(f"text blob {index} is not UTF-8 ({exc})", path=tag) from exc
+        raise UnsupportedValue(f"text blob {index} is not UTF-8 ({exc})", path=f"blobs[{index}]") from exc
 
 
 # Built once: json.dumps/json.loads with options build a new encoder/decoder on every call.

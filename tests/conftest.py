@@ -11,19 +11,16 @@ from fedflow import Engine
 
 try:
     from pg_support import fresh_database
-    from support import unique
     from test_cli_support import ServerPool
 except ImportError:  # tests/ imported as a package
     from tests.pg_support import fresh_database
-    from tests.support import unique
     from tests.test_cli_support import ServerPool
 
 
 @pytest.fixture
-def engine() -> Iterator[Engine]:
-    """An in-memory Engine with a unique name, closed at teardown."""
-    with Engine(name=unique("test")) as made:
-        yield made
+def engine(fedflow_engine: Engine) -> Engine:
+    """An in-memory Engine with a unique name, closed at teardown (the plugin's `fedflow_engine`)."""
+    return fedflow_engine
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 
-from fedflow import cli
+from fedflow.cli import main as cli
 
 try:
     from test_cli_support import PEERS, ServerPool, assert_one_line_error, cli_json, free_ports, run_cli
@@ -93,7 +93,9 @@ def test_main_help_lists_verbs_and_example_via_python_m() -> None:
     (["status", "x"], "--at"),
     (["call", "--at", "127.0.0.1:1", "fn", "{not json"], "not valid JSON"),
     (["call", "--at", "127.0.0.1:1", "fn", "hello"], "not valid JSON"),
-    (["call", "--at", "127.0.0.1:1", "fn", '{"$bytes": "!!"}'], "not valid JSON"),
+    (["call", "--at", "127.0.0.1:1", "fn", '{"$bytes": "!!"}'], "invalid base64"),
+    (["call", "--at", "127.0.0.1:1", "fn", '{"a": [1, {"$byte": "AA=="}]}'], "JSON['a'][1]: unknown tag '$byte'"),
+    (["resume", "--at", "127.0.0.1:1", "x"], "required: JSON"),
     (["status", "--at", "nowhere", "x"], "HOST:PORT"),
     (["replicate", "--at", "127.0.0.1:1"], "--to"),
     (["serve", "--listen", "127.0.0.1:0"], "--name"),
@@ -136,7 +138,7 @@ def test_start_status_pending_resume_result_list(fed: dict[str, str]) -> None:
     assert out == {"id": "w-1", "status": "suspended", "tag": "go"}
     assert cli_json(["start", "--at", a, "t_wait", '"other"', "--id", "w-1"]) == out, "an existing id is not re-run"
     assert cli_json(["status", "--at", a, "w-1"]) == {"id": "w-1", "status": "suspended"}
-    assert {"id": "w-1", "tag": "go"} in cli_json(["pending", "--at", a])["pending"]
+    assert {"id": "w-1", "tag": "go", "kind": None, "payload": None} in cli_json(["pending", "--at", a])["pending"]
     out = cli_json(["resume", "--at", a, "w-1", '"yes"'])
     assert out == {"id": "w-1", "status": "done", "result": {"input": {"n": 1}, "answer": "yes"}}
     assert cli_json(["result", "--at", a, "w-1"]) == {"id": "w-1", "result": {"input": {"n": 1}, "answer": "yes"}}
@@ -224,7 +226,7 @@ def test_replicate_to_an_unknown_peer_is_a_peer_error(fed: dict[str, str]) -> No
     assert_one_line_error(run_cli(["handoff", "--at", fed["a"], "--to", "nobody"]), 1, "UnknownPeer")
 
 
-@pytest.mark.parametrize("name", ["fedflow.cli", "fedflow.cli_client", "fedflow.config"])
+@pytest.mark.parametrize("name", ["fedflow.cli.main", "fedflow.cli.verbs", "fedflow.cli.config"])
 def test_command_line_doctests(name: str) -> None:
     import doctest
     import importlib

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fedflow import cli_serve
+from fedflow.cli import serve as cli_serve
 
 
 def fedflow(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""`make demo` (python -m fedflow.demo) end to end, its cleanup, and the runnable peer example."""
+"""`make demo` (python -m fedflow.cli.demo) end to end, its cleanup, and the runnable peer example."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def processes_mentioning(text: str) -> list[int]:
 def demo(tmp_path: Path) -> subprocess.Popen[str]:
     """Start the demo with its temporary folder under `tmp_path` (so its servers are findable)."""
     env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "fedflow.demo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "fedflow.cli.demo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=tmp_path, start_new_session=True)
 
 
@@ -63,7 +63,8 @@ def test_demo_tells_the_whole_story_and_stops_its_peers(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, f"{out}\n{err}"
     steps = [line.split()[0] for line in out.splitlines()[1:]]
-    assert steps == ["federation", "remote", "failover", "replicate", "restore", "handoff", "done"], out
+    assert steps == ["federation", "remote", "failover", "replicate", "restore", "handoff", "timer", "schedule",
+                     "done"], out
     assert "published by c" in out and "backup b checked it" in out and "inv-42" in out
     assert processes_mentioning(str(tmp_path)) == []
 

@@ -1,4 +1,4 @@
-"""The error tree (SPEC "Errors"): exact hierarchy, docstrings, attributes, and messages
+"""The error tree: exact hierarchy, docstrings, attributes, and messages
 that say what to do, taken from errors the engine really raises."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from fedflow import (
     FedflowError,
     FlowCancelled,
     FlowError,
+    FlowExists,
     FlowFailed,
     FlowMoved,
     FlowNotDone,
@@ -48,6 +49,7 @@ TREE: dict[type[BaseException], tuple[type, ...]] = {
     FedflowError: (Exception,),
     FlowError: (FedflowError,),
     UnknownFlow: (FlowError, KeyError),
+    FlowExists: (FlowError,),
     FlowCancelled: (FlowError,),
     FlowFailed: (FlowError,),
     NonDeterminism: (FlowFailed,),
@@ -163,7 +165,7 @@ def scenarios(engine: Engine) -> dict[str, tuple[type, BaseException]]:
         "result not done": (FlowNotDone, raised(lambda: engine.result("live"))),
         "forget live": (FlowError, raised(lambda: engine.forget("live"))),
         "cancel done": (FlowError, raised(lambda: engine.cancel("done"))),
-        "unregistered name": (FlowError, raised(lambda: engine.start("never-registered-" + uuid.uuid4().hex))),
+        "unregistered name": (UnknownFlow, raised(lambda: engine.start("never-registered-" + uuid.uuid4().hex))),
         "failed": (FlowFailed, raised(lambda: engine.start(node(lambda x: 1 / 0), None))),
         "non-determinism": (NonDeterminism, raised(lambda: engine.resume(nd.id, 1))),
         "suspend outside": (FlowError, raised(lambda: suspend("t"))),

@@ -24,8 +24,8 @@ import grpc
 import pytest
 
 import fedflow
+from fedflow.grpc.server import run_server
 from fedflow.remote import FAILOVER_RETRY_WINDOW
-from fedflow.server import run_server
 from fedflow.transport.grpc import GrpcTransport
 
 try:
@@ -105,7 +105,7 @@ def test_a_peer_that_hangs_past_the_deadline(caller: fedflow.Engine, stack: cont
 RESTARTABLE = """
 import sys, time
 import fedflow
-from fedflow.server import serve_forever
+from fedflow.grpc.server import serve_forever
 
 engine = fedflow.Engine(name="restartable")
 engine.expose("fn", lambda x: time.sleep(5) or "restarted")

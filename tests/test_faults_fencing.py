@@ -14,12 +14,6 @@ from pathlib import Path
 import pytest
 
 import fedflow
-from fedflow.client import ControlClient
-
-try:
-    from test_cli_support import ServerPool
-except ImportError:  # tests/ imported as a package
-    from tests.test_cli_support import ServerPool
 
 pytestmark = pytest.mark.slow
 
@@ -33,45 +27,37 @@ MODULE = textwrap.dedent('''
 ''')
 
 
-def test_a_restarted_instance_fences_flows_restored_elsewhere(pool: ServerPool, tmp_path: Path):
+def test_a_restarted_instance_fences_flows_restored_elsewhere(fedflow_serve, tmp_path: Path):
     module = tmp_path / "fence_wf.py"
     module.write_text(MODULE)
-    b = pool.start("b", load=(module,))
-    a_db = tmp_path / "a.db"
-    a = pool.start("a", db=a_db, load=(module,), peers={"b": b.addr})
-    with ControlClient(a.addr, deadline=10) as client:
-        waiting = client.start("fence-wait", 7, flow_id="job-1")
-        other = client.start("fence-wait", 8, flow_id="job-2")
-        assert waiting["status"] == other["status"] == "suspended"
-        assert client.replicate("b") == {"to": "b", "flows": 2}
-    pool.kill9(a)
-    with ControlClient(b.addr, deadline=10) as client:
-        assert sorted(client.restore("b", source="a")["ids"]) == ["job-1", "job-2"]
+    b = fedflow_serve("b", load=[module])
+    a = fedflow_serve("a", load=[module], peers={"b": b.address})
+    waiting = a.client.start("fence-wait", 7, flow_id="job-1")
+    other = a.client.start("fence-wait", 8, flow_id="job-2")
+    assert waiting["status"] == other["status"] == "suspended"
+    assert a.client.replicate("b") == {"to": "b", "flows": 2}
+    a.kill()
+    assert sorted(b.client.restore("b", source="a")["ids"]) == ["job-1", "job-2"]
 
-    a = pool.start("a", db=a_db, load=(module,), peers={"b": b.addr})
-    with ControlClient(a.addr, deadline=10) as client:
-        assert client.status("job-1") == {"id": "job-1", "status": "moved"}
-        with pytest.raises(fedflow.FlowMoved) as ei:
-            client.resume("job-1", "stale")
-        assert ei.value.owner == "b" and ei.value.id == "job-1"
+    a.restart()
+    assert a.client.status("job-1") == {"id": "job-1", "status": "moved"}
+    with pytest.raises(fedflow.FlowMoved) as ei:
+        a.client.resume("job-1", "stale")
+    assert ei.value.owner == "b" and ei.value.id == "job-1"
     assert "job-1 is owned by b now" in a.log()
-    with ControlClient(b.addr, deadline=10) as client:
-        done = client.resume("job-1", "fresh")
-        assert done == {"id": "job-1", "status": "done", "result": {"p": {"prepared": 7}, "go": "fresh"}}
+    done = b.client.resume("job-1", "fresh")
+    assert done == {"id": "job-1", "status": "done", "result": {"p": {"prepared": 7}, "go": "fresh"}}
 
 
-def test_fencing_is_best_effort_when_the_peer_is_down(pool: ServerPool, tmp_path: Path):
+def test_fencing_is_best_effort_when_the_peer_is_down(fedflow_serve, tmp_path: Path):
     module = tmp_path / "fence_wf2.py"
     module.write_text(MODULE)
-    b = pool.start("b2", load=(module,))
-    a_db = tmp_path / "a2.db"
-    a = pool.start("a2", db=a_db, load=(module,), peers={"b2": b.addr})
-    with ControlClient(a.addr, deadline=10) as client:
-        client.start("fence-wait", 1, flow_id="solo")
-    pool.stop(a)
-    pool.stop(b)
-    a = pool.start("a2", db=a_db, load=(module,), peers={"b2": b.addr})
-    with ControlClient(a.addr, deadline=10) as client:
-        assert client.status("solo") == {"id": "solo", "status": "suspended"}
-        assert client.resume("solo", "go")["status"] == "done"
+    b = fedflow_serve("b2", load=[module])
+    a = fedflow_serve("a2", load=[module], peers={"b2": b.address})
+    a.client.start("fence-wait", 1, flow_id="solo")
+    a.stop()
+    b.stop()
+    a.restart()
+    assert a.client.status("solo") == {"id": "solo", "status": "suspended"}
+    assert a.client.resume("solo", "go")["status"] == "done"
     assert "could not check peer b2" in a.log()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 import fedflow
 from fedflow import Engine, FlowMoved, PeerError, ReplicaError, UnknownPeer, node, sequence, step, suspend
 from fedflow.store.base import SUSPENDED, FlowRecord
+from fedflow.transport.local import LocalTransport
 
 try:
     from support import Calls, log_of
@@ -403,3 +405,35 @@ def test_fence_marks_a_flow_left_running_by_a_crash_moved_so_recover_does_not_re
     assert a.recover() == []
     assert runs == [1]
     assert b.resume(flow_id, "on b") == "on b"
+
+
+def test_a_flow_held_for_a_handoff_reads_suspended_and_cannot_be_resumed_or_cancelled(
+        busy: Engine, make: Callable[..., Engine]) -> None:
+    # Given a peer that stops in the middle of receiving the replica
+    receiving, go_on = threading.Event(), threading.Event()
+
+    class SlowPeer(LocalTransport):
+        def push_replica(self, source: str, export_text: str, *, deadline: float) -> int:
+            receiving.set()
+            assert go_on.wait(10.0)
+            return super().push_replica(source, export_text, deadline=deadline)
+
+    b = make()
+    busy.peers.add(SlowPeer("b", b))
+    handoff = threading.Thread(target=busy.handoff_to, args=("b",))
+    handoff.start()
+    try:
+        assert receiving.wait(10.0)
+        # When the flows are held for the handoff
+        # Then they still read suspended (they are not running), and nothing can resume or cancel them
+        assert busy.status("waiting-1") == "suspended"
+        assert ("waiting-1", "suspended") in busy.list()
+        assert busy.pending() == [] and busy.resumable_ids() == []
+        with pytest.raises(fedflow.FlowError, match="being handed off to 'b'"):
+            busy.resume("waiting-1", "now")
+        with pytest.raises(fedflow.FlowError, match="being handed off"):
+            busy.cancel("waiting-1")
+    finally:
+        go_on.set()
+        handoff.join(10.0)
+    assert busy.status("waiting-1") == "moved" and b.status("waiting-1") == "suspended"

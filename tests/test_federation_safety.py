@@ -28,12 +28,11 @@ def charge_then_wait(effects: list) -> Any:
                     step(lambda v: effects.append(v["go"]) or v, name="charge"))
 
 
-def test_restoring_an_old_replica_never_rolls_back_a_finished_flow() -> None:
+def test_restoring_an_old_replica_never_rolls_back_a_finished_flow(fedflow_federation) -> None:
     effects: list = []
     name = unique("no-rollback")
     fedflow.defflow(name, charge_then_wait(effects))
-    a, b = fedflow.Engine(name="nr-a"), fedflow.Engine(name="nr-b")
-    a.peers.register("nr-b", b)
+    a = fedflow_federation("nr-a", "nr-b")["nr-a"]
     a.start(name, 1, id="x")
     a.replicate_to("nr-b")  # b holds x suspended
     a.resume("x", "ok")      # x is done here

@@ -25,8 +25,8 @@ from google.protobuf.descriptor import FieldDescriptor
 
 import fedflow
 from fedflow.client import ControlClient
+from fedflow.grpc.server import run_server
 from fedflow.limits import Limits
-from fedflow.server import run_server
 from fedflow.v1 import fedflow_pb2 as pb
 
 try:

@@ -9,7 +9,7 @@ import pytest
 
 import fedflow
 from fedflow.client import ControlClient
-from fedflow.server import run_server
+from fedflow.grpc.server import run_server
 
 try:
     from support import unique
@@ -65,7 +65,7 @@ def test_start_resume_status_result_pending_list(served: Served, flows: dict):
     out = c.start(flows["wait"], {"big": 2**64 + 1}, flow_id="job-1")
     assert out == {"id": "job-1", "status": "suspended", "tag": "go"}
     assert c.status("job-1") == {"id": "job-1", "status": "suspended"}
-    assert c.pending() == {"pending": [{"id": "job-1", "tag": "go"}]}
+    assert c.pending() == {"pending": [{"id": "job-1", "tag": "go", "kind": None, "payload": None}]}
     assert c.list() == {"flows": [{"id": "job-1", "status": "suspended"}]}
     done = c.resume("job-1", b"\x00yes")
     assert done == {"id": "job-1", "status": "done", "result": {"input": {"big": 2**64 + 1}, "go": b"\x00yes"}}

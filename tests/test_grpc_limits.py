@@ -15,10 +15,11 @@ import pytest
 
 import fedflow
 from fedflow import limits as limits_module
-from fedflow import security, wire
 from fedflow.client import ControlClient
+from fedflow.grpc import security
+from fedflow.grpc.server import run_server
+from fedflow.grpc.status import error_for, is_transient
 from fedflow.limits import LimitExceeded, Limits
-from fedflow.server import run_server
 from fedflow.transport.grpc import GrpcTransport
 from fedflow.v1 import fedflow_pb2 as pb
 from fedflow.v1 import fedflow_pb2_grpc as pb_grpc
@@ -66,7 +67,7 @@ def test_a_request_over_the_servers_message_limit_names_the_flag_and_is_not_retr
         with pytest.raises(LimitExceeded, match="--max-message-bytes") as ei:
             transport.call("echo", BIG, deadline=5, call_id="big")
         assert ei.value.limit == "max_message_bytes" and ei.value.peer == "small"
-        assert not wire.is_transient(ei.value.__cause__)
+        assert not is_transient(ei.value.__cause__)
         assert transport.call("echo", "small", deadline=5, call_id="after") == "small", "the server is still up"
     finally:
         transport.close()
@@ -112,7 +113,7 @@ def test_one_call_past_the_concurrency_limit_is_resource_exhausted_and_names_the
                 pb_grpc.ControlServiceStub(channel).List(pb.ListRequest(), timeout=5)
             channel.close()
             assert ei.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-            err = wire.error_for(ei.value, "busy")
+            err = error_for(ei.value, "busy")
             assert isinstance(err, fedflow.PeerUnavailable) and "--max-concurrent-rpcs" in str(err)
         finally:
             release.set()

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 
 import grpc
 import pytest
 
 import fedflow
-from fedflow import server, wire
 from fedflow.client import ControlClient
-from fedflow.servicers import Gate
+from fedflow.grpc import server
+from fedflow.grpc.codec import pack, unpack
+from fedflow.grpc.servicers import Gate
+from fedflow.grpc.status import error_for, is_transient
 from fedflow.v1 import fedflow_pb2 as pb
 from fedflow.v1 import fedflow_pb2_grpc as pb_grpc
 
@@ -73,11 +74,13 @@ class _Context:
         self.remaining = remaining
         self.active = True
         self.aborted: tuple[grpc.StatusCode, str] | None = None
+        self.waiting = threading.Event()  # set once a Gate has asked whether the call is still wanted
 
     def time_remaining(self) -> float | None:
         return self.remaining
 
     def is_active(self) -> bool:
+        self.waiting.set()
         return self.active
 
     def abort(self, code: grpc.StatusCode, details: str) -> None:
@@ -133,15 +136,13 @@ def test_a_busy_peer_service_answers_resource_exhausted_which_callers_treat_as_t
                 stub.Call(pb.CallRequest(fn="hang"), timeout=10)
             assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
             assert f"all {server.WORKERS} PeerService workers are busy" in caught.value.details()
-            assert wire.is_transient(caught.value), "callers retry it within their deadline"
+            assert is_transient(caught.value), "callers retry it within their deadline"
             assert hang.inside == server.WORKERS, "the refused call never ran"
-            assert isinstance(wire.error_for(caught.value, "busy"), fedflow.PeerUnavailable)
+            assert isinstance(error_for(caught.value, "busy"), fedflow.PeerUnavailable)
             with fedflow.Engine(name="caller") as caller:
                 caller.peers.connect("busy", f"127.0.0.1:{port}")
-                begin = time.monotonic()
-                with pytest.raises(fedflow.PeerUnavailable, match="busy"):
+                with pytest.raises(fedflow.PeerUnavailable, match="busy"):  # given up on, not timed out
                     caller.call_peer("busy", "hang", None, deadline=5, retry_window=1.5)
-                assert time.monotonic() - begin < 4.5, "a busy peer is given up on within the retry window"
             with ControlClient(f"127.0.0.1:{port}", deadline=5) as client:
                 assert client.status("nobody")["status"] == "unknown"
             hang.release.set()
@@ -163,7 +164,7 @@ def test_a_waiting_call_whose_client_left_never_runs() -> None:
     with gate.slot(_Context(5.0)):
         waiter = threading.Thread(target=wait_then_run)
         waiter.start()
-        time.sleep(0.1)
+        assert gone.waiting.wait(5)
         gone.active = False  # the client cancelled while waiting
     waiter.join(5)
     assert ran == [] and gone.aborted is not None and gone.aborted[0] is grpc.StatusCode.CANCELLED
@@ -175,7 +176,7 @@ def test_closing_a_gate_drops_its_waiting_calls() -> None:
     waiter = threading.Thread(target=lambda: _enter_quietly(gate, waiting))
     with gate.slot(_Context(5.0)):
         waiter.start()
-        time.sleep(0.1)
+        assert waiting.waiting.wait(5)
         gate.close()
         waiter.join(5)
     assert waiting.aborted is not None and waiting.aborted[0] is grpc.StatusCode.CANCELLED
@@ -191,10 +192,11 @@ def test_an_idle_replica_upload_does_not_hold_a_peer_slot(monkeypatch: pytest.Mo
     monkeypatch.setattr(server, "WORKERS", 1)  # one peer slot: an upload holding it would block the call
     engine = fedflow.Engine(name="uploads")
     engine.expose("echo", lambda x: x)
-    idle = threading.Event()
+    idle, header_sent = threading.Event(), threading.Event()
 
     def stalled_upload():
         yield pb.PushReplicaRequest(header=pb.ReplicaHeader(source="x", total_bytes=10, sha256="0" * 64))
+        header_sent.set()
         idle.wait(20)  # the header is in, the bytes never come
 
     try:
@@ -202,9 +204,9 @@ def test_an_idle_replica_upload_does_not_hold_a_peer_slot(monkeypatch: pytest.Mo
                 grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.PeerServiceStub(channel)
             upload = stub.PushReplica.future(stalled_upload(), timeout=20)
-            time.sleep(0.2)
-            answer = stub.Call(pb.CallRequest(fn="echo", payload=wire.pack("hi")), timeout=5)
-            assert wire.unpack(answer.value) == "hi"
+            assert header_sent.wait(10)
+            answer = stub.Call(pb.CallRequest(fn="echo", payload=pack("hi")), timeout=5)
+            assert unpack(answer.value) == "hi"
             upload.cancel()
     finally:
         idle.set()

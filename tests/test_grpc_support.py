@@ -19,14 +19,40 @@ from typing import Any
 
 import grpc
 
-from fedflow import certs
-from fedflow.security import TlsConfig
+from fedflow import errors
+from fedflow.cli import certs
+from fedflow.grpc.security import TlsConfig
+from fedflow.grpc.status import error_for, status_for, trailers_for
 from fedflow.v1 import fedflow_pb2 as pb
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = [pb.DESCRIPTOR.services_by_name[name] for name in ("PeerService", "ControlService")]
 METHODS = [(service.full_name, method) for service in SERVICES for method in service.methods]
 REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+
+
+# ------------------------------------------------------------------ statuses without a server
+class FakeRpcError(grpc.RpcError):
+    """What a client sees: a code, details and trailing metadata."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, trailers: tuple = ()) -> None:
+        super().__init__(details)
+        self._code, self._details, self._trailers = code, details, trailers
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def trailing_metadata(self) -> tuple:
+        return self._trailers
+
+
+def over_the_wire(exc: Exception, peer: str = "p") -> errors.FedflowError:
+    """Map `exc` to a status as the server does, then back as the client does."""
+    code, message = status_for(exc)
+    return error_for(FakeRpcError(code, message, trailers_for(exc)), peer)
 
 
 # ------------------------------------------------------------------ certificates

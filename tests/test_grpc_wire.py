@@ -1,4 +1,4 @@
-"""fedflow.wire: fedflow errors <-> gRPC statuses, values, replica chunking (no server)."""
+"""fedflow.grpc: fedflow errors <-> gRPC statuses, values, replica chunking (no server)."""
 
 from __future__ import annotations
 
@@ -9,34 +9,19 @@ import pytest
 
 import fedflow
 from fedflow import errors as E
-from fedflow import wire
+from fedflow.grpc.codec import pack, status_from_proto, status_to_proto, unpack
+from fedflow.grpc.replica_stream import ReplicaAssembler, replica_parts
+from fedflow.grpc.status import error_for, is_transient, status_for, trailers_for
 from fedflow.limits import LimitExceeded
 from fedflow.v1 import fedflow_pb2 as pb
 
+try:
+    from test_grpc_support import FakeRpcError, over_the_wire
+except ImportError:  # tests/ imported as a package
+    from tests.test_grpc_support import FakeRpcError, over_the_wire
+
 Code = grpc.StatusCode
 
-
-class FakeRpcError(grpc.RpcError):
-    """What a client sees: a code, details and trailing metadata."""
-
-    def __init__(self, code: grpc.StatusCode, details: str, trailers: tuple = ()) -> None:
-        super().__init__(details)
-        self._code, self._details, self._trailers = code, details, trailers
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-    def trailing_metadata(self) -> tuple:
-        return self._trailers
-
-
-def over_the_wire(exc: Exception, peer: str = "p") -> E.FedflowError:
-    """Map `exc` to a status as the server does, then back as the client does."""
-    code, message = wire.status_for(exc)
-    return wire.error_for(FakeRpcError(code, message, wire.trailers_for(exc)), peer)
 
 
 @pytest.mark.parametrize(("exc", "code"), [
@@ -53,7 +38,7 @@ def over_the_wire(exc: Exception, peer: str = "p") -> E.FedflowError:
     (E.FlowFailed("failed", "x", cause=ValueError("boom")), Code.FAILED_PRECONDITION),
 ])
 def test_each_fedflow_error_maps_to_its_status_and_comes_back_as_the_same_class(exc, code):
-    assert wire.status_for(exc)[0] is code
+    assert status_for(exc)[0] is code
     back = over_the_wire(exc)
     assert type(back) is type(exc)
     assert str(back) == str(exc)
@@ -87,10 +72,10 @@ def test_unknown_flow_is_still_a_key_error_and_peer_errors_keep_the_nested_peer(
 
 
 def test_unexpected_exceptions_are_internal_with_a_short_message_and_no_trailers():
-    code, message = wire.status_for(RuntimeError("secret detail\nTraceback"))
+    code, message = status_for(RuntimeError("secret detail\nTraceback"))
     assert code is Code.INTERNAL
     assert "secret" not in message and "Traceback" not in message
-    assert wire.trailers_for(RuntimeError("x")) == ()
+    assert trailers_for(RuntimeError("x")) == ()
 
 
 @pytest.mark.parametrize(("code", "cls", "words"), [
@@ -103,38 +88,38 @@ def test_unexpected_exceptions_are_internal_with_a_short_message_and_no_trailers
     (Code.UNKNOWN, E.PeerError, "log"),
 ])
 def test_bare_status_codes_map_to_the_most_specific_error(code, cls, words):
-    err = wire.error_for(FakeRpcError(code, "detail"), "p")
+    err = error_for(FakeRpcError(code, "detail"), "p")
     assert type(err) is cls and err.peer == "p"
     assert words in str(err)
 
 
 def test_only_transport_failures_without_a_fedflow_answer_are_transient():
-    assert wire.is_transient(FakeRpcError(Code.UNAVAILABLE, "x"))
-    assert wire.is_transient(FakeRpcError(Code.DEADLINE_EXCEEDED, "x"))
-    assert wire.is_transient(FakeRpcError(Code.RESOURCE_EXHAUSTED, "x"))
-    answered = wire.trailers_for(E.PeerUnavailable("nested peer down", "q"))
-    assert not wire.is_transient(FakeRpcError(Code.UNAVAILABLE, "x", answered))
+    assert is_transient(FakeRpcError(Code.UNAVAILABLE, "x"))
+    assert is_transient(FakeRpcError(Code.DEADLINE_EXCEEDED, "x"))
+    assert is_transient(FakeRpcError(Code.RESOURCE_EXHAUSTED, "x"))
+    answered = trailers_for(E.PeerUnavailable("nested peer down", "q"))
+    assert not is_transient(FakeRpcError(Code.UNAVAILABLE, "x", answered))
     for code in (Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED):
-        assert not wire.is_transient(FakeRpcError(code, "x"))
+        assert not is_transient(FakeRpcError(code, "x"))
 
 
 def test_values_pack_exactly_and_bad_bytes_are_unsupported():
     value = {"n": 2**64 + 1, "b": b"\x00", "f": fedflow.fail("no"), "z": -0.0}
-    assert wire.unpack(wire.pack(value)) == value
-    assert wire.unpack(b"") is None
+    assert unpack(pack(value)) == value
+    assert unpack(b"") is None
     for bad in (b"\xff\xfe", b"{not json", b'{"$bytes": 5}', b"NaN"):
         with pytest.raises(E.UnsupportedValue):
-            wire.unpack(bad)
+            unpack(bad)
 
 
 def test_flow_status_strings_round_trip_through_the_enum():
     for status in ("running", "suspended", "done", "failed", "cancelled", "moved", "unknown"):
-        assert wire.status_from_proto(wire.status_to_proto(status)) == status
-    assert wire.status_from_proto(pb.FLOW_STATUS_UNSPECIFIED) == "unknown"
+        assert status_from_proto(status_to_proto(status)) == status
+    assert status_from_proto(pb.FLOW_STATUS_UNSPECIFIED) == "unknown"
 
 
 def _assemble(parts: list) -> tuple[str, str]:
-    assembler = wire.ReplicaAssembler()
+    assembler = ReplicaAssembler()
     for part in parts:
         assembler.add(pb.PushReplicaRequest(header=part) if isinstance(part, pb.ReplicaHeader)
                       else pb.PushReplicaRequest(chunk=part))
@@ -143,7 +128,7 @@ def _assemble(parts: list) -> tuple[str, str]:
 
 def test_a_replica_splits_into_a_header_and_chunks_and_reassembles():
     text = "é" * 3000
-    parts = list(wire.replica_parts("a", text, chunk=1000))
+    parts = list(replica_parts("a", text, chunk=1000))
     header, chunks = parts[0], parts[1:]
     assert header.total_bytes == 6000 and len(chunks) == 6
     assert header.sha256 == hashlib.sha256(text.encode()).hexdigest()
@@ -152,7 +137,7 @@ def test_a_replica_splits_into_a_header_and_chunks_and_reassembles():
 
 @pytest.mark.parametrize("damage", ["checksum", "truncated", "chunk_first", "two_headers", "too_long"])
 def test_a_damaged_replica_stream_is_a_replica_error(damage):
-    parts = list(wire.replica_parts("a", "x" * 100, chunk=10))
+    parts = list(replica_parts("a", "x" * 100, chunk=10))
     if damage == "checksum":
         parts[0].sha256 = "0" * 64
     elif damage == "truncated":
@@ -170,7 +155,7 @@ def test_a_damaged_replica_stream_is_a_replica_error(damage):
 # ---------------------------------------------------------------- every status, both ways
 @pytest.mark.parametrize("code", list(Code), ids=lambda c: c.name)
 def test_every_status_code_maps_to_a_fedflow_error_with_advice(code):
-    err = wire.error_for(FakeRpcError(code, "detail"), "p")
+    err = error_for(FakeRpcError(code, "detail"), "p")
     assert isinstance(err, E.FedflowError)
     assert "detail" in str(err) and ";" in str(err), "says what happened and what to do"
     if isinstance(err, E.PeerError):
@@ -180,12 +165,12 @@ def test_every_status_code_maps_to_a_fedflow_error_with_advice(code):
 def test_a_limit_exceeded_travels_by_name_with_its_limit():
     back = over_the_wire(LimitExceeded("too big; raise --max-replica-bytes", None, "max_replica_bytes"), "far")
     assert type(back) is LimitExceeded and back.limit == "max_replica_bytes" and back.peer == "far"
-    assert wire.status_for(LimitExceeded("x"))[0] is Code.RESOURCE_EXHAUSTED
+    assert status_for(LimitExceeded("x"))[0] is Code.RESOURCE_EXHAUSTED
 
 
 def test_a_replica_looked_up_by_name_that_is_missing_is_not_found():
-    assert wire.status_for(E.ReplicaError("holds no replica"), lookup=True)[0] is Code.NOT_FOUND
-    assert wire.status_for(E.ReplicaError("bad"))[0] is Code.INVALID_ARGUMENT
+    assert status_for(E.ReplicaError("holds no replica"), lookup=True)[0] is Code.NOT_FOUND
+    assert status_for(E.ReplicaError("bad"))[0] is Code.INVALID_ARGUMENT
 
 
 @pytest.mark.parametrize(("code", "details", "cls", "words", "transient"), [
@@ -201,6 +186,6 @@ def test_a_replica_looked_up_by_name_that_is_missing_is_not_found():
 def test_limit_and_tls_failures_name_their_flag_and_only_retryable_ones_are_transient(
         code, details, cls, words, transient):
     failure = FakeRpcError(code, details)
-    err = wire.error_for(failure, "p")
+    err = error_for(failure, "p")
     assert type(err) is cls and words in str(err)
-    assert wire.is_transient(failure) is transient
+    assert is_transient(failure) is transient

@@ -107,13 +107,12 @@ def test_a_flow_cancelled_while_a_resume_replays_reports_flow_cancelled(engine: 
     assert engine.status(waiting.id) == "cancelled"
 
 
-def test_handoff_leaves_a_flow_that_is_being_resumed_alone() -> None:
+def test_handoff_leaves_a_flow_that_is_being_resumed_alone(fedflow_federation) -> None:
     entered, release = threading.Event(), threading.Event()
     name = f"opening-handoff-{uuid.uuid4().hex[:8]}"
     fedflow.defflow(name, sequence(node(lambda x: suspend("go")),
                                    node(lambda v: entered.set() or (release.wait(10) and v))))
-    a, b = fedflow.Engine(name="op-a"), fedflow.Engine(name="op-b")
-    a.peers.register("op-b", b)
+    a, b = fedflow_federation("op-a", "op-b").values()
     busy, idle = a.start(name, 1), a.start(name, 2)
     worker = threading.Thread(target=lambda: a.resume(busy.id, "done here"))
     worker.start()

@@ -220,7 +220,7 @@ def test_an_engine_takes_over_only_after_it_recovered(pg_url: str) -> None:
 
 
 def test_a_config_file_takes_a_url_as_is_and_a_lease(tmp_path) -> None:
-    from fedflow import config
+    from fedflow.cli import config
 
     conf = tmp_path / "node.toml"
     conf.write_text('name = "a"\nlisten = "127.0.0.1:50061"\ndb = "postgresql://u@db:5432/flows"\nlease = 2.5\n')

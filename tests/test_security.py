@@ -17,11 +17,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import fedflow
-from fedflow import security, wire
+from fedflow.cli.config import ConfigError, read_secret
 from fedflow.client import ControlClient
-from fedflow.security import TlsConfig, TokenInterceptor
-from fedflow.server import run_server
-from fedflow.transport.grpc import GrpcTransport, open_channel
+from fedflow.grpc import security
+from fedflow.grpc.channel import open_channel
+from fedflow.grpc.security import TlsConfig, TokenInterceptor
+from fedflow.grpc.server import run_server
+from fedflow.grpc.status import is_transient
+from fedflow.transport.grpc import GrpcTransport
 
 try:
     from test_grpc_support import METHODS, call_raw, make_certs, reflection_call, tls_for
@@ -141,7 +144,10 @@ def test_the_token_check_is_exact_and_lets_only_health_through():
     method = "/fedflow.v1.PeerService/Call"
     assert guard.allowed(method, [("authorization", f"Bearer {TOKEN}")])
     assert guard.allowed(method, [("x-other", "1"), ("authorization", f"Bearer {TOKEN}".encode())])
-    for metadata in ([], None, [("authorization", f"bearer {TOKEN}")], [("authorization", f"Bearer {TOKEN} ")],
+    for scheme in ("bearer", "BEARER", "bEaReR"):
+        assert guard.allowed(method, [("authorization", f"{scheme} {TOKEN}")]), "the scheme is case-insensitive"
+    for metadata in ([], None, [("authorization", f"Bearer {TOKEN} ")], [("authorization", TOKEN)],
+                     [("authorization", f"Basic {TOKEN}")], [("authorization", f"Bearer{TOKEN}")],
                      [("authorization", f"Bearer {TOKEN}"), ("authorization", "Bearer other")]):
         assert not guard.allowed(method, metadata), metadata
     assert guard.allowed("/grpc.health.v1.Health/Check", [])
@@ -152,12 +158,12 @@ def test_the_token_check_is_exact_and_lets_only_health_through():
 
 def test_tokens_come_from_a_file_or_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "t").write_text(f"  {TOKEN}\n")
-    assert security.read_token(tmp_path / "t") == TOKEN
+    assert read_secret(str(tmp_path / "t"), "--token-file") == TOKEN
     (tmp_path / "empty").write_text("\n")
-    with pytest.raises(fedflow.FedflowError, match=r"--token-file .* is empty"):
-        security.read_token(tmp_path / "empty")
-    with pytest.raises(fedflow.FedflowError, match="cannot read --token-file"):
-        security.read_token(tmp_path / "missing")
+    with pytest.raises(ConfigError, match=r"--token-file .* is empty"):
+        read_secret(str(tmp_path / "empty"), "--token-file")
+    with pytest.raises(ConfigError, match="cannot read --token-file"):
+        read_secret(str(tmp_path / "missing"), "--token-file")
     monkeypatch.setenv("FEDFLOW_TOKEN", f" {TOKEN} ")
     assert security.token_from_env() == TOKEN
     monkeypatch.setenv("FEDFLOW_TOKEN", "")
@@ -210,7 +216,7 @@ def test_a_client_that_does_not_trust_the_servers_ca_gets_a_tls_error_naming_the
         with pytest.raises(fedflow.PeerError, match=r"TLS handshake.*--tls-ca") as ei:
             transport.call("echo", 1, deadline=5, call_id="x")
         assert not isinstance(ei.value, fedflow.PeerUnavailable)
-        assert isinstance(ei.value.__cause__, grpc.RpcError) and not wire.is_transient(ei.value.__cause__)
+        assert isinstance(ei.value.__cause__, grpc.RpcError) and not is_transient(ei.value.__cause__)
     finally:
         transport.close()
 
@@ -279,7 +285,7 @@ def test_unusable_tls_settings_are_refused_before_serving_naming_the_flag(engine
 
 
 def test_the_certs_command_refuses_bad_usage_and_makes_what_it_says(tmp_path: Path, capsys) -> None:
-    from fedflow import certs
+    from fedflow.cli import certs
 
     assert certs.main([str(tmp_path / "x")]) == 2
     assert certs.main([str(tmp_path / "pki"), "peer-a"]) == 0

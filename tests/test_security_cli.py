@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fedflow.client import ControlClient
-from fedflow.security import TlsConfig
+from fedflow.grpc.security import TlsConfig
 
 try:
     from test_cli_support import PEERS, Server, ServerPool, assert_one_line_error, cli_json, free_ports, run_cli

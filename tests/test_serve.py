@@ -78,42 +78,41 @@ def wait_for(path: Path, timeout: float = 20.0) -> None:
         time.sleep(0.02)
 
 
-def test_startup_logs_and_sigterm_stops_cleanly(pool: ServerPool, gated: tuple[Path, Path]) -> None:
+def test_startup_logs_and_sigterm_stops_cleanly(fedflow_serve, gated: tuple[Path, Path]) -> None:
     module, gate = gated
     down = f"127.0.0.1:{free_ports(1)[0]}"
-    server = pool.start("logger", load=(module,), peers={"far": down}, env={"FEDFLOW_TEST_GATE": str(gate)})
-    assert cli_json(["call", "--at", server.addr, "hello", '"you"']) == {"result": "hello you"}
-    assert pool.stop(server) == 0
+    server = fedflow_serve("logger", load=[module], peers={"far": down}, env={"FEDFLOW_TEST_GATE": str(gate)})
+    assert cli_json(["call", "--at", server.address, "hello", '"you"']) == {"result": "hello you"}
+    assert server.stop() == 0
     log = server.log()
     for line in (f"peer far at {down}", f"loaded module {module}", "exposed function hello",
-                 "defined flow t_gated", f"serving logger on {server.addr}", "stopped logger"):
+                 "defined flow t_gated", f"serving logger on {server.address}", "stopped logger"):
         assert line in log, log
     assert "Traceback" not in log
 
 
-def test_kill_9_then_restart_on_the_same_db(pool: ServerPool, gated: tuple[Path, Path], tmp_path: Path) -> None:
+def test_kill_9_then_restart_on_the_same_db(fedflow_serve, gated: tuple[Path, Path]) -> None:
     module, gate = gated
-    env = {"FEDFLOW_TEST_GATE": str(gate)}
-    db = tmp_path / "crash.db"
-    server = pool.start("crash", db=db, load=(module,), env=env)
-    assert cli_json(["start", "--at", server.addr, "t_hold", '"w"', "--id", "held"])["status"] == "suspended"
-    blocked = subprocess.Popen([*FEDFLOW, "start", "--at", server.addr, "t_gated", '"g"', "--id", "gated"],
+    server = fedflow_serve("crash", load=[module], env={"FEDFLOW_TEST_GATE": str(gate)})
+    at = server.address
+    assert cli_json(["start", "--at", at, "t_hold", '"w"', "--id", "held"])["status"] == "suspended"
+    blocked = subprocess.Popen([*FEDFLOW, "start", "--at", at, "t_gated", '"g"', "--id", "gated"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(gate / "entered")
-        assert cli_json(["status", "--at", server.addr, "gated"])["status"] == "running"
-        pool.kill9(server)
+        assert cli_json(["status", "--at", at, "gated"])["status"] == "running"
+        server.kill()
         _out, err = blocked.communicate(timeout=30)
     finally:
         blocked.kill()
     assert blocked.returncode == 1 and len(err.strip().splitlines()) == 1, err
     (gate / "release").touch()
-    again = pool.start("crash", port=int(server.addr.rsplit(":", 1)[1]), db=db, load=(module,), env=env)
-    assert "recovered flow gated: now done" in again.log()
-    assert cli_json(["result", "--at", again.addr, "gated"]) == {"id": "gated", "result": {"released": "g",
-                                                                                          "after": "done"}}
+    assert "recovered flow" not in server.log()
+    server.restart()
+    assert "recovered flow gated: now done" in server.log()
+    assert cli_json(["result", "--at", at, "gated"]) == {"id": "gated", "result": {"released": "g", "after": "done"}}
     assert (gate / "entered").read_text().count("entered") == 2, "the unfinished step ran again, once"
-    out = cli_json(["resume", "--at", again.addr, "held", '"after the crash"'])
+    out = cli_json(["resume", "--at", at, "held", '"after the crash"'])
     assert out == {"id": "held", "status": "done", "result": {"input": "w", "answer": "after the crash"}}
 
 
@@ -201,10 +200,10 @@ def test_db_that_is_not_a_fedflow_store(tmp_path: Path) -> None:
     assert junk.read_text() == "shopping list\n", "the file is left alone"
 
 
-def test_make_serve_modules_work_alone(pool: ServerPool) -> None:
+def test_make_serve_modules_work_alone(fedflow_serve) -> None:
     """What `make serve` loads: publishing (standing in for fed) and the pipeline."""
-    server = pool.start("local", load=(PEERS / "publishing.py", PEERS / "pipeline.py"))
-    a = server.addr
+    server = fedflow_serve("local", load=[PEERS / "publishing.py", PEERS / "pipeline.py"])
+    a = server.address
     assert cli_json(["start", "--at", a, "publish", '"hello"'])["result"] == {"published": "hello!", "by": "local"}
     assert cli_json(["start", "--at", a, "publish", '"x"'])["result"] == "rejected"
     out = cli_json(["start", "--at", a, "pipeline", '{"title": "T", "body": "B"}', "--id", "p-1"])

@@ -27,7 +27,7 @@ import pytest
 
 import fedflow
 from fedflow.client import ControlClient
-from fedflow.server import run_server
+from fedflow.grpc.server import run_server
 
 pytestmark = pytest.mark.slow
 

@@ -362,7 +362,7 @@ def test_marking_flows_moved_syncs_them_even_when_the_last_id_is_gone(db: Path, 
         for flow_id in ("m1", "m2"):
             engine.store.create(flow(flow_id, SUSPENDED))
         before = fsyncs.wal_syncs(db)
-        engine._mark_moved(["m1", "m2", "gone"], "b")
+        engine.federation._mark_moved(["m1", "m2", "gone"], "b")
         assert fsyncs.wal_syncs(db) == before + 1
         assert [engine.status(fid) for fid in ("m1", "m2")] == ["moved", "moved"]
 

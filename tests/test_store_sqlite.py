@@ -262,7 +262,7 @@ def test_schema_1_file_is_upgraded_in_place_keeping_every_flow(db: Path) -> None
         assert store.get("late").result == BIG
     finally:
         store.close()
-    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
+    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(sqlite_sql.SCHEMA_VERSION),)]
     assert cells(db, "SELECT n, typeof(entry) FROM log ORDER BY n") == [(0, "text"), (1, "blob")]
 
 
@@ -303,7 +303,7 @@ def test_schema_2_and_3_files_are_upgraded_with_every_result_written_out(
         assert store.transition("waits", {DONE}, {"updated": 1.0}, version=0) is False, "the version guards it"
     finally:
         store.close()
-    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
+    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(sqlite_sql.SCHEMA_VERSION),)]
     assert cells(db, "SELECT typeof(text), text FROM bodies WHERE slot = 'result'") == [("text", DOC_JSON)]
 
 
@@ -356,7 +356,7 @@ def test_schema_1_file_upgraded_by_another_opener_meanwhile_opens(db: Path) -> N
         assert store.list() == []
     finally:
         store.close()
-    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
+    assert cells(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(sqlite_sql.SCHEMA_VERSION),)]
 
 
 def test_schema_1_file_missing_a_table_is_refused_unchanged(db: Path) -> None:
@@ -406,7 +406,7 @@ def _missing_table(path: Path) -> None:
     (_foreign_db, r"not a fedflow store \(tables: users\)"),
     (_foreign_meta, "not a fedflow store"),
     (_other_format, "not a fedflow store .format 'other-app'"),
-    (_newer, r"newer fedflow \(store schema 99; this fedflow reads 4\); upgrade fedflow"),
+    (_newer, rf"newer fedflow \(store schema 99; this fedflow reads {sqlite_sql.SCHEMA_VERSION}\); upgrade fedflow"),
     (_missing_table, r"damaged fedflow store .*'replicas'"),
 ])
 def test_bad_file_is_refused_by_name_and_left_unchanged(db: Path, make: Callable, says: str) -> None:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedflow import Fail, UnsupportedValue, fail, values, wire
+from fedflow import Fail, UnsupportedValue, fail, values
+from fedflow.grpc.codec import pack, pack_call_value, unpack, unpack_call_value
 
 try:
     from support import same
@@ -233,8 +234,8 @@ def test_a_surrogate_pair_is_joined_into_its_character_on_every_path(text: Any, 
     assert values.check(text) == joined
     assert both_ways(text) == [joined] * 4
     assert values.loads(values.dump_tree(values.encode(text))) == joined
-    data, blobs = wire.pack_call_value(text, "payload")
-    assert wire.unpack_call_value(data, blobs, "payload") == joined
+    data, blobs = pack_call_value(text, "payload")
+    assert unpack_call_value(data, blobs, "payload") == joined
 
 
 @pytest.mark.parametrize("text", ["\udc80", "x\ud800", "\udfff\ud800", {"k\ud800": ["\udfff" + "a" * 5000]}])
@@ -299,6 +300,6 @@ def test_a_blob_tag_naming_no_blob_or_a_text_blob_that_is_not_utf8_is_refused(
 
 @pytest.mark.parametrize("value", ["\udc80" * 3, {"k\ud800": ["\udfff" + "a" * 5000]}])
 def test_lone_surrogates_travel_escaped_and_come_back_exact(value: Any) -> None:
-    data, blobs = wire.pack_call_value(value, "payload")
-    assert wire.unpack_call_value(data, blobs, "payload") == value
-    assert wire.unpack(wire.pack(value), "value") == value
+    data, blobs = pack_call_value(value, "payload")
+    assert unpack_call_value(data, blobs, "payload") == value
+    assert unpack(pack(value), "value") == value

@@ -57,6 +57,7 @@ class FlowRecord:
     created: float = 0.0
     updated: float = 0.0
     version: int = 0               # set by the store: 0 when created, +1 on every transition
+    wake_at: float | None = None   # when a suspended flow's timer fires (seconds since the epoch)
 
 
 #: The FlowRecord fields a transition may change (not `id`, and `version` only by the store).
@@ -149,6 +150,40 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def replica_sources(self) -> list[str]:
         """Names of the engines whose replicas this store holds."""
+
+    # -- timers: a suspended flow's wake_at ------------------------------------
+
+    @abc.abstractmethod
+    def timers(self) -> list[tuple[str, str, float]]:
+        """[(id, waiting_tag, wake_at), ...] for suspended flows with a timer, earliest first."""
+
+    @abc.abstractmethod
+    def next_wake(self) -> float | None:
+        """The earliest wake_at of a suspended flow, or None when no timer is set."""
+
+    @abc.abstractmethod
+    def due(self, now: float, limit: int) -> list[tuple[str, str, float]]:
+        """Up to `limit` timers (as in `timers`) with wake_at <= `now`, earliest first."""
+
+    # -- schedules ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    def put_schedule(self, name: str, spec: str, next_at: float) -> None:
+        """Create or replace schedule `name` (`spec`: its JSON text), next tick at `next_at`."""
+
+    @abc.abstractmethod
+    def schedules(self) -> list[tuple[str, str, float, str | None]]:
+        """[(name, spec, next_at, last_id), ...] in name order; last_id: the last tick's flow."""
+
+    @abc.abstractmethod
+    def delete_schedule(self, name: str) -> bool:
+        """Drop schedule `name`; True if it existed."""
+
+    @abc.abstractmethod
+    def advance_schedule(self, name: str, spec: str, expect_next_at: float, next_at: float,
+                         last_id: str | None) -> bool:
+        """Compare-and-set: if schedule `name` still has `spec` and `expect_next_at`, set its
+        next tick and last tick's flow; False (nothing changed) when it moved on or changed."""
 
     def close(self) -> None:  # noqa: B027 - optional for stores without resources
         """Release resources; the store is unusable afterwards."""

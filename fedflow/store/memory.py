@@ -18,6 +18,7 @@ class MemoryStore(Store):
         self._flows: dict[str, FlowRecord] = {}
         self._logs: dict[str, list[LogEntry]] = {}
         self._replicas: dict[str, str] = {}
+        self._schedules: dict[str, list] = {}  # name -> [spec, next_at, last_id]
 
     def create(self, record: FlowRecord, *, acknowledge: bool = True) -> bool:
         with self._lock:
@@ -112,3 +113,38 @@ class MemoryStore(Store):
     def replica_sources(self) -> list[str]:
         with self._lock:
             return list(self._replicas)
+
+    def timers(self) -> list[tuple[str, str, float]]:
+        with self._lock:
+            found = [(fid, rec.waiting or "", rec.wake_at) for fid, rec in self._flows.items()
+                     if rec.status == SUSPENDED and rec.wake_at is not None]
+        return sorted(found, key=lambda t: t[2])
+
+    def next_wake(self) -> float | None:
+        with self._lock:
+            return min((rec.wake_at for rec in self._flows.values()
+                        if rec.status == SUSPENDED and rec.wake_at is not None), default=None)
+
+    def due(self, now: float, limit: int) -> list[tuple[str, str, float]]:
+        return [t for t in self.timers() if t[2] <= now][:limit]
+
+    def put_schedule(self, name: str, spec: str, next_at: float) -> None:
+        with self._lock:
+            self._schedules[name] = [spec, next_at, None]
+
+    def schedules(self) -> list[tuple[str, str, float, str | None]]:
+        with self._lock:
+            return [(name, *self._schedules[name]) for name in sorted(self._schedules)]
+
+    def delete_schedule(self, name: str) -> bool:
+        with self._lock:
+            return self._schedules.pop(name, None) is not None
+
+    def advance_schedule(self, name: str, spec: str, expect_next_at: float, next_at: float,
+                         last_id: str | None) -> bool:
+        with self._lock:
+            row = self._schedules.get(name)
+            if row is None or row[0] != spec or row[1] != expect_next_at:
+                return False
+            row[1:] = [next_at, last_id]
+            return True

@@ -504,6 +504,42 @@ class SQLiteStore(Store):
             conn.executemany(sql.INSERT_LOG, entries)
             conn.executemany(sql.PUT_BODY, bodies)
 
+    # -- timers and schedules --------------------------------------------------
+
+    def timers(self) -> list[tuple[str, str, float]]:
+        """[(id, waiting_tag, wake_at), ...] for suspended flows with a timer, earliest first."""
+        with self._reading("list timers") as conn:
+            return conn.execute(sql.TIMERS).fetchall()
+
+    def next_wake(self) -> float | None:
+        """The earliest wake_at of a suspended flow (one step of the wake index), or None."""
+        with self._reading("find the next timer") as conn:
+            return conn.execute(sql.NEXT_WAKE).fetchone()[0]
+
+    def due(self, now: float, limit: int) -> list[tuple[str, str, float]]:
+        """Up to `limit` timers with wake_at <= `now`, earliest first."""
+        with self._reading("find due timers") as conn:
+            return conn.execute(sql.DUE, (now, limit)).fetchall()
+
+    def put_schedule(self, name: str, spec: str, next_at: float) -> None:
+        """Create or replace schedule `name`."""
+        self._write_one("store a schedule", sql.PUT_SCHEDULE, (name, spec, next_at))
+
+    def schedules(self) -> list[tuple[str, str, float, str | None]]:
+        """[(name, spec, next_at, last_id), ...] in name order."""
+        with self._reading("list schedules") as conn:
+            return conn.execute(sql.SCHEDULES).fetchall()
+
+    def delete_schedule(self, name: str) -> bool:
+        """Drop schedule `name`; True if it existed."""
+        return self._write_one("drop a schedule", "DELETE FROM schedules WHERE name = ?", (name,)) == 1
+
+    def advance_schedule(self, name: str, spec: str, expect_next_at: float, next_at: float,
+                         last_id: str | None) -> bool:
+        """Compare-and-set the schedule's next tick and last tick's flow."""
+        return self._write_one("advance a schedule", sql.ADVANCE_SCHEDULE,
+                               (next_at, last_id, name, spec, expect_next_at)) == 1
+
     # -- replicas ------------------------------------------------------------
 
     def put_replica(self, source: str, text: str) -> None:

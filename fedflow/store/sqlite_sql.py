@@ -30,7 +30,8 @@ FORMAT = "fedflow-store"
 #: The schema version written, and what each older one lacks (it is upgraded on open):
 #: 1 had no ``bodies``; 1-3 had no ``version`` column; 3 kept a result that repeated the end of
 #: a journal entry as a reference to it (the blob ``b"n:size"``), written out in full by the upgrade.
-SCHEMA_VERSION = 4
+#: 4 had no timers (``flows.wake_at``) and no ``schedules``.
+SCHEMA_VERSION = 5
 #: A value text at least this long (in characters) is kept in ``bodies``.
 SPILL_CHARS = 1024
 #: What a spilled column holds: a blob, which no JSON text ever is.
@@ -46,7 +47,8 @@ _MARKS = ", ".join("?" * len(COLUMNS))
 TABLES = {1: frozenset({"meta", "flows", "log", "replicas"}),
           2: frozenset({"meta", "flows", "log", "bodies", "replicas"}),
           3: frozenset({"meta", "flows", "log", "bodies", "replicas"}),
-          4: frozenset({"meta", "flows", "log", "bodies", "replicas"})}
+          4: frozenset({"meta", "flows", "log", "bodies", "replicas"}),
+          5: frozenset({"meta", "flows", "log", "bodies", "replicas", "schedules"})}
 _BODIES = ("CREATE TABLE IF NOT EXISTS bodies (flow_id TEXT NOT NULL, slot NOT NULL, "
            "text TEXT NOT NULL, UNIQUE (flow_id, slot))")
 SCHEMA = (
@@ -54,7 +56,8 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS flows (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
     "name TEXT, status TEXT NOT NULL, input TEXT, result TEXT, error TEXT, waiting TEXT, "
     "request TEXT, owner TEXT, epoch INTEGER NOT NULL DEFAULT 0, "
-    "created REAL NOT NULL DEFAULT 0, updated REAL NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0)",
+    "created REAL NOT NULL DEFAULT 0, updated REAL NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0, "
+    "wake_at REAL)",
     "CREATE INDEX IF NOT EXISTS flows_status ON flows (status)",
     "CREATE TABLE IF NOT EXISTS log (flow_id TEXT NOT NULL, n INTEGER NOT NULL, "
     "entry TEXT NOT NULL, PRIMARY KEY (flow_id, n)) WITHOUT ROWID",
@@ -62,11 +65,35 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS replicas (source TEXT PRIMARY KEY, text TEXT NOT NULL, "
     "updated REAL NOT NULL)",
 )
+
+# -- timers and schedules ----------------------------------------------------------
+# A suspended flow's timer is its row's wake_at; the partial index holds only the rows
+# with a timer, so finding the next one due costs one index step however many flows wait.
+_WAKE_INDEX = ("CREATE INDEX IF NOT EXISTS flows_wake ON flows (wake_at) "
+               "WHERE wake_at IS NOT NULL AND status = 'suspended'")
+_SCHEDULES = ("CREATE TABLE IF NOT EXISTS schedules (name TEXT PRIMARY KEY, spec TEXT NOT NULL, "
+              "next_at REAL NOT NULL, last_id TEXT)")
+SCHEMA = (*SCHEMA, _WAKE_INDEX, _SCHEDULES)
+#: Upgrade step 3 -> 4: timers and schedules.
+_TIME_STEP = ("ALTER TABLE flows ADD COLUMN wake_at REAL", _WAKE_INDEX, _SCHEDULES)
+_TIMERS_WHERE = "status = 'suspended' AND wake_at IS NOT NULL"
+_TIMED = "flows INDEXED BY flows_wake"  # else the planner takes flows_status and scans every waiting flow
+TIMERS = f"SELECT id, waiting, wake_at FROM {_TIMED} WHERE {_TIMERS_WHERE} ORDER BY wake_at"
+NEXT_WAKE = f"SELECT MIN(wake_at) FROM {_TIMED} WHERE {_TIMERS_WHERE}"
+DUE = f"SELECT id, waiting, wake_at FROM {_TIMED} WHERE {_TIMERS_WHERE} AND wake_at <= ? ORDER BY wake_at LIMIT ?"
+PUT_SCHEDULE = ("INSERT INTO schedules (name, spec, next_at, last_id) VALUES (?, ?, ?, NULL) "
+                "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, next_at = excluded.next_at, "
+                "last_id = NULL")
+SCHEDULES = "SELECT name, spec, next_at, last_id FROM schedules ORDER BY name"
+ADVANCE_SCHEDULE = ("UPDATE schedules SET next_at = ?, last_id = ? WHERE name = ? AND spec = ? "
+                    "AND next_at = ?")
+
 _SET_VERSION = f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'"
 _ADD_VERSION = "ALTER TABLE flows ADD COLUMN version INTEGER NOT NULL DEFAULT 0"
 #: Schema version -> the statements that bring it to SCHEMA_VERSION, run in one transaction
 #: (after `REFERRED_RESULTS` are written out in full, for schema 3).
-UPGRADE = {1: (_BODIES, _ADD_VERSION, _SET_VERSION), 2: (_ADD_VERSION, _SET_VERSION), 3: (_ADD_VERSION, _SET_VERSION)}
+UPGRADE = {1: (_BODIES, _ADD_VERSION, *_TIME_STEP, _SET_VERSION), 2: (_ADD_VERSION, *_TIME_STEP, _SET_VERSION),
+           3: (_ADD_VERSION, *_TIME_STEP, _SET_VERSION), 4: (*_TIME_STEP, _SET_VERSION)}
 #: Schema 3's result references: (flow id, the reference ``b"n:size"``) of each.
 REFERRED_RESULTS = "SELECT flow_id, text FROM bodies WHERE slot = 'result' AND typeof(text) = 'blob'"
 #: The UTF-8 bytes of a flow's log entry body ?2 (a reference names its result's bytes in them).

@@ -1,16 +1,15 @@
 """`GrpcTransport`: a real peer over gRPC, through ONE reused sync channel.
 
-Two retry layers, both bounded by the call's deadline (GRPC.md section 4):
-the channel retries UNAVAILABLE a few times with a short backoff, and a
-tenacity loop retries UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED
-with jittered exponential backoff for at most the call's retry window
-(default: its whole deadline; a failover walk passes a short one so a dead
-peer is passed over quickly, and replica transfers use `REPLICA_RETRY_WINDOW`);
-each attempt's timeout is the budget that remains. Answers from the peer's own code (a
-fedflow error in the trailers, a RemoteFailure) are never retried. Every
-gRPC failure is mapped to a fedflow error by `fedflow.wire.error_for`.
+Every call goes through one retry loop (tenacity), bounded by the call's
+deadline: UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED are retried with
+jittered exponential backoff for at most the call's retry window (default: its
+whole deadline; a failover walk passes a short one so a dead peer is passed
+over quickly, and replica transfers use `REPLICA_RETRY_WINDOW`); each attempt's
+timeout is the budget that remains. Answers from the peer's own code (a fedflow
+error in the trailers, a RemoteFailure) are never retried. Every gRPC failure
+is mapped to a fedflow error by `fedflow.grpc.status.error_for`.
 
-Security and limits (`fedflow.security`, `fedflow.limits`): `token` is sent
+Security and limits (`fedflow.grpc.security`, `fedflow.limits`): `token` is sent
 as `authorization: Bearer <token>` metadata on every call; `tls` (a
 `TlsConfig`, or an object with cert/key/ca paths) makes the channel mutual
 TLS; `limits` sets the message size on both directions of the channel, the
@@ -22,7 +21,6 @@ replica size this side fetches, and the payload size checked before sending.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -32,42 +30,26 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_exponential, wait_random
 
 from .. import errors as E
-from .. import security, wire
+from ..grpc.channel import open_channel
+from ..grpc.codec import pack_call_value, unpack_call_value
+from ..grpc.replica_stream import ReplicaAssembler, replica_parts
+from ..grpc.security import bearer_metadata
+from ..grpc.status import error_for, is_transient
 from ..limits import DEFAULT_LIMITS, Limits
-from ..replica_stream import ReplicaAssembler, replica_parts
 from ..v1 import fedflow_pb2 as pb
 from ..v1 import fedflow_pb2_grpc as pb_grpc
 from .base import Transport
 
-__all__ = ["PEER_SERVICE", "GrpcTransport", "call_metadata", "open_channel"]
+__all__ = ["GrpcTransport"]
 
-PEER_SERVICE = wire.PEER_SERVICE
-_RECONNECT = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
-              ("grpc.max_reconnect_backoff_ms", 2000)]
 T = TypeVar("T")
 #: Seconds a replica transfer keeps retrying a peer that is unreachable.
 REPLICA_RETRY_WINDOW = 2.0
 #: Flow ids per Claims request.
 CLAIMS_BATCH = 2000
-
-
-def open_channel(address: str, *, tls: Any = None, limits: Limits | None = None,
-                 retry_services: tuple[str, ...] = ()) -> grpc.Channel:
-    """A sync channel to `address` with fedflow's limits; mutual TLS when `tls` is given."""
-    options = wire.channel_options(limits or DEFAULT_LIMITS, retry_services) + _RECONNECT
-    if security.tls_config(tls) is None:
-        return grpc.insecure_channel(address, options=options)
-    credentials, extra = security.channel_credentials(tls)
-    return grpc.secure_channel(address, credentials, options=options + extra)
-
-
-def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
-    """The per-call metadata that carries a shared token."""
-    return security.bearer_metadata(token)
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, grpc.RpcError) and wire.is_transient(exc)
+#: Between attempts: 50-100 ms, doubling up to a second, jittered.
+_BACKOFF = wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05)
+_TRANSIENT = retry_if_exception(lambda exc: isinstance(exc, grpc.RpcError) and is_transient(exc))
 
 
 class GrpcTransport(Transport):
@@ -79,8 +61,8 @@ class GrpcTransport(Transport):
         self.address = address
         self.default_deadline = default_deadline
         self.limits = limits or DEFAULT_LIMITS
-        self._metadata = call_metadata(token)
-        self._channel = open_channel(address, tls=tls, limits=self.limits, retry_services=(PEER_SERVICE,))
+        self._metadata = bearer_metadata(token)
+        self._channel = open_channel(address, tls=tls, limits=self.limits)
         self._stub = pb_grpc.PeerServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -90,30 +72,20 @@ class GrpcTransport(Transport):
     def _with_retries(self, deadline: float | None, attempt: Callable[[float], T],
                       retry_window: float | None = None) -> T:
         """Run `attempt(timeout)` until it succeeds, fails for good, or the retry window
-        (at most the deadline) is spent. The first attempt is a plain call: the retry
-        machinery is only built once a transient error happened."""
+        (at most the deadline) is spent; each attempt gets what remains of the deadline."""
         budget = self.default_deadline if deadline is None else deadline
         window = budget if retry_window is None else min(retry_window, budget)
-        start = time.monotonic()
-        end = start + budget
-        try:
-            return attempt(budget)
-        except grpc.RpcError as exc:
-            if not _retryable(exc) or time.monotonic() - start >= window:
-                raise wire.error_for(exc, self.name) from exc
-        time.sleep(min(random.uniform(0.05, 0.1), max(window - (time.monotonic() - start), 0.0)))
-        backoff = wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05)  # jittered
-        retrying = Retrying(stop=stop_before_delay(max(window - (time.monotonic() - start), 0.0)),
-                            wait=backoff, retry=retry_if_exception(_retryable), reraise=True)
+        end = time.monotonic() + budget
+        retrying = Retrying(stop=stop_before_delay(window), wait=_BACKOFF, retry=_TRANSIENT, reraise=True)
         try:
             return retrying(lambda: attempt(max(end - time.monotonic(), 0.001)))
         except grpc.RpcError as exc:
-            raise wire.error_for(exc, self.name) from exc
+            raise error_for(exc, self.name) from exc
 
     def call(self, fn: str, payload: Any, *, deadline: float, call_id: str,
              retry_window: float | None = None) -> Any:
         """Run exposed `fn` on the peer; its answer, or RemoteError if it raised."""
-        data, blobs = wire.pack_call_value(payload, "payload")
+        data, blobs = pack_call_value(payload, "payload")
         request = pb.CallRequest(fn=fn, payload=data, call_id=call_id, blobs=blobs)
         size = request.ByteSize()
         if size > self.limits.max_message_bytes:
@@ -131,7 +103,7 @@ class GrpcTransport(Transport):
                                 f"or catch it with try_catch/remote_failover", self.name,
                                 remote_type=kind, remote_message=text)
         try:
-            return wire.unpack_call_value(reply.value, reply.blobs, "result")
+            return unpack_call_value(reply.value, reply.blobs, "result")
         except E.UnsupportedValue as exc:
             raise E.PeerError(f"peer {self.name} answered {fn} with an undecodable value ({exc}); "
                               f"check it runs the same fedflow version", self.name) from exc

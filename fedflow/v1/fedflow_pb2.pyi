@@ -163,12 +163,14 @@ class StartResponse(_message.Message):
     def __init__(self, outcome: _Optional[_Union[FlowOutcome, _Mapping]] = ...) -> None: ...
 
 class ResumeRequest(_message.Message):
-    __slots__ = ("id", "value")
+    __slots__ = ("id", "value", "tag")
     ID_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
     id: str
     value: bytes
-    def __init__(self, id: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+    tag: str
+    def __init__(self, id: _Optional[str] = ..., value: _Optional[bytes] = ..., tag: _Optional[str] = ...) -> None: ...
 
 class ResumeResponse(_message.Message):
     __slots__ = ("outcome",)
@@ -241,12 +243,16 @@ class PendingRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PendingEntry(_message.Message):
-    __slots__ = ("id", "tag")
+    __slots__ = ("id", "tag", "kind", "payload")
     ID_FIELD_NUMBER: _ClassVar[int]
     TAG_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     id: str
     tag: str
-    def __init__(self, id: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
+    kind: str
+    payload: bytes
+    def __init__(self, id: _Optional[str] = ..., tag: _Optional[str] = ..., kind: _Optional[str] = ..., payload: _Optional[bytes] = ...) -> None: ...
 
 class PendingResponse(_message.Message):
     __slots__ = ("pending",)
@@ -339,3 +345,99 @@ class PeersResponse(_message.Message):
     PEERS_FIELD_NUMBER: _ClassVar[int]
     peers: _containers.RepeatedCompositeFieldContainer[PeerInfo]
     def __init__(self, peers: _Optional[_Iterable[_Union[PeerInfo, _Mapping]]] = ...) -> None: ...
+
+class TimersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TimerEntry(_message.Message):
+    __slots__ = ("id", "tag", "wake_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    WAKE_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tag: str
+    wake_at: float
+    def __init__(self, id: _Optional[str] = ..., tag: _Optional[str] = ..., wake_at: _Optional[float] = ...) -> None: ...
+
+class TimersResponse(_message.Message):
+    __slots__ = ("timers",)
+    TIMERS_FIELD_NUMBER: _ClassVar[int]
+    timers: _containers.RepeatedCompositeFieldContainer[TimerEntry]
+    def __init__(self, timers: _Optional[_Iterable[_Union[TimerEntry, _Mapping]]] = ...) -> None: ...
+
+class WakeRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class WakeResponse(_message.Message):
+    __slots__ = ("outcome",)
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    outcome: FlowOutcome
+    def __init__(self, outcome: _Optional[_Union[FlowOutcome, _Mapping]] = ...) -> None: ...
+
+class ScheduleRequest(_message.Message):
+    __slots__ = ("name", "flow", "input", "cron", "every", "catchup", "overlap", "paused")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    EVERY_FIELD_NUMBER: _ClassVar[int]
+    CATCHUP_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    flow: str
+    input: bytes
+    cron: str
+    every: float
+    catchup: str
+    overlap: str
+    paused: bool
+    def __init__(self, name: _Optional[str] = ..., flow: _Optional[str] = ..., input: _Optional[bytes] = ..., cron: _Optional[str] = ..., every: _Optional[float] = ..., catchup: _Optional[str] = ..., overlap: _Optional[str] = ..., paused: _Optional[bool] = ...) -> None: ...
+
+class ScheduleInfo(_message.Message):
+    __slots__ = ("name", "flow", "input", "cron", "every", "catchup", "overlap", "paused", "next_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    EVERY_FIELD_NUMBER: _ClassVar[int]
+    CATCHUP_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    flow: str
+    input: bytes
+    cron: str
+    every: float
+    catchup: str
+    overlap: str
+    paused: bool
+    next_at: float
+    def __init__(self, name: _Optional[str] = ..., flow: _Optional[str] = ..., input: _Optional[bytes] = ..., cron: _Optional[str] = ..., every: _Optional[float] = ..., catchup: _Optional[str] = ..., overlap: _Optional[str] = ..., paused: _Optional[bool] = ..., next_at: _Optional[float] = ...) -> None: ...
+
+class SchedulesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SchedulesResponse(_message.Message):
+    __slots__ = ("schedules",)
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    schedules: _containers.RepeatedCompositeFieldContainer[ScheduleInfo]
+    def __init__(self, schedules: _Optional[_Iterable[_Union[ScheduleInfo, _Mapping]]] = ...) -> None: ...
+
+class UnscheduleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class UnscheduleResponse(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...

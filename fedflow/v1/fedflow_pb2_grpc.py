@@ -353,6 +353,31 @@ class ControlServiceStub:
                 request_serializer=fedflow_dot_v1_dot_fedflow__pb2.PeersRequest.SerializeToString,
                 response_deserializer=fedflow_dot_v1_dot_fedflow__pb2.PeersResponse.FromString,
                 _registered_method=True)
+        self.Timers = channel.unary_unary(
+                '/fedflow.v1.ControlService/Timers',
+                request_serializer=fedflow_dot_v1_dot_fedflow__pb2.TimersRequest.SerializeToString,
+                response_deserializer=fedflow_dot_v1_dot_fedflow__pb2.TimersResponse.FromString,
+                _registered_method=True)
+        self.Wake = channel.unary_unary(
+                '/fedflow.v1.ControlService/Wake',
+                request_serializer=fedflow_dot_v1_dot_fedflow__pb2.WakeRequest.SerializeToString,
+                response_deserializer=fedflow_dot_v1_dot_fedflow__pb2.WakeResponse.FromString,
+                _registered_method=True)
+        self.Schedule = channel.unary_unary(
+                '/fedflow.v1.ControlService/Schedule',
+                request_serializer=fedflow_dot_v1_dot_fedflow__pb2.ScheduleRequest.SerializeToString,
+                response_deserializer=fedflow_dot_v1_dot_fedflow__pb2.ScheduleInfo.FromString,
+                _registered_method=True)
+        self.Schedules = channel.unary_unary(
+                '/fedflow.v1.ControlService/Schedules',
+                request_serializer=fedflow_dot_v1_dot_fedflow__pb2.SchedulesRequest.SerializeToString,
+                response_deserializer=fedflow_dot_v1_dot_fedflow__pb2.SchedulesResponse.FromString,
+                _registered_method=True)
+        self.Unschedule = channel.unary_unary(
+                '/fedflow.v1.ControlService/Unschedule',
+                request_serializer=fedflow_dot_v1_dot_fedflow__pb2.UnscheduleRequest.SerializeToString,
+                response_deserializer=fedflow_dot_v1_dot_fedflow__pb2.UnscheduleResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -441,6 +466,39 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Timers(self, request, context):
+        """Flows waiting on a timer (a sleep or a timed suspend), earliest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Wake(self, request, context):
+        """Fire a flow's timer now; the flow's outcome.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Schedule(self, request, context):
+        """Create or replace a schedule; the stored schedule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Schedules(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unschedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -508,6 +566,31 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.Peers,
                     request_deserializer=fedflow_dot_v1_dot_fedflow__pb2.PeersRequest.FromString,
                     response_serializer=fedflow_dot_v1_dot_fedflow__pb2.PeersResponse.SerializeToString,
+            ),
+            'Timers': grpc.unary_unary_rpc_method_handler(
+                    servicer.Timers,
+                    request_deserializer=fedflow_dot_v1_dot_fedflow__pb2.TimersRequest.FromString,
+                    response_serializer=fedflow_dot_v1_dot_fedflow__pb2.TimersResponse.SerializeToString,
+            ),
+            'Wake': grpc.unary_unary_rpc_method_handler(
+                    servicer.Wake,
+                    request_deserializer=fedflow_dot_v1_dot_fedflow__pb2.WakeRequest.FromString,
+                    response_serializer=fedflow_dot_v1_dot_fedflow__pb2.WakeResponse.SerializeToString,
+            ),
+            'Schedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.Schedule,
+                    request_deserializer=fedflow_dot_v1_dot_fedflow__pb2.ScheduleRequest.FromString,
+                    response_serializer=fedflow_dot_v1_dot_fedflow__pb2.ScheduleInfo.SerializeToString,
+            ),
+            'Schedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.Schedules,
+                    request_deserializer=fedflow_dot_v1_dot_fedflow__pb2.SchedulesRequest.FromString,
+                    response_serializer=fedflow_dot_v1_dot_fedflow__pb2.SchedulesResponse.SerializeToString,
+            ),
+            'Unschedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unschedule,
+                    request_deserializer=fedflow_dot_v1_dot_fedflow__pb2.UnscheduleRequest.FromString,
+                    response_serializer=fedflow_dot_v1_dot_fedflow__pb2.UnscheduleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -862,6 +945,141 @@ class ControlService:
             '/fedflow.v1.ControlService/Peers',
             fedflow_dot_v1_dot_fedflow__pb2.PeersRequest.SerializeToString,
             fedflow_dot_v1_dot_fedflow__pb2.PeersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Timers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedflow.v1.ControlService/Timers',
+            fedflow_dot_v1_dot_fedflow__pb2.TimersRequest.SerializeToString,
+            fedflow_dot_v1_dot_fedflow__pb2.TimersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Wake(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedflow.v1.ControlService/Wake',
+            fedflow_dot_v1_dot_fedflow__pb2.WakeRequest.SerializeToString,
+            fedflow_dot_v1_dot_fedflow__pb2.WakeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Schedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedflow.v1.ControlService/Schedule',
+            fedflow_dot_v1_dot_fedflow__pb2.ScheduleRequest.SerializeToString,
+            fedflow_dot_v1_dot_fedflow__pb2.ScheduleInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Schedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedflow.v1.ControlService/Schedules',
+            fedflow_dot_v1_dot_fedflow__pb2.SchedulesRequest.SerializeToString,
+            fedflow_dot_v1_dot_fedflow__pb2.SchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unschedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedflow.v1.ControlService/Unschedule',
+            fedflow_dot_v1_dot_fedflow__pb2.UnscheduleRequest.SerializeToString,
+            fedflow_dot_v1_dot_fedflow__pb2.UnscheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,

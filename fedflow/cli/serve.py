@@ -15,14 +15,14 @@ import logging
 import socket
 from types import ModuleType
 
+from ..engine import Engine
+from ..errors import FedflowError
+from ..store import open_store
+from ..store.lockfile import hold_for_serve
+from ..store.postgres import redact
 from . import config
 from .config import ServeSettings, read_secret
-from .engine import Engine
-from .errors import FedflowError
 from .loader import import_target, load_into
-from .store import open_store
-from .store.lockfile import hold_for_serve
-from .store.postgres import redact
 
 __all__ = ["check_listen", "serve"]
 
@@ -66,13 +66,13 @@ def check_listen(address: str) -> None:
 def _open_engine(conf: ServeSettings) -> Engine:
     try:
         store = open_store(conf.db, name=conf.name, lease=conf.lease)
-        return Engine(conf.name, store=store, deadline=conf.deadline, recover=False)
+        return Engine(conf.name, store=store, deadline=conf.deadline, recover=False, run_timers=False)
     except (FedflowError, OSError) as exc:
         raise FedflowError(f"cannot open --db {redact(conf.db)}: {exc}") from exc
 
 
 def _connect_peers(engine: Engine, conf: ServeSettings, token: str | None) -> None:
-    from .transport.grpc import GrpcTransport
+    from ..transport.grpc import GrpcTransport
 
     for peer in conf.peers:
         peer_token = read_secret(peer.token_file, f"token file of peer {peer.name}") if peer.token_file else token
@@ -89,6 +89,17 @@ def _load_modules(engine: Engine, modules: list[tuple[str, ModuleType]]) -> None
             log.info("exposed function %s", fn)
         for flow in loaded.flows:
             log.info("defined flow %s", flow)
+
+
+def _apply_schedules(engine: Engine, conf: ServeSettings) -> None:
+    """The config's [[schedules]], once the modules defined their flows (unchanged ones keep their next tick)."""
+    for table in conf.schedules:
+        args = dict(table)
+        try:
+            entry = engine.schedule(args.pop("name"), args.pop("flow"), args.pop("input", None), **args)
+        except FedflowError as exc:
+            raise config.ConfigError(f"[[schedules]] {table['name']}: {exc}") from exc
+        log.info("schedule %s: %s, next tick at %s", entry["name"], entry["flow"], entry["next_at"])
 
 
 def _recover(engine: Engine) -> None:
@@ -123,8 +134,8 @@ def serve(ns: argparse.Namespace) -> int:
     token = read_secret(conf.token_file) if conf.token_file else None
     check_listen(conf.listen)
     modules = [(target, import_target(target)) for target in conf.load]  # before the store is touched
-    from . import security
-    from .server import serve_forever  # grpc loads only once the settings are known to be usable
+    from ..grpc import security
+    from ..grpc.server import serve_forever  # grpc loads only once the settings are known to be usable
 
     security.tls_config(conf.tls)  # read the certificate files now: a bad path fails before recovery runs
     _warn_if_open(conf.listen, token, conf.tls)
@@ -135,8 +146,10 @@ def serve(ns: argparse.Namespace) -> int:
         log.info("store %s", redact(conf.db))
         _connect_peers(engine, conf, token)
         _load_modules(engine, modules)
+        _apply_schedules(engine, conf)
         _fence(engine, conf)  # first, so a flow another instance now owns is not re-run here
         _recover(engine)
+        engine.start_timers()  # after the fence: a flow another instance owns now never wakes here
         serve_forever(engine, conf.listen, token=token, tls=conf.tls, limits=conf.limits)
     finally:
         engine.close()

@@ -19,7 +19,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from . import registry
+from .. import registry
 from .config import is_path
 
 __all__ = ["LoadError", "Loaded", "import_target", "load_into"]

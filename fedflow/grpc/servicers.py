@@ -3,14 +3,13 @@
 
 They run on grpcio's sync server, one thread per in-flight RPC, so a peer
 call runs its exposed function on the thread that received it: no hand-off
-to another thread (an aio loop plus a worker pool cost a quarter of the
-calls/s; `make bench`). Each service takes a slot in its own `Gate` first,
+to another thread (see docs/performance.md). Each service takes a slot in its own `Gate` first,
 so hung exposed functions can fill the peer slots but never the control
 ones: `status` and `list` keep answering.
 
 Handlers decode defensively (bad payload -> INVALID_ARGUMENT), call the
 engine, and encode the answer. A fedflow error becomes its status via
-`wire.status_for`; anything unexpected is logged here and answered INTERNAL
+`status_for`; anything unexpected is logged here and answered INTERNAL
 with a short message, never UNKNOWN and never a traceback. A user function's
 exception is data (`RemoteFailure`). An answer over the message limit is
 refused here with RESOURCE_EXHAUSTED naming the limit, rather than failing
@@ -31,13 +30,16 @@ from typing import Any
 
 import grpc
 
-from . import wire
-from .errors import ReplicaError, UnknownFunction
-from .limits import Limits
-from .outcomes import is_suspended
+from ..errors import ReplicaError, UnknownFunction
+from ..limits import Limits
+from ..outcomes import is_suspended
+from ..v1 import fedflow_pb2 as pb
+from ..v1 import fedflow_pb2_grpc as pb_grpc
+from . import time_control
+from .codec import pack, pack_call_value, status_to_proto, unpack, unpack_call_value
+from .handlers import parsed
 from .replica_stream import ReplicaAssembler, replica_parts
-from .v1 import fedflow_pb2 as pb
-from .v1 import fedflow_pb2_grpc as pb_grpc
+from .status import BUSY_MARK, status_for, trailers_for
 
 __all__ = ["ControlServicer", "Gate", "PeerServicer"]
 
@@ -88,7 +90,7 @@ class Gate:
             left = end - time.monotonic()
             if left <= 0:
                 context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                              f"all {self.slots} {self.service} {wire.BUSY_MARK}; retry later")
+                              f"all {self.slots} {self.service} {BUSY_MARK}; retry later")
             if self._free.acquire(timeout=min(left, _GATE_POLL)):
                 if self._closed.is_set() or not context.is_active():
                     self._free.release()
@@ -103,12 +105,12 @@ def _failed(context: grpc.ServicerContext, method: str, exc: Exception, lookup: 
     if not context.is_active():  # the caller left (cancelled, deadline): nobody hears a status
         log.debug("%s: the caller left (%s: %s)", method, type(exc).__name__, exc)
         context.abort(grpc.StatusCode.CANCELLED, "the caller left")
-    code, message = wire.status_for(exc, lookup=lookup)
+    code, message = status_for(exc, lookup=lookup)
     if code is grpc.StatusCode.INTERNAL:
         log.error("%s failed", method, exc_info=exc)
     else:
         log.debug("%s: %s: %s", method, type(exc).__name__, exc)
-    context.set_trailing_metadata(wire.trailers_for(exc))
+    context.set_trailing_metadata(trailers_for(exc))
     context.abort(code, message)
 
 
@@ -123,7 +125,7 @@ def _guard(lookup: bool = False, gated: bool = True) -> Callable:
             def stream(self: _Base, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 with self._gate.slot(context) if gated else contextlib.nullcontext():
                     try:
-                        yield from method(self, wire.parsed(request), context)
+                        yield from method(self, parsed(request), context)
                     except Exception as exc:  # every failure gets a status
                         _failed(context, method.__name__, exc, lookup)
             return stream
@@ -132,7 +134,7 @@ def _guard(lookup: bool = False, gated: bool = True) -> Callable:
         def handler(self: _Base, request: Any, context: grpc.ServicerContext) -> Any:
             with self._gate.slot(context) if gated else contextlib.nullcontext():
                 try:
-                    return self._checked(method.__name__, method(self, wire.parsed(request), context))
+                    return self._checked(method.__name__, method(self, parsed(request), context))
                 except Exception as exc:  # every failure gets a status
                     _failed(context, method.__name__, exc, lookup)
             return None
@@ -160,10 +162,10 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
     @_guard()
     def Call(self, request: pb.CallRequest, context: Any) -> pb.CallResponse:
         """Run an exposed function; its own exception comes back as `failure`, not a status."""
-        payload = wire.unpack_call_value(request.payload, request.blobs, "payload")
+        payload = unpack_call_value(request.payload, request.blobs, "payload")
         try:
             value = self._engine.invoke(request.fn, payload, request.call_id or None)
-            data, blobs = wire.pack_call_value(value, "result")
+            data, blobs = pack_call_value(value, "result")
             return pb.CallResponse(value=data, blobs=blobs)
         except UnknownFunction:
             raise
@@ -176,7 +178,7 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
         """Keep a streamed replica (header, then chunks; size and checksum checked) in its slot."""
         assembler = ReplicaAssembler(self._limits)
         for message in request_iterator:
-            assembler.add(wire.parsed(message))
+            assembler.add(parsed(message))
         source, text = assembler.finish()
         if not source:
             raise ReplicaError("a replica header must name its source engine")
@@ -209,21 +211,30 @@ class PeerServicer(_Base, pb_grpc.PeerServiceServicer):
         return pb.ClaimsResponse(claims=[pb.FlowClaim(id=i, epoch=int(e)) for i, e in held])
 
 
+def _pending_entry(flow_id: str, tag: str, request: tuple[str, Any] | None) -> pb.PendingEntry:
+    """One suspended flow as a `PendingEntry`, with its host request's kind and payload."""
+    entry = pb.PendingEntry(id=flow_id, tag=str(tag))
+    if request is not None:
+        kind, payload = request
+        entry.kind, entry.payload = kind, pack(payload, "payload")
+    return entry
+
+
 class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
     """fedflow.v1.ControlService: the CLI verbs, run on this instance's engine."""
 
     def _outcome(self, flow_id: str, value: Any) -> pb.FlowOutcome:
         if is_suspended(value):
             return pb.FlowOutcome(id=value.id, status=pb.FLOW_STATUS_SUSPENDED, tag=str(value.tag))
-        return pb.FlowOutcome(id=flow_id, status=pb.FLOW_STATUS_DONE, result=wire.pack(value, "result"))
+        return pb.FlowOutcome(id=flow_id, status=pb.FLOW_STATUS_DONE, result=pack(value, "result"))
 
     def _status(self, flow_id: str) -> int:
-        return wire.status_to_proto(self._engine.status(flow_id))
+        return status_to_proto(self._engine.status(flow_id))
 
     @_guard()
     def Start(self, request: pb.StartRequest, context: Any) -> pb.StartResponse:
         """Start a registered flow (idempotent with an id)."""
-        value = wire.unpack(request.input, "input")
+        value = unpack(request.input, "input")
         flow_id = request.id if request.HasField("id") else self._engine.new_id()
         outcome = self._engine.start(request.flow, value, id=flow_id)
         return pb.StartResponse(outcome=self._outcome(flow_id, outcome))
@@ -231,8 +242,9 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
     @_guard()
     def Resume(self, request: pb.ResumeRequest, context: Any) -> pb.ResumeResponse:
         """Resume a suspended flow with a value."""
-        value = wire.unpack(request.value, "value")
-        outcome = self._engine.resume(request.id, value)
+        value = unpack(request.value, "value")
+        tag = request.tag if request.HasField("tag") else None
+        outcome = self._engine.resume(request.id, value, tag=tag)
         return pb.ResumeResponse(outcome=self._outcome(request.id, outcome))
 
     @_guard()
@@ -250,20 +262,19 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
     def Result(self, request: pb.ResultRequest, context: Any) -> pb.ResultResponse:
         """A done flow's result; otherwise the FlowError saying why."""
         value = self._engine.result(request.id)
-        return pb.ResultResponse(id=request.id, result=wire.pack(value, "result"))
+        return pb.ResultResponse(id=request.id, result=pack(value, "result"))
 
     @_guard()
     def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
         """Every flow and its status."""
         rows = self._engine.list()
-        flows = [pb.FlowEntry(id=i, status=wire.status_to_proto(s)) for i, s in rows]
+        flows = [pb.FlowEntry(id=i, status=status_to_proto(s)) for i, s in rows]
         return pb.ListResponse(flows=flows)
 
     @_guard()
     def Pending(self, request: pb.PendingRequest, context: Any) -> pb.PendingResponse:
-        """Suspended flows and their tags."""
-        rows = self._engine.pending()
-        return pb.PendingResponse(pending=[pb.PendingEntry(id=i, tag=str(t)) for i, t in rows])
+        """Suspended flows, their tags, and what each host request asks."""
+        return pb.PendingResponse(pending=[_pending_entry(*row) for row in self._engine.waits()])
 
     @_guard()
     def Gc(self, request: pb.GcRequest, context: Any) -> pb.GcResponse:
@@ -275,6 +286,32 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
         """Drop one terminal record."""
         self._engine.forget(request.id)
         return pb.ForgetResponse(id=request.id, status=self._status(request.id))
+
+    @_guard()
+    def Timers(self, request: pb.TimersRequest, context: Any) -> pb.TimersResponse:
+        """Flows waiting on a timer, earliest first."""
+        return time_control.timers_response(self._engine)
+
+    @_guard()
+    def Wake(self, request: pb.WakeRequest, context: Any) -> pb.WakeResponse:
+        """Fire a flow's timer now; its outcome."""
+        return pb.WakeResponse(outcome=self._outcome(request.id, self._engine.wake(request.id)))
+
+    @_guard()
+    def Schedule(self, request: pb.ScheduleRequest, context: Any) -> pb.ScheduleInfo:
+        """Create or replace a schedule."""
+        return time_control.schedule(self._engine, request)
+
+    @_guard()
+    def Schedules(self, request: pb.SchedulesRequest, context: Any) -> pb.SchedulesResponse:
+        """Every schedule with its next tick."""
+        return pb.SchedulesResponse(schedules=[time_control.schedule_info(e) for e in self._engine.schedules()])
+
+    @_guard()
+    def Unschedule(self, request: pb.UnscheduleRequest, context: Any) -> pb.UnscheduleResponse:
+        """Drop a schedule."""
+        self._engine.unschedule(request.name)
+        return pb.UnscheduleResponse(name=request.name)
 
     @_guard()
     def Replicate(self, request: pb.ReplicateRequest, context: Any) -> pb.ReplicateResponse:

@@ -2,9 +2,11 @@
 
 - Token: with `token=`, a server answers every RPC except the standard health
   checks (`/grpc.health.v1.Health/*`) with UNAUTHENTICATED unless its
-  metadata carries `authorization: Bearer <token>`. That covers both fedflow
+  metadata carries `authorization: Bearer <token>` (the scheme in any case:
+  `bearer` works too). That covers both fedflow
   services, every streaming method, and server reflection (reflection needs
-  the token too: it describes the API to anyone who asks). Tokens are
+  the token too: it describes the API to anyone who asks; without it, it
+  describes only the open health service). Tokens are
   compared in constant time (SHA-256 digests through `hmac.compare_digest`).
   Clients send the token as per-call metadata, over plaintext or TLS alike;
   without TLS it crosses the network in the clear, so use both across hosts.
@@ -12,10 +14,10 @@
   only TLS and requires a client certificate signed by `ca`; a client with it
   checks the server's certificate against `ca` and presents its own. Peers
   reached by IP need that IP in their certificate's subjectAltName
-  (`python -m fedflow.certs` puts 127.0.0.1 and localhost in; `make certs`).
+  (`python -m fedflow.cli.certs` puts 127.0.0.1 and localhost in; `make certs`).
 
 `tls_config(obj)` also takes any object with `cert`, `key` and `ca` file
-paths (such as `fedflow.config.TlsFiles`), so the command line can hand its
+paths (such as `fedflow.cli.config.TlsFiles`), so the command line can hand its
 flags straight through.
 
 >>> bearer_metadata("s3cret")
@@ -30,22 +32,22 @@ import dataclasses
 import hashlib
 import hmac
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
 
-from .errors import FedflowError
-from .wire import HANDLER_KINDS
+from ..errors import FedflowError
+from .handlers import HANDLER_KINDS
 
 __all__ = [
     "HEALTH_PREFIX",
     "TOKEN_ENV",
+    "Limited",
     "TlsConfig",
     "TokenInterceptor",
     "bearer_metadata",
     "channel_credentials",
-    "read_token",
     "server_credentials",
     "tls_config",
     "token_from_env",
@@ -60,16 +62,6 @@ _PEM = b"-----BEGIN "
 
 
 # ------------------------------------------------------------------ tokens
-def read_token(path: str | os.PathLike[str], flag: str = "--token-file") -> str:
-    """The stripped text of a token file; FedflowError naming `flag` when unreadable or empty."""
-    from .config import ConfigError, read_secret  # the one token-file reader (grpc-free, for the CLI)
-
-    try:
-        return read_secret(os.fspath(path), flag)
-    except ConfigError as exc:
-        raise FedflowError(str(exc)) from exc
-
-
 def token_from_env() -> str | None:
     """The token in $FEDFLOW_TOKEN, or None when unset or blank."""
     return os.environ.get(TOKEN_ENV, "").strip() or None
@@ -84,26 +76,48 @@ def _digest(value: str | bytes) -> bytes:
     return hashlib.sha256(value.encode() if isinstance(value, str) else value).digest()
 
 
-class TokenInterceptor(grpc.ServerInterceptor):
-    """Answers UNAUTHENTICATED to every RPC but health checks that lacks `authorization: Bearer <token>`."""
+#: Wraps a method's handler for a caller without the token: what it may still do (see `TokenInterceptor`).
+Limited = Callable[[grpc.RpcMethodHandler, str], grpc.RpcMethodHandler]
 
-    def __init__(self, token: str) -> None:
+
+class TokenInterceptor(grpc.ServerInterceptor):
+    """Answers UNAUTHENTICATED to every RPC but health checks that lacks `authorization: Bearer <token>`.
+
+    `limited` maps a method path to what a caller without the token may still do there: a
+    wrapper of its handler, given the refusal message for the rest (server reflection
+    describes the open health service this way)."""
+
+    def __init__(self, token: str, limited: Mapping[str, Limited] | None = None) -> None:
         if not token:
             raise ValueError("a token interceptor needs a non-empty token")
-        self._expected = _digest(f"Bearer {token}")
+        self._expected = _digest(token)
+        self._limited = dict(limited or {})
 
     def allowed(self, method: str, metadata: Any) -> bool:
         """True when `method` is a health check or `metadata` carries the right token."""
         if method.startswith(HEALTH_PREFIX):
             return True
+        return self.authenticated(metadata)
+
+    def authenticated(self, metadata: Any) -> bool:
+        """True when `metadata` carries exactly one `authorization: Bearer <token>` with the right
+        token (the scheme in any case, as HTTP has it)."""
         given = [value for key, value in metadata or () if key == "authorization"]
-        return len(given) == 1 and hmac.compare_digest(_digest(given[0]), self._expected)
+        if len(given) != 1:
+            return False
+        text = given[0].decode("utf-8", "replace") if isinstance(given[0], bytes) else str(given[0])
+        scheme, _, credential = text.partition(" ")
+        matches = hmac.compare_digest(_digest(credential.lstrip(" ")), self._expected)
+        return scheme.lower() == "bearer" and matches
 
     def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
         """Pass allowed calls on; answer the rest UNAUTHENTICATED (same streaming shape)."""
         handler = continuation(details)
         if handler is None or self.allowed(details.method, details.invocation_metadata):
             return handler
+        limited = self._limited.get(details.method)
+        if limited is not None:
+            return limited(handler, UNAUTHENTICATED_MESSAGE)
         return _denied(handler)
 
 

@@ -13,9 +13,9 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
-from . import errors as E
-from .limits import DEFAULT_LIMITS, MIB, Limits
-from .v1 import fedflow_pb2 as pb
+from .. import errors as E
+from ..limits import DEFAULT_LIMITS, MIB, Limits
+from ..v1 import fedflow_pb2 as pb
 
 __all__ = ["CHUNK_BYTES", "ReplicaAssembler", "replica_parts"]
 

@@ -18,11 +18,13 @@ from typing import Any
 
 import grpc
 
-from . import security, values
-from .client import ControlClient
+from .. import values
+from ..client import ControlClient
+from ..errors import PeerUnavailable, UnsupportedValue
+from ..grpc import security
+from ..limits import Limits
+from . import time_verbs
 from .config import TlsFiles, UsageError, parse_address, read_secret
-from .errors import PeerUnavailable, UnsupportedValue
-from .limits import Limits
 
 __all__ = ["CLIENT_VERBS", "DEFAULT_DEADLINE", "Verb", "parse_json_arg", "run_client", "to_json"]
 
@@ -69,6 +71,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 _ID = (("flow_id",), {"metavar": "ID", "help": "the flow's id"})
 _VALUE = (("value",), {"metavar": "JSON", "nargs": "?", "help": _JSON_HELP})
+_RESUME_VALUE = (("value",), {"metavar": "JSON", "help": "the value to deliver, as JSON (required: write null "
+                                                          "for none); bytes as {\"$bytes\": \"<base64>\"}"})
+_TAG = (("--tag",), {"metavar": "TAG", "help": "refuse (exit 1, nothing changes) unless the flow waits on exactly "
+                                               "TAG, so a retried resume never feeds its next wait; "
+                                               "`fedflow pending` shows the tag"})
 
 CLIENT_VERBS: dict[str, Verb] = {
     "call": Verb("run an exposed function on the instance", f"fedflow call --at {_AT} inc 41",
@@ -77,9 +84,11 @@ CLIENT_VERBS: dict[str, Verb] = {
     "start": Verb("start a registered flow", f"fedflow start --at {_AT} publish '\"hello\"' --id post-1",
                   lambda c, ns: c.start(ns.flow, ns.value, flow_id=ns.id),
                   ((("flow",), {"metavar": "FLOW", "help": "the registered flow's name"}), _VALUE,
-                   (("--id",), {"metavar": "ID", "help": "flow id; an existing id prints that flow's outcome"}))),
-    "resume": Verb("resume a suspended flow with a value", f"fedflow resume --at {_AT} post-1 '\"approved\"'",
-                   lambda c, ns: c.resume(ns.flow_id, ns.value), (_ID, _VALUE)),
+                   (("--id",), {"metavar": "ID", "help": "flow id; an existing id of the same flow prints that "
+                                                         "flow's outcome"}))),
+    "resume": Verb("resume a suspended flow with a value",
+                   f"fedflow resume --at {_AT} post-1 '\"approved\"' --tag approve",
+                   lambda c, ns: c.resume(ns.flow_id, ns.value, tag=ns.tag), (_ID, _RESUME_VALUE, _TAG)),
     "cancel": Verb("cancel a live flow", f"fedflow cancel --at {_AT} post-1",
                    lambda c, ns: c.cancel(ns.flow_id), (_ID,)),
     "status": Verb("show a flow's status", f"fedflow status --at {_AT} post-1",
@@ -89,7 +98,8 @@ CLIENT_VERBS: dict[str, Verb] = {
     "forget": Verb("drop a finished flow's record", f"fedflow forget --at {_AT} post-1",
                    lambda c, ns: c.forget(ns.flow_id), (_ID,)),
     "list": Verb("list every flow with its status", f"fedflow list --at {_AT}", lambda c, ns: c.list()),
-    "pending": Verb("list suspended flows and the tag each waits on", f"fedflow pending --at {_AT}",
+    "pending": Verb("list suspended flows, the tag each waits on, and what each host request asks "
+                    "(kind, payload)", f"fedflow pending --at {_AT}",
                     lambda c, ns: c.pending()),
     "gc": Verb("drop every done, failed, cancelled and moved record", f"fedflow gc --at {_AT}",
                lambda c, ns: c.gc()),
@@ -107,6 +117,12 @@ CLIENT_VERBS: dict[str, Verb] = {
     "handoff": Verb("move every suspended flow to a peer", f"fedflow handoff --at {_AT} --to c",
                     lambda c, ns: c.handoff(ns.to),
                     ((("--to",), {"metavar": "PEER", "required": True, "help": "the peer taking the flows"}),)),
+    "timers": Verb("list the flows waiting on a timer, earliest first", f"fedflow timers --at {_AT}",
+                   time_verbs.timers_verb),
+    "wake": Verb("fire a flow's timer now (end its sleep or time out its wait)", f"fedflow wake --at {_AT} nap-1",
+                 time_verbs.wake_verb, (_ID,)),
+    "schedule": Verb("add, list or remove schedules", f"fedflow schedule --at {_AT} add nightly report "
+                     f"--cron '0 3 * * *'", time_verbs.schedule_verb, time_verbs.SCHEDULE_ARGS),
 }
 
 
@@ -119,10 +135,12 @@ def parse_json_arg(text: str | None) -> Any:
     if text is None:
         return None
     try:
-        return values.loads(text)
+        return values.loads(text, "JSON")
     except UnsupportedValue as exc:
         shown = text if len(text) <= 40 else text[:37] + "..."
-        detail = str(exc).removeprefix("not valid tagged JSON: ")
+        if not isinstance(exc.__cause__, json.JSONDecodeError):  # valid JSON, but a bad tagged value
+            raise UsageError(f"the JSON argument {shown!r} is refused: {exc}") from exc
+        detail = str(exc).removeprefix("JSON is not valid tagged JSON: ")
         raise UsageError(f"the JSON argument {shown!r} is not valid JSON ({detail}); quote strings in JSON "
                          f"('\"text\"'), e.g. 41, '\"hello\"' or '{{\"n\": 1}}'") from exc
 

@@ -1,6 +1,6 @@
 """A local test CA and one mTLS certificate per peer name, made with the openssl binary.
 
-    python -m fedflow.certs DIR NAME...          (what `make certs` runs)
+    python -m fedflow.cli.certs DIR NAME...          (what `make certs` runs)
 
 Writes DIR/ca.pem + DIR/ca.key (the CA; made once, reused after) and, for each
 NAME, DIR/NAME.pem + DIR/NAME.key: a P-256 certificate signed by the CA, usable
@@ -65,16 +65,16 @@ def make_certs(folder: str | os.PathLike[str], names: list[str], days: int = 30,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m fedflow.certs DIR NAME...`; exit 0, or 2 on bad usage, 1 if openssl fails."""
+    """`python -m fedflow.cli.certs DIR NAME...`; exit 0, or 2 on bad usage, 1 if openssl fails."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) < 2:
-        print("usage: python -m fedflow.certs DIR NAME...", file=sys.stderr)
+        print("usage: python -m fedflow.cli.certs DIR NAME...", file=sys.stderr)
         return 2
     try:
         folder = make_certs(args[0], args[1:], int(os.environ.get("CERT_DAYS", "30")), os.environ.get("CERT_SANS", ""))
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
-        print(f"fedflow.certs: openssl failed: {exc} {detail.decode(errors='replace').strip()}", file=sys.stderr)
+        print(f"fedflow.cli.certs: openssl failed: {exc} {detail.decode(errors='replace').strip()}", file=sys.stderr)
         return 1
     for name in args[1:]:
         print(f"{folder / name}.pem {folder / name}.key (signed by {folder / 'ca.pem'})")

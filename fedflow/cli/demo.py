@@ -4,10 +4,11 @@ Starts ``fedflow serve`` three times (peers a, b and c from
 peers/federation/*.toml, on free 127.0.0.1 ports, with temporary stores),
 waits for their health checks, then shows: a remote call; a failover past
 a peer that is down; a flow suspended on a, replicated to b, a stopped,
-restored on c and resumed there by id; and a handoff from b to c. Every
+restored on c and resumed there by id; a handoff from b to c; and on c, a
+durable timer fired by `wake` and a schedule that ticks by itself. Every
 process it started is stopped at the end, on error and on Ctrl-C too.
 
-Run it with ``make demo`` or ``python -m fedflow.demo``; exit 0 when the
+Run it with ``make demo`` or ``python -m fedflow.cli.demo``; exit 0 when the
 story checks out, 1 with one line saying what went wrong otherwise.
 """
 
@@ -26,14 +27,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .cli_client import to_json
-from .client import ControlClient
+from ..client import ControlClient
+from ..errors import FedflowError, FlowMoved
 from .config import load_file, parse_address
-from .errors import FedflowError, FlowMoved
+from .verbs import to_json
 
 __all__ = ["DemoError", "Federation", "main", "run"]
 
-PEERS_DIR = Path(__file__).resolve().parent.parent / "peers"
+PEERS_DIR = Path(__file__).resolve().parents[2] / "peers"
 NAMES = ("a", "b", "c")
 READY_TIMEOUT = 30.0
 
@@ -60,9 +61,9 @@ class Federation:
         if missing:
             raise DemoError(f"missing {', '.join(missing)}; run the demo from a fedflow clone (make demo)")
         ports = _free_ports(len(NAMES) + 1)
-        self.addr = {n: f"127.0.0.1:{p}" for n, p in zip(NAMES, ports, strict=False)}
+        self.address = {n: f"127.0.0.1:{p}" for n, p in zip(NAMES, ports, strict=False)}
         self.down = f"127.0.0.1:{ports[-1]}"  # nobody will listen here
-        self._port_map = {parse_address(load_file(str(self.configs[n]))["listen"])[1]: self.addr[n]
+        self._port_map = {parse_address(load_file(str(self.configs[n]))["listen"])[1]: self.address[n]
                           for n in NAMES}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -80,7 +81,7 @@ class Federation:
     def start(self, name: str) -> None:
         """Start `fedflow serve` for peer `name` in its own process group."""
         args = [sys.executable, "-m", "fedflow", "serve", "--config", str(self.configs[name]),
-                "--listen", self.addr[name], "--db", os.path.join(self.workdir, f"{name}.db"),
+                "--listen", self.address[name], "--db", os.path.join(self.workdir, f"{name}.db"),
                 *self._peer_flags(name)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log_path(name), "ab") as log:
@@ -90,7 +91,7 @@ class Federation:
     def wait_ready(self, name: str, timeout: float = READY_TIMEOUT) -> None:
         """Wait (bounded) until peer `name` answers its health check SERVING."""
         end = time.monotonic() + timeout
-        with ControlClient(self.addr[name], deadline=1.0) as client:
+        with ControlClient(self.address[name], deadline=1.0) as client:
             while not client.health():
                 if self.procs[name].poll() is not None:
                     raise DemoError(f"peer {name} exited with status {self.procs[name].returncode}: "
@@ -134,7 +135,7 @@ class Federation:
     @contextlib.contextmanager
     def client(self, name: str) -> Iterator[ControlClient]:
         """A control client for peer `name`."""
-        with ControlClient(self.addr[name], deadline=30.0) as client:
+        with ControlClient(self.address[name], deadline=30.0) as client:
             yield client
 
 
@@ -196,6 +197,30 @@ def _handoff(fed: Federation) -> None:
     _show("handoff", f"b handed inv-43 to c (b now refuses it: moved); c resumed it -> {to_json(out['result'])}")
 
 
+def _time(fed: Federation) -> None:
+    """A durable timer (peers/onboarding.py on c) fired by `wake`, and a schedule ticking by itself."""
+    with fed.client("c") as c:
+        c.start("signup", "demo@example.com", flow_id="signup-demo")
+        sleeping = c.resume("signup-demo", True)
+        [timer] = [t for t in c.timers()["timers"] if t["id"] == "signup-demo"]
+        _expect(sleeping.get("tag") == timer["tag"], f"signup-demo is not sleeping: {sleeping}")
+        out = c.wake("signup-demo")
+        _expect(out["status"] == "done" and (out.get("result") or {}).get("onboarded") is True,
+                f"wake of signup-demo went wrong: {out}")
+        until = time.strftime("%Y-%m-%d", time.gmtime(timer["wake_at"]))
+        _show("timer", f"c: signup-demo confirmed, then slept until {until} (a row in the store, not a "
+                       f"thread); `fedflow wake` fired it -> onboarded")
+        c.schedule("demo-tick", "nightly-report", {"demo": True}, every=0.5)
+        end = time.monotonic() + READY_TIMEOUT
+        ticks: list[str] = []
+        while not ticks and time.monotonic() < end:
+            ticks = [f["id"] for f in c.list()["flows"] if f["id"].startswith("demo-tick@")]
+            time.sleep(0.05)
+        c.unschedule("demo-tick")
+    _expect(bool(ticks), "schedule demo-tick never ticked")
+    _show("schedule", f"c: schedule demo-tick (every 0.5 s) started {ticks[0]} by itself, then was removed")
+
+
 def run(workdir: str) -> None:
     """Start the three peers in `workdir`, tell the story, stop them; DemoError when a step fails."""
     fed = Federation(workdir)
@@ -204,8 +229,8 @@ def run(workdir: str) -> None:
             fed.start(name)
         for name in NAMES:
             fed.wait_ready(name)
-        _show("federation", "  ".join(f"{n}={fed.addr[n]}" for n in NAMES) + f"  (checker {fed.down} is down)")
-        for step in (_remote_call, _failover, _replicate_restore_resume, _handoff):
+        _show("federation", "  ".join(f"{n}={fed.address[n]}" for n in NAMES) + f"  (checker {fed.down} is down)")
+        for step in (_remote_call, _failover, _replicate_restore_resume, _handoff, _time):
             step(fed)
     except FedflowError as exc:
         tails = "; ".join(f"{n}: {fed.log_tail(n)}" for n in fed.procs)

@@ -11,19 +11,19 @@ It is grpcio's sync server: one thread per in-flight RPC (up to
 `limits.max_concurrent_rpcs`; past it, RESOURCE_EXHAUSTED), so an exposed
 function runs on the thread that received the call. PeerService may run
 `WORKERS` handlers at once and ControlService `CONTROL_WORKERS`; the rest
-wait for a slot (see `fedflow.servicers.Gate`), so hung exposed functions
+wait for a slot (see `fedflow.grpc.servicers.Gate`), so hung exposed functions
 never starve the control verbs.
 
-Both take the same security and limits (see `fedflow.security`, `fedflow.limits`):
+Both take the same security and limits (see `fedflow.grpc.security`, `fedflow.limits`):
 
 - `token`: every RPC but `grpc.health.v1` needs `authorization: Bearer <token>`
-  (reflection included), else UNAUTHENTICATED;
+  (reflection included, except to describe the health service), else UNAUTHENTICATED;
 - `tls`: a `TlsConfig` (or an object with cert/key/ca paths): the port speaks
   only TLS and requires client certificates signed by its CA;
 - `limits`: maximum message size (both directions), concurrent RPCs (past it:
   RESOURCE_EXHAUSTED) and replica size.
 
-The servicers themselves live in `fedflow.servicers`.
+The servicers themselves live in `fedflow.grpc.servicers`.
 """
 
 from __future__ import annotations
@@ -38,17 +38,19 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from . import security, wire
-from .limits import DEFAULT_LIMITS, Limits
+from ..limits import DEFAULT_LIMITS, Limits
+from . import security
+from .handlers import CONTROL_SERVICE, PEER_SERVICE, service_handler
+from .options import channel_options
+from .reflection import METHODS as REFLECTION_METHODS
+from .reflection import enable_reflection, health_only
 from .servicers import ControlServicer, Gate, PeerServicer
 
 __all__ = ["run_server", "serve_forever"]
 
 log = logging.getLogger("fedflow.server")
 
-PEER_SERVICE, CONTROL_SERVICE = wire.PEER_SERVICE, wire.CONTROL_SERVICE
 #: PeerService handlers (exposed functions, replicas) running at once.
 WORKERS = 32
 #: ControlService handlers (start/resume run flows; the rest are quick store reads) running at once.
@@ -80,8 +82,9 @@ class _Instance:
         threads = limits.max_concurrent_rpcs + WORKERS + CONTROL_WORKERS
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fedflow-rpc")
         self.gates = (Gate("PeerService", WORKERS), Gate("ControlService", CONTROL_WORKERS))
-        interceptors = [security.TokenInterceptor(opts.token)] if opts.token else None
-        self.server = grpc.server(self.pool, options=[*wire.channel_options(limits), ("grpc.so_reuseport", 0)],
+        limited = dict.fromkeys(REFLECTION_METHODS, health_only)
+        interceptors = [security.TokenInterceptor(opts.token, limited)] if opts.token else None
+        self.server = grpc.server(self.pool, options=[*channel_options(limits), ("grpc.so_reuseport", 0)],
                                   interceptors=interceptors, maximum_concurrent_rpcs=limits.max_concurrent_rpcs)
         self.health = health.HealthServicer()
 
@@ -105,11 +108,10 @@ class _Instance:
         limits = self.opts.limits
         peer = PeerServicer(self.engine, self.gates[0], limits)
         control = ControlServicer(self.engine, self.gates[1], limits)
-        self.server.add_generic_rpc_handlers((wire.service_handler("PeerService", peer),
-                                              wire.service_handler("ControlService", control)))
+        self.server.add_generic_rpc_handlers((service_handler("PeerService", peer),
+                                              service_handler("ControlService", control)))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        names = (PEER_SERVICE, CONTROL_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, self.server)
+        enable_reflection(self.server, (PEER_SERVICE, CONTROL_SERVICE, health.SERVICE_NAME))
         port = self._bind(address)
         for name in ("", PEER_SERVICE, CONTROL_SERVICE):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

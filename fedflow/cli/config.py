@@ -18,6 +18,12 @@ A config file holds the same settings as the flags::
     b = "127.0.0.1:50062"
     c = { address = "127.0.0.1:50063", token_file = "c-token.txt" }
 
+    [[schedules]]                    # Engine.schedule(...): cron (UTC) or every (seconds)
+    name = "nightly"
+    flow = "report"
+    cron = "0 3 * * *"
+    input = { "full" = true }        # optional; catchup, overlap and paused too
+
 Relative paths in a file (db, token files, TLS files, and `load` entries that
 are paths) are read relative to the file's own folder, so a config works from
 any working directory. Flags override the file; `--load` and `--peer` add to
@@ -36,7 +42,7 @@ import os
 import tomllib
 from typing import Any
 
-from .limits import DEFAULT_LIMITS, Limits
+from ..limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
     "LOG_LEVELS", "ConfigError", "PeerSpec", "ServeSettings", "TlsFiles", "UsageError", "is_path", "load_file",
@@ -47,7 +53,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _PATH_KEYS = ("db", "token_file", "tls_cert", "tls_key", "tls_ca")
 _STR_KEYS = ("name", "listen", "log_level", *_PATH_KEYS)
 _LIMIT_KEYS = ("max_message_bytes", "max_concurrent_rpcs", "max_replica_bytes")
-_KEYS = frozenset({*_STR_KEYS, *_LIMIT_KEYS, "load", "peers", "deadline", "lease"})
+_KEYS = frozenset({*_STR_KEYS, *_LIMIT_KEYS, "load", "peers", "deadline", "lease", "schedules"})
 
 
 class UsageError(ValueError):
@@ -91,6 +97,7 @@ class ServeSettings:
     log_level: str = "INFO"
     tls: TlsFiles | None = None
     limits: Limits = DEFAULT_LIMITS
+    schedules: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # Engine.schedule arguments
 
 
 def parse_address(text: str, *, allow_zero: bool = False) -> tuple[str, int]:
@@ -157,7 +164,18 @@ def load_file(path: str) -> dict[str, Any]:
         out["load"] = [_resolve_target(t, base) for t in _string_list(raw["load"], path)]
     if "peers" in raw:
         out["peers"] = _peers(raw["peers"], path, base)
+    if "schedules" in raw:
+        out["schedules"] = _schedules(raw["schedules"], path)
     return out
+
+
+def _schedules(tables: Any, path: str) -> list[dict[str, Any]]:
+    from ..schedules import schedule_tables
+
+    try:
+        return schedule_tables(tables)
+    except ValueError as exc:
+        raise ConfigError(f"config {path}: {exc}") from None
 
 
 def _string(raw: dict[str, Any], key: str, path: str) -> str:
@@ -234,6 +252,7 @@ def settings(flags: Any) -> ServeSettings:
         deadline=_deadline(pick("deadline", 10.0), "--deadline"),
         lease=None if pick("lease") is None else _deadline(pick("lease"), "--lease"),
         token_file=pick("token_file"), log_level=level, tls=_tls(pick), limits=_limits(pick),
+        schedules=conf.get("schedules", []),
     )
 
 

@@ -1,4 +1,4 @@
-"""The `fedflow` command line: `fedflow serve` and the client verbs (SPEC "The command line").
+"""The `fedflow` command line: `fedflow serve` and the client verbs.
 
 Client verbs print ONE JSON object on stdout (values in the tagged form of
 `fedflow.values`: ``{"$bytes": b64}``, ``{"$fail": reason}``, ``{"$map": [[k, v]]}``;
@@ -25,11 +25,13 @@ from typing import NoReturn
 # loads; client verbs promise one line on stderr. GRPC_VERBOSITY=INFO in the environment shows them again.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
-from . import __version__
-from .cli_client import CLIENT_VERBS, run_client
+from .. import __version__
+from ..errors import FedflowError
+from .check import add_check_parser, run_check
 from .config import LOG_LEVELS, UsageError
-from .errors import FedflowError
 from .loader import LoadError
+from .verbs import CLIENT_VERBS, run_client
+from .wording import for_the_cli
 
 __all__ = ["build_parser", "main"]
 
@@ -97,7 +99,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                     description="Durable Python workflows that suspend, survive crashes and federate over gRPC.")
     parser.add_argument("--version", action="version", version=f"fedflow {__version__}")
     sub = parser.add_subparsers(dest="verb", title="commands", metavar="COMMAND", parser_class=Parser)
-    verbs = {"serve": _serve_parser(sub)}
+    verbs = {"serve": _serve_parser(sub), "check": add_check_parser(sub)}
     for name, verb in CLIENT_VERBS.items():
         verbs[name] = verb.add_to(sub, name)
     return parser, verbs
@@ -121,9 +123,11 @@ def _fail(code: int, message: str) -> int:
 
 def _dispatch(ns: argparse.Namespace) -> int:
     if ns.verb == "serve":
-        from .cli_serve import serve  # grpc and the server load only for serve
+        from .serve import serve  # grpc and the server load only for serve
 
         return serve(ns)
+    if ns.verb == "check":
+        return run_check(ns)
     text = run_client(ns)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
@@ -144,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(2, f"{exc}")
     except FedflowError as exc:
         kind = "" if type(exc) is FedflowError else f"{type(exc).__name__}: "
-        return _fail(1, f"{kind}{exc}")
+        flow_id = getattr(exc, "id", None)
+        return _fail(1, kind + for_the_cli(str(exc), flow_id if isinstance(flow_id, str) else None))
     except OSError as exc:
         return _fail(1, str(exc))
     except KeyboardInterrupt:
