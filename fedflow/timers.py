@@ -181,7 +181,8 @@ class TimerService:
         try:
             self.engine._fire(flow_id, tag, due_by=now)
         except FlowError as exc:
-            if self.engine.store.get(flow_id) is not None and self.engine.status(flow_id) == SUSPENDED:
+            rec = self.engine.store.get(flow_id)
+            if rec is not None and rec.status == SUSPENDED and rec.waiting == tag:  # else it was fired elsewhere
                 if flow_id not in self._warned:  # e.g. its flow is not registered yet: try again later
                     self._warned.add(flow_id)
                     log.warning("engine %s: timer %r of flow %s cannot fire yet: %s", self.engine.name, tag,
