@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint proto demo serve bench bench-peers soak chaos certs clean chromium screenshots
+.PHONY: venv postgres-deps test lint proto demo serve bench bench-peers soak chaos certs clean chromium screenshots
 
 venv: $(STAMP)
 
@@ -14,9 +14,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP) chromium
+# The PostgreSQL server binaries the tests run a throwaway server with (Debian's package).
+postgres-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "postgres-deps: PostgreSQL server binaries missing; installing Debian's postgresql with apt-get"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q postgresql; \
+	  else sudo apt-get update -q && sudo apt-get install -y -q postgresql; fi; }
+
+# pg_server.py starts a throwaway PostgreSQL, exports FEDFLOW_TEST_POSTGRES, runs pytest, stops it.
+test: $(STAMP) postgres-deps chromium
 	$(PY) -m ruff check fedflow peers tests bench
-	$(PY) -m pytest -q
+	$(PY) tests/pg_server.py -- $(PY) -m pytest -q
 
 # The console's browser tests drive Debian's Chromium through Playwright (Playwright's own browser
 # download cannot work here): install the package when it is missing, and say so.
@@ -47,7 +55,7 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/fedflow serve --name local --listen 127.0.0.1:50051 --load peers/publishing.py --load peers/pipeline.py
 
-bench: $(STAMP)
+bench: $(STAMP) postgres-deps
 	$(PY) bench/run.py
 
 # DBOS beside fedflow (workloads 1 and 2, and 1,000 sleeping flows), in its own venv so dbos never becomes our dependency.

@@ -6,6 +6,10 @@ the flows and exposes `echo` on that engine.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +21,12 @@ PARKED = "bench.parked"
 REMOTE_ECHO = "bench.remote_echo"
 NAPPER = "bench.napper"
 REPLAY_PREFIX = "bench.replay."
+GATED = "bench.gated"
+#: The folder whose `open` file releases every gated step (set in the serving child's environment).
+GATE_ENV = "FEDFLOW_BENCH_GATE"
+#: When set to N in a serving child's environment, it starts N gated flows itself (ids gated-0...),
+#: each on its own thread: a serve running many flows at once, more than its control workers.
+START_GATED_ENV = "FEDFLOW_BENCH_START_GATED"
 
 Flow = Callable[[Any], Any]
 
@@ -58,6 +68,21 @@ napper = fedflow.sequence(fedflow.node(_nap), _mark("woke", 1))
 _inc = fedflow.step(lambda n: n + 1, name="inc")
 
 
+def _wait_for_gate(x: Any) -> Any:
+    """Block until the gate file exists (at most 120 s): a flow that is running when its serve dies."""
+    gate = os.path.join(os.environ[GATE_ENV], "open")
+    end = time.monotonic() + 120
+    while not os.path.exists(gate):
+        if time.monotonic() > end:
+            raise TimeoutError(f"{gate} never appeared")
+        time.sleep(0.01)
+    return {"input": x, "released": True}
+
+
+#: The takeover benchmark: a journaled step, then a step that waits for the gate.
+gated = fedflow.sequence(_mark("accepted", 1), fedflow.step(_wait_for_gate, name="gate"))
+
+
 def replay_flow(steps: int, resumes: int) -> Flow:
     """Workload 4: `steps` journaled steps, then `resumes` suspends in a row.
 
@@ -88,11 +113,25 @@ def define(replay_steps: tuple[int, ...] = (), resumes: int = 0) -> None:
     fedflow.defflow(PARKED, parked)
     fedflow.defflow(REMOTE_ECHO, remote_echo)
     fedflow.defflow(NAPPER, napper)
+    fedflow.defflow(GATED, gated)
     for steps in replay_steps:
         fedflow.defflow(replay_name(steps), replay_flow(steps, resumes))
 
 
+def _start_gated(engine: Any, count: int) -> None:
+    """Start `count` gated flows on `engine`, each on a daemon thread (they block at the gate)."""
+    def start(i: int) -> None:
+        with contextlib.suppress(Exception):  # the serve is killed while they run
+            engine.start(GATED, {"i": i}, id=f"gated-{i}")
+
+    for i in range(count):
+        threading.Thread(target=start, args=(i,), daemon=True, name=f"bench-gated-{i}").start()
+
+
 def register(engine: Any) -> None:
-    """`fedflow serve --load` hook: define the flows and expose `echo` on `engine`."""
+    """`fedflow serve --load` hook: define the flows and expose `echo` on `engine` (and start
+    the gated flows START_GATED_ENV asks for)."""
     define()
     engine.expose("echo", echo)
+    if os.environ.get(START_GATED_ENV):
+        _start_gated(engine, int(os.environ[START_GATED_ENV]))

@@ -65,6 +65,7 @@ TARGETS = (
     Target("timers_100k_rss_mb", "<=", 100, "<= 100 MB"),
     Target("timers_100k_open_s", "<=", 2, "<= 2 s"),
     Target("timer_burst_1000_s", "<=", 1, "<= 1 s"),
+    Target("pg_takeover_100_s", "<=", 4, "<= lease 2 + 2 s"),
 )
 _BY_ROW = {(t.key, t.baseline): t for t in TARGETS}
 
@@ -159,6 +160,12 @@ SECTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
         ("wake lateness p99 (ms)", "peers_fedflow_sleep_lateness_p99_ms", "dbos_sleep_lateness_p99_ms"),
         ("RSS while asleep (MiB)", "peers_fedflow_sleep_rss_mb", "dbos_sleep_rss_mb"),
         ("OS threads while asleep", "peers_fedflow_sleep_threads", "dbos_sleep_threads"))),
+    ("9  PostgreSQL store shared by `fedflow serve` processes", (
+        ("3-step flows/s over gRPC, 1 serve", "flow3_pg_1serve_per_s", None),
+        ("3-step flows/s over gRPC, 2 serves vs 1", "flow3_pg_2serve_per_s", "flow3_pg_1serve_per_s"),
+        ("resume p50 ms, in-process Engine", "resume_pg_p50_ms", None),
+        ("resume p99 ms, in-process Engine", "resume_pg_p99_ms", None),
+        ("kill -9, 100 running flows done elsewhere (s)", "pg_takeover_100_s", None))),
 )
 
 

@@ -5,7 +5,8 @@
     python bench/run.py --only 1,3      # some workloads
     python bench/run.py --out FILE      # write results elsewhere (default bench/results.json)
 
-Workloads: 1 flow3, 2 resume, 3 remote (gRPC), 4 replay, 5 replication, 6 rss, 7 time, 8 console.
+Workloads: 1 flow3, 2 resume, 3 remote (gRPC), 4 replay, 5 replication, 6 rss, 7 time, 8 console,
+9 postgres (flow3 and resume on PostgreSQL with 1 and 2 serves, takeover after kill -9).
 Every workload runs its baseline in the same run (raw SQLite commits for 1
 and 2, a raw grpcio echo child for 3); DBOS numbers come from
 `make bench-peers` (bench/dbos_workloads.py), which adds its keys to the
@@ -35,11 +36,12 @@ from bench import common, flows
 from bench import workloads_console as console
 from bench import workloads_grpc as remote
 from bench import workloads_local as local
+from bench import workloads_pg as pg
 from bench import workloads_time as timing
 from bench.report import print_table, target_verdicts
 
 WORKLOADS = {1: "flow3", 2: "resume", 3: "remote", 4: "replay", 5: "replication", 6: "rss", 7: "time",
-             8: "console"}
+             8: "console", 9: "postgres"}
 CARRIED_PREFIXES = ("dbos_", "peers_")
 
 
@@ -91,6 +93,7 @@ def _runners(s: Settings, tmp: Path) -> dict[int, Callable[[], dict[str, Any]]]:
                                         s.timer_burst_repeats),
         8: lambda: console.workload_console(tmp, s.page_flows, s.console_flows, s.console_steps,
                                             s.console_requests),
+        9: lambda: pg.workload_postgres(tmp, s.repeats, s.flow3_flows, s.resume_flows),
     }
 
 

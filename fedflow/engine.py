@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from . import host, journal, observe, registry, values
+from . import host, journal, leases, observe, registry, values
 from .clock import SYSTEM_CLOCK, Clock
 from .combinators import Flow
 from .errors import (
@@ -101,7 +101,7 @@ class Engine:
         self.name = name
         self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self.deadline = deadline
-        self.store = open_store(store, durability)
+        self.store = open_store(store, durability, name=name)
         self.peers = PeerTable(name, deadline)
         self.functions = ExposedFunctions(name, self.store)
         self._anonymous: dict[str, Flow] = {}
@@ -113,6 +113,7 @@ class Engine:
         self.timekeeper = Timekeeper(name, self.store, self.clock, fire=self._fire_timer, status=self.status,
                                      schedules=self.scheduler)
         self.checker = Checker(self.store, resolve=self._resolve, services=self)
+        self._leases = leases.keep(self)  # on a shared store: renew its lease, take over dead instances' flows
         if recover:
             self.recover()
         if run_timers:
@@ -128,6 +129,7 @@ class Engine:
     def close(self) -> None:
         """Stop firing timers; close peer connections and the store."""
         self.timekeeper.stop()
+        self._leases.stop()
         self.peers.close()
         self.store.close()
 
@@ -313,7 +315,8 @@ class Engine:
 
         A flow whose definition is not registered yet stays `running` (call again later)."""
         rerun = []
-        stale = self.store.ids(RUNNING)
+        self._leases.arm()
+        stale = leases.recoverable(self.store)
         progress = Progress(f"engine {self.name}: recovery", len(stale), emit=log_emitter(log))
         for flow_id in stale:
             progress.advance()

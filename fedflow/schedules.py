@@ -263,5 +263,9 @@ class Scheduler:
         try:
             self.start(spec.flow, {"at": at, "input": values.decode(spec.input)}, id=tick_id)
         except FedflowError as exc:
-            log.warning("schedule %r: tick flow %s: %s", name, tick_id, exc)
+            started = self.store.get(tick_id)
+            if started is not None and started.name == spec.flow:  # another engine on this store has the tick
+                log.info("schedule %r: tick flow %s is run by another engine: %s", name, tick_id, exc)
+            else:
+                log.warning("schedule %r: tick flow %s: %s", name, tick_id, exc)
         return tick_id

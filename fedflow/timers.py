@@ -178,7 +178,8 @@ class TimerService:
         try:
             self.keeper.fire(flow_id, tag, now, False)
         except FlowError as exc:
-            if self.keeper.store.get(flow_id) is not None and self.keeper.status(flow_id) == SUSPENDED:
+            rec = self.keeper.store.get(flow_id)
+            if rec is not None and rec.status == SUSPENDED and rec.waiting == tag:  # else it was fired elsewhere
                 if flow_id not in self._warned:  # e.g. its flow is not registered yet: try again later
                     self._warned.add(flow_id)
                     log.warning("engine %s: timer %r of flow %s cannot fire yet: %s", self.keeper.name, tag,

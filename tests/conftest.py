@@ -10,8 +10,10 @@ import pytest
 from fedflow import Engine
 
 try:
+    from pg_support import fresh_database
     from test_cli_support import ServerPool
 except ImportError:  # tests/ imported as a package
+    from tests.pg_support import fresh_database
     from tests.test_cli_support import ServerPool
 
 
@@ -29,3 +31,11 @@ def pool(tmp_path: Path) -> Iterator[ServerPool]:
         yield servers
     finally:
         servers.stop_all()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a new, empty database on the test PostgreSQL server (FEDFLOW_TEST_POSTGRES);
+    the test fails, saying how to run it, when no server is set."""
+    with fresh_database() as url:
+        yield url

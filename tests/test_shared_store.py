@@ -4,6 +4,7 @@ lost a race changes nothing and says what it found; and `resume(..., tag=...)`."
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,17 +16,20 @@ import fedflow
 from fedflow import Engine, FlowCancelled, FlowError, node, step, suspend
 
 try:
+    from pg_support import fresh_database
     from support import WAIT, Calls, log_of, unique
 except ImportError:  # tests/ imported as a package
+    from tests.pg_support import fresh_database
     from tests.support import WAIT, Calls, log_of, unique
 
 
-@pytest.fixture
-def two(tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
-    """Two Engines, each with its own connection to one SQLite file."""
-    db = str(tmp_path / "shared.db")
-    with Engine(name="shared", store=db, durability="process") as a, \
-            Engine(name="shared", store=db, durability="process") as b:
+@pytest.fixture(params=["sqlite", "postgres"])
+def two(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
+    """Two Engines, each with its own connection to one SQLite file, or to one PostgreSQL database."""
+    with contextlib.ExitStack() as stack:
+        db = stack.enter_context(fresh_database()) if request.param == "postgres" else str(tmp_path / "shared.db")
+        a = stack.enter_context(Engine(name="shared", store=db, durability="process"))
+        b = stack.enter_context(Engine(name="shared", store=db, durability="process"))
         yield a, b
 
 

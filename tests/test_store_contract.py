@@ -1,7 +1,8 @@
-"""The Store contract, run against every store implementation (memory and SQLite)."""
+"""The Store contract, run against every store implementation (memory, SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import threading
@@ -11,25 +12,44 @@ import pytest
 
 from fedflow.store import MemoryStore, SQLiteStore, Store, sqlite_sql
 from fedflow.store.base import CANCELLED, DONE, FAILED, MOVED, RUNNING, SUSPENDED, TERMINAL, FlowRecord
+from fedflow.store.postgres import PostgresStore
+
+try:
+    from pg_support import fresh_database
+except ImportError:  # tests/ imported as a package
+    from tests.pg_support import fresh_database
 
 
-@pytest.fixture(params=["memory", "sqlite", "sqlite-spilling"])
+@contextlib.contextmanager
+def made_like(kind: str, path) -> Iterator[Store]:
+    """A fresh, empty store of `kind` (a PostgreSQL one in a new database); closed afterwards."""
+    with contextlib.ExitStack() as stack:
+        if kind == "memory":
+            made: Store = MemoryStore()
+        elif kind == "postgres":
+            made = PostgresStore(stack.enter_context(fresh_database()))
+        else:
+            made = SQLiteStore(path)
+        stack.callback(made.close)
+        yield made
+
+
+@pytest.fixture(params=["memory", "sqlite", "sqlite-spilling", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     """A fresh, empty store of each kind; "sqlite-spilling" keeps every value out of line
     (in its bodies table), so the whole contract covers that path too."""
     if request.param == "sqlite-spilling":
         monkeypatch.setattr(sqlite_sql, "SPILL_CHARS", 1)
-    made = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
-    yield made
-    made.close()
+    with made_like(request.param.split("-")[0], tmp_path / "s.db") as made:
+        yield made
 
 
 @pytest.fixture
 def other(store: Store, tmp_path) -> Iterator[Store]:
     """A second, empty store of the same kind as `store`."""
-    made = MemoryStore() if isinstance(store, MemoryStore) else SQLiteStore(tmp_path / "other.db")
-    yield made
-    made.close()
+    kind = {MemoryStore: "memory", PostgresStore: "postgres"}.get(type(store), "sqlite")
+    with made_like(kind, tmp_path / "other.db") as made:
+        yield made
 
 
 def rec(flow_id: str, status: str = RUNNING, **fields) -> FlowRecord:
@@ -234,11 +254,12 @@ def test_put_flows_over_an_existing_flow_raises_its_version(store: Store) -> Non
 @pytest.fixture
 def twin(store: Store, tmp_path) -> Iterator[Store]:
     """Another store object on the same storage as `store` (SQLite: its own connection to the
-    same file, as another Engine or process has); the memory store is its own twin."""
+    same file, as another Engine or process has; PostgreSQL: another instance on the same
+    database); the memory store is its own twin."""
     if isinstance(store, MemoryStore):
         yield store
         return
-    made = SQLiteStore(tmp_path / "s.db")
+    made = PostgresStore(store.url, name="twin") if isinstance(store, PostgresStore) else SQLiteStore(tmp_path / "s.db")
     yield made
     made.close()
 
@@ -371,6 +392,105 @@ def test_records_is_lazy_iterator(store: Store) -> None:
     assert iter(it) is it
     assert next(it) == (rec("a"), [])
     assert next(it, None) is None
+
+
+# -- timers -------------------------------------------------------------------
+
+def test_timers_are_suspended_flows_with_a_wake_at_earliest_first(store: Store) -> None:
+    for flow_id, status, wake_at in [("late", SUSPENDED, 30.5), ("early", SUSPENDED, 10.25), ("mid", SUSPENDED, 20.0),
+                                     ("untimed", SUSPENDED, None), ("busy", RUNNING, 5.0), ("over", DONE, 1.0)]:
+        store.create(rec(flow_id, status, waiting=f"w-{flow_id}", wake_at=wake_at))
+    assert store.timers() == [("early", "w-early", 10.25), ("mid", "w-mid", 20.0), ("late", "w-late", 30.5)]
+    assert store.next_wake() == 10.25
+    assert store.due(20.0, 10) == [("early", "w-early", 10.25), ("mid", "w-mid", 20.0)]
+    assert store.due(1e12, 1) == [("early", "w-early", 10.25)]
+    assert store.due(10.0, 10) == []
+
+
+def test_an_empty_store_has_no_timer(store: Store) -> None:
+    assert (store.timers(), store.next_wake(), store.due(1e12, 10)) == ([], None, [])
+
+
+def test_a_transition_sets_moves_and_clears_a_timer(store: Store) -> None:
+    store.create(rec("a", SUSPENDED, waiting="nap", wake_at=50.0))
+    assert store.transition("a", [SUSPENDED], {"status": RUNNING, "waiting": None, "wake_at": None}, version=0)
+    assert (store.timers(), store.next_wake()) == ([], None)
+    assert store.transition("a", [RUNNING], {"status": SUSPENDED, "waiting": "nap2", "wake_at": 80.0}, version=1)
+    assert store.timers() == [("a", "nap2", 80.0)] and store.get("a").wake_at == 80.0
+    assert store.transition("a", [SUSPENDED], {"status": CANCELLED, "waiting": None}, version=2)
+    assert store.timers() == [], "a cancelled flow's timer never fires"
+
+
+def test_put_flows_carries_timers(store: Store, other: Store) -> None:
+    store.create(rec("a", SUSPENDED, waiting="nap", wake_at=42.5))
+    other.put_flows(list(store.records()))
+    assert other.timers() == [("a", "nap", 42.5)] and other.next_wake() == 42.5
+
+
+def test_a_due_timer_fires_once_across_store_objects(store: Store, twin: Store) -> None:
+    # Two instances see the same due timer; firing it is the flow's compare-and-set.
+    store.create(rec("a", SUSPENDED, waiting="nap", wake_at=1.0))
+    seen = [(mine, mine.due(2.0, 10), mine.get("a").version) for mine in (store, twin)]
+    assert [due for _mine, due, _version in seen] == [[("a", "nap", 1.0)]] * 2
+    fired = [mine.transition("a", [SUSPENDED], {"status": RUNNING, "waiting": None, "wake_at": None},
+                             [e({"t": "s", "tag": "nap", "w": 1})], version=version) for mine, _due, version in seen]
+    assert fired == [True, False]
+    assert twin.load_log("a") == [e({"t": "s", "tag": "nap", "w": 1})] and store.due(2.0, 10) == []
+
+
+# -- schedules ----------------------------------------------------------------
+
+SPEC = '{"flow":"nightly","cron":"0 3 * * *"}'
+
+
+def test_schedules_are_kept_in_name_order_and_replaced_whole(store: Store) -> None:
+    store.put_schedule("zeta", SPEC, 300.0)
+    store.put_schedule("alpha", '{"every":60}', 100.5)
+    assert store.schedules() == [("alpha", '{"every":60}', 100.5, None), ("zeta", SPEC, 300.0, None)]
+    assert store.advance_schedule("alpha", '{"every":60}', 100.5, 160.5, "alpha@1")
+    assert store.schedules()[0] == ("alpha", '{"every":60}', 160.5, "alpha@1")
+    store.put_schedule("alpha", '{"every":30}', 500.0)
+    assert store.schedules()[0] == ("alpha", '{"every":30}', 500.0, None), "a replaced schedule starts afresh"
+    assert store.delete_schedule("alpha") is True
+    assert store.delete_schedule("alpha") is False
+    assert store.schedules() == [("zeta", SPEC, 300.0, None)]
+    assert store.list() == [], "schedules are not flows"
+
+
+@pytest.mark.parametrize(("spec", "expect_next_at"), [('{"every":60}', 300.0), (SPEC, 299.0)])
+def test_advancing_a_changed_schedule_changes_nothing(store: Store, spec: str, expect_next_at: float) -> None:
+    store.put_schedule("s", SPEC, 300.0)
+    assert store.advance_schedule("s", spec, expect_next_at, 400.0, "s@1") is False
+    assert store.advance_schedule("missing", SPEC, 300.0, 400.0, "s@1") is False
+    assert store.schedules() == [("s", SPEC, 300.0, None)]
+
+
+def test_racing_schedule_advances_apply_exactly_once(store: Store, twin: Store) -> None:
+    # Instances that all read one tick move the schedule on once: one of them starts that tick.
+    rounds, racers = 20, 4
+    store.put_schedule("s", SPEC, 0.0)
+    won: list[tuple[int, int]] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(racers)
+
+    def racer(k: int) -> None:
+        mine = store if k % 2 else twin
+        for n in range(rounds):
+            [(_name, spec, next_at, _last)] = mine.schedules()
+            barrier.wait(timeout=30)  # every racer has read this tick before any moves it on
+            if mine.advance_schedule("s", spec, next_at, next_at + 1, f"s@{n}/{k}"):
+                with lock:
+                    won.append((n, k))
+            barrier.wait(timeout=30)
+
+    threads = [threading.Thread(target=racer, args=(k,)) for k in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert sorted(n for n, _k in won) == list(range(rounds)), "exactly one winner per tick"
+    assert twin.schedules() == [("s", SPEC, float(rounds), f"s@{rounds - 1}/{won[-1][1]}")]
 
 
 # -- replicas -----------------------------------------------------------------

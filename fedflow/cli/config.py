@@ -7,6 +7,7 @@ A config file holds the same settings as the flags::
     db = "a.db"                      # default: NAME.db in the working directory
     load = ["../publishing.py", "mypackage.peer"]
     deadline = 5.0
+    lease = 5.0                      # PostgreSQL store: seconds before another instance takes over
     token_file = "token.txt"
     log_level = "INFO"
     max_message_bytes = 8388608      # limits (fedflow.limits): message size, calls at once, replica size
@@ -57,7 +58,7 @@ _LIMIT_KEYS = ("max_message_bytes", "max_concurrent_rpcs", "max_replica_bytes")
 #: Keys read by fedflow.cli.federation_settings.
 FEDERATION_KEYS = ("answers_kept", "answers_max_age", "operator_token_file", "peer_tokens", "max_replica_slots",
                    "max_replica_total_bytes")
-_KEYS = frozenset({*_STR_KEYS, *_LIMIT_KEYS, *FEDERATION_KEYS, "load", "peers", "deadline", "schedules",
+_KEYS = frozenset({*_STR_KEYS, *_LIMIT_KEYS, *FEDERATION_KEYS, "load", "peers", "deadline", "lease", "schedules",
                    "http_insecure"})
 
 
@@ -97,6 +98,7 @@ class ServeSettings:
     load: list[str]
     peers: list[PeerSpec]
     deadline: float = 10.0
+    lease: float | None = None       # None: the store's default
     token_file: str | None = None
     log_level: str = "INFO"
     tls: TlsFiles | None = None
@@ -160,10 +162,12 @@ def load_file(path: str) -> dict[str, Any]:
     base = os.path.dirname(os.path.abspath(path))
     out = {key: _string(raw, key, path) for key in _STR_KEYS if key in raw}
     for key in _PATH_KEYS:
-        if key in out:
+        if key in out and "://" not in out[key]:  # a database URL is not a path
             out[key] = os.path.join(base, out[key])
     if "deadline" in raw:
         out["deadline"] = _deadline(raw["deadline"], f"config {path}: deadline")
+    if "lease" in raw:
+        out["lease"] = _deadline(raw["lease"], f"config {path}: lease")
     out.update({key: raw[key] for key in _LIMIT_KEYS if key in raw})
     if "load" in raw:
         out["load"] = [_resolve_target(t, base) for t in _string_list(raw["load"], path)]
@@ -268,6 +272,7 @@ def settings(flags: Any) -> ServeSettings:
         load=_unique([*conf.get("load", []), *(flags.load or [])]),
         peers=_merge_peers(conf.get("peers", []), flags.peer or []),
         deadline=_deadline(pick("deadline", 10.0), "--deadline"),
+        lease=None if pick("lease") is None else _deadline(pick("lease"), "--lease"),
         token_file=pick("token_file"), log_level=level, tls=_tls(pick), limits=_limits(pick),
         schedules=conf.get("schedules", []), federation=_federation(pick),
         http=http or None, http_insecure=bool(getattr(flags, "http_insecure", False) or conf.get("http_insecure")),

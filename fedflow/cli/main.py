@@ -73,7 +73,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--name", help="this instance's name (peers know it by this name)")
     p.add_argument("--listen", metavar="HOST:PORT", help="address to serve on, e.g. 127.0.0.1:50051")
-    p.add_argument("--db", metavar="PATH", help="SQLite store file (default: NAME.db in the working directory)")
+    p.add_argument("--db", metavar="PATH", help="SQLite store file (default: NAME.db in the working directory), "
+                   "or postgresql://USER:PASSWORD@HOST:PORT/DBNAME to share a PostgreSQL store with other serves")
+    p.add_argument("--lease", metavar="S", type=float,
+                   help="PostgreSQL store: seconds after this serve's death before another takes its flows over (5)")
     p.add_argument("--load", metavar="MODULE_OR_FILE", action="append",
                    help="module whose register(engine) exposes functions and defines flows (repeatable)")
     p.add_argument("--peer", metavar="NAME=HOST:PORT", action="append", help="a peer to connect to (repeatable)")

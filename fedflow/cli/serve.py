@@ -20,6 +20,9 @@ from typing import Any
 from ..engine import Engine
 from ..errors import FedflowError
 from ..ownership import PeerWatch
+from ..store import open_store
+from ..store.lockfile import hold_for_serve
+from ..store.postgres import redact
 from . import config
 from .config import ServeSettings, read_secret
 from .loader import import_target, load_into
@@ -65,9 +68,10 @@ def check_listen(address: str) -> None:
 
 def _open_engine(conf: ServeSettings) -> Engine:
     try:
-        return Engine(conf.name, store=conf.db, deadline=conf.deadline, recover=False, run_timers=False)
+        store = open_store(conf.db, name=conf.name, lease=conf.lease)
+        return Engine(conf.name, store=store, deadline=conf.deadline, recover=False, run_timers=False)
     except (FedflowError, OSError) as exc:
-        raise FedflowError(f"cannot open --db {conf.db}: {exc}") from exc
+        raise FedflowError(f"cannot open --db {redact(conf.db)}: {exc}") from exc
 
 
 def _connect_peers(engine: Engine, conf: ServeSettings, token: str | None) -> None:
@@ -174,9 +178,10 @@ def serve(ns: argparse.Namespace) -> int:
     console = _bind_console(conf, token)  # bound now: a refused or taken --http changes nothing
 
     credentials = _credentials(conf)
+    lock = hold_for_serve(conf.db, conf.name, conf.listen)  # one serve per SQLite file
     engine = _open_engine(conf)
     try:
-        log.info("store %s", conf.db)
+        log.info("store %s", redact(conf.db))
         engine.functions.limits = conf.federation.answers
         engine.functions.prune()
         engine.federation.slot_limits = conf.federation.slots
@@ -203,5 +208,6 @@ def serve(ns: argparse.Namespace) -> int:
         if console:
             console.close()
         engine.close()
+        lock.release()
     log.info("stopped %s", conf.name)
     return 0
