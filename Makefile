@@ -58,17 +58,19 @@ serve: $(STAMP)
 bench: $(STAMP) postgres-deps
 	$(PY) bench/run.py
 
-# DBOS beside fedflow (workloads 1 and 2, and 1,000 sleeping flows), in its own venv so dbos never becomes our dependency.
+# DBOS beside fedflow (workloads 1 and 2 on SQLite and on PostgreSQL, and 1,000 sleeping flows), in its own venv so dbos never becomes our dependency.
 PEERS_VENV := .venv-peers
 PEERS_STAMP := $(PEERS_VENV)/.installed
 $(PEERS_STAMP): pyproject.toml
 	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
 	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(PEERS_VENV)/bin/python -m pip install --quiet dbos . || { echo "bench-peers: cannot install dbos (and fedflow) from PyPI into $(PEERS_VENV); check that PyPI is reachable, then rerun make bench-peers" >&2; exit 1; }
+	$(PEERS_VENV)/bin/python -m pip install --quiet dbos '.[postgres]' || { echo "bench-peers: cannot install dbos (and fedflow) from PyPI into $(PEERS_VENV); check that PyPI is reachable, then rerun make bench-peers" >&2; exit 1; }
 	touch $(PEERS_STAMP)
 
-bench-peers: $(PEERS_STAMP)
-	$(PEERS_VENV)/bin/python bench/dbos_workloads.py
+# The PostgreSQL part runs both sides on FEDFLOW_TEST_POSTGRES, or on a throwaway server (tests/pg_server.py).
+bench-peers: $(PEERS_STAMP) postgres-deps
+	@if [ -n "$$FEDFLOW_TEST_POSTGRES" ]; then $(PEERS_VENV)/bin/python bench/dbos_workloads.py; \
+	else $(PEERS_VENV)/bin/python tests/pg_server.py -- $(PEERS_VENV)/bin/python bench/dbos_workloads.py; fi
 
 # The long variants of the hardening tests: the kill loop (2000 flows, 15 SIGKILLs), ten times
 # the fuzz cases, more flows per peer fault. `make test` runs the quick variants.

@@ -1,6 +1,6 @@
-"""`make bench-peers`: workloads 1, 2 and sleeping flows on DBOS (its default SQLite store) beside fedflow.
+"""`make bench-peers`: workloads 1, 2 and sleeping flows on DBOS beside fedflow, on SQLite and on PostgreSQL.
 
-    .venv-peers/bin/python bench/dbos_workloads.py [--quick] [--out bench/results.json]
+    .venv-peers/bin/python bench/dbos_workloads.py [--quick] [--only sqlite|pg] [--out bench/results.json]
 
 fedflow runs in this process, before and after the first DBOS run (the
 median of the two passes is kept); each DBOS configuration runs in a child
@@ -14,6 +14,8 @@ this run (`peers_fedflow_*`) and their ratios are merged into the results file.
 Then 1,000 flows asleep on each side, each in a fresh interpreter
 (`bench/dbos_sleep.py`): wake lateness, RSS and threads (`dbos_sleep_*`,
 `peers_fedflow_sleep_*`).
+Then workloads 1 and 2 with both sides on one PostgreSQL server (DBOS's
+production setup; bench/dbos_pg.py): `dbos_pg_*`, `peers_fedflow_pg_*`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common, flows
+from bench import common, dbos_pg, flows
 from bench import workloads_local as local
 from bench.dbos_sleep import sleep_keys
 from bench.report import print_table, target_verdicts
@@ -44,11 +46,13 @@ MISSING_DBOS = ("bench-peers: the `dbos` package is not importable in this inter
 
 
 # ------------------------------------------------------------------ the DBOS side (child process)
-def dbos_child(db_dir: str, poll: float | None, flows_count: int, resumes: int, repeats: int) -> dict[str, Any]:
-    """Workloads 1 and 2 on DBOS in this process; flows/s and resume p50/p99 ms."""
+def dbos_child(db_url: str, poll: float | None, spread: float, flows_count: int, resumes: int,
+               repeats: int) -> dict[str, Any]:
+    """Workloads 1 and 2 on DBOS in this process, its system database at `db_url` (SQLite or
+    PostgreSQL); flows/s and resume p50/p99 ms. `spread`: see `_dbos_resumes`."""
     from dbos import DBOS
 
-    config: dict[str, Any] = {"name": "fedflow-bench", "system_database_url": f"sqlite:///{db_dir}/dbos.sqlite"}
+    config: dict[str, Any] = {"name": "fedflow-bench", "system_database_url": db_url}
     if poll is not None:
         config["notification_listener_polling_interval_sec"] = poll
     DBOS(config=config)  # type: ignore[arg-type]
@@ -56,7 +60,7 @@ def dbos_child(db_dir: str, poll: float | None, flows_count: int, resumes: int, 
     DBOS.launch()
     try:
         rates = [_dbos_flow3_rate(flow3, flows_count) for _ in range(repeats)]
-        latencies = _dbos_resumes(DBOS, waiter, resumes, poll if poll is not None else 1.0)
+        latencies = _dbos_resumes(DBOS, waiter, resumes, spread)
     finally:
         DBOS.destroy()
     return {"flow3_per_s": statistics.median(rates), **{f"resume_{k}_ms": v for k, v in
@@ -102,17 +106,17 @@ def _dbos_flow3_rate(flow3: Any, count: int) -> float:
     return count / elapsed
 
 
-def _dbos_resumes(dbos: Any, waiter: Any, count: int, poll: float) -> list[float]:
+def _dbos_resumes(dbos: Any, waiter: Any, count: int, spread: float) -> list[float]:
     """Seconds from `DBOS.send` to the workflow's result, `count` times.
 
-    Each workflow is started, left waiting in `recv` for a random time (so the
-    send lands at a random phase of DBOS's poll, as an outside event would),
-    then sent its message."""
+    Each workflow is started, left waiting in `recv` for 20 ms plus a random time
+    up to `spread` (on SQLite its poll interval, so the send lands at a random
+    phase of DBOS's poll, as an outside event would), then sent its message."""
     rng = random.Random(7)
     samples = []
     for i in range(count + 1):
         handle = dbos.start_workflow(waiter, {"i": i})
-        time.sleep(0.02 + rng.uniform(0, poll))
+        time.sleep(0.02 + rng.uniform(0, spread))
         begin = time.perf_counter()
         dbos.send(handle.get_workflow_id(), True, "approve")
         result = handle.get_result()
@@ -125,9 +129,22 @@ def _dbos_resumes(dbos: Any, waiter: Any, count: int, poll: float) -> list[float
 def run_dbos(poll: float | None, flows_count: int, resumes: int, repeats: int) -> dict[str, Any]:
     """Run `dbos_child` in a fresh interpreter (bounded), return its JSON answer."""
     with tempfile.TemporaryDirectory(prefix="fedflow-bench-dbos-") as db_dir:
-        argv = [sys.executable, __file__, "--child", db_dir, "--poll", "default" if poll is None else str(poll),
-                "--flows", str(flows_count), "--resumes", str(resumes), "--repeats", str(repeats)]
-        return common.json_child(argv, db_dir, "DBOS run", CHILD_TIMEOUT)
+        return _dbos_child_run(f"sqlite:///{db_dir}/dbos.sqlite", poll, poll if poll is not None else 1.0,
+                               flows_count, resumes, repeats, db_dir)
+
+
+def run_dbos_pg(db_url: str, flows_count: int, resumes: int, repeats: int) -> dict[str, Any]:
+    """`dbos_child` on the PostgreSQL database `db_url`, in a fresh interpreter (bounded)."""
+    with tempfile.TemporaryDirectory(prefix="fedflow-bench-dbos-pg-") as work_dir:
+        return _dbos_child_run(db_url, None, dbos_pg.DBOS_PG_SEND_SPREAD_S, flows_count, resumes, repeats, work_dir)
+
+
+def _dbos_child_run(db_url: str, poll: float | None, spread: float, flows_count: int, resumes: int, repeats: int,
+                    cwd: str) -> dict[str, Any]:
+    argv = [sys.executable, __file__, "--child", db_url, "--poll", "default" if poll is None else str(poll),
+            "--spread", str(spread), "--flows", str(flows_count), "--resumes", str(resumes),
+            "--repeats", str(repeats)]
+    return common.json_child(argv, cwd, "DBOS run", CHILD_TIMEOUT)
 
 
 # ------------------------------------------------------------------ the fedflow side and the merge
@@ -153,8 +170,8 @@ def dbos_keys(default: dict[str, Any], fast: dict[str, Any]) -> dict[str, Any]:
             "dbos_measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
 
 
-def measure_both(quick: bool) -> dict[str, Any]:
-    """fedflow, DBOS default, fedflow again, DBOS with a 10 ms poll: the merged keys.
+def measure_sqlite(quick: bool) -> dict[str, Any]:
+    """fedflow, DBOS default, fedflow again, DBOS with a 10 ms poll, sleeping flows: the merged keys.
 
     fedflow runs before and after the first DBOS run, so drift hits both sides."""
     repeats, count, resumes = (1, 50, 20) if quick else (3, 500, 200)
@@ -166,8 +183,18 @@ def measure_both(quick: bool) -> dict[str, Any]:
     return {**common.median_of([before, after]), **dbos_keys(default, fast), **sleeping}
 
 
+def measure_pg(quick: bool) -> dict[str, Any]:
+    """Workloads 1 and 2 on one PostgreSQL server, fedflow and DBOS (bench/dbos_pg.py)."""
+    repeats, count, resumes = (1, 50, 20) if quick else (3, 500, 200)
+    keys = dbos_pg.measure_pg(lambda url: run_dbos_pg(url, count, resumes, repeats), quick)
+    return {**keys, "dbos_pg_measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+
+
+PARTS = {"sqlite": measure_sqlite, "pg": measure_pg}
+
+
 def print_side_by_side(keys: dict[str, Any]) -> None:
-    """fedflow and DBOS next to each other, with fedflow/DBOS ratios."""
+    """fedflow and DBOS next to each other, with fedflow/DBOS ratios (the rows measured)."""
     rows = (("3-step flows/s, SQLite power", "peers_fedflow_flow3_power_per_s", "dbos_flow3_per_s", "x faster"),
             ("3-step flows/s, SQLite process", "peers_fedflow_flow3_process_per_s", "dbos_flow3_per_s", "x faster"),
             ("resume p50 ms vs DBOS default poll", "peers_fedflow_resume_p50_ms", "dbos_resume_p50_ms", "of DBOS"),
@@ -179,10 +206,18 @@ def print_side_by_side(keys: dict[str, Any]) -> None:
             ("sleeping flows: wake lateness p99 ms", "peers_fedflow_sleep_lateness_p99_ms",
              "dbos_sleep_lateness_p99_ms", "of DBOS"),
             ("sleeping flows: RSS MiB", "peers_fedflow_sleep_rss_mb", "dbos_sleep_rss_mb", "of DBOS"),
-            ("sleeping flows: OS threads", "peers_fedflow_sleep_threads", "dbos_sleep_threads", "of DBOS"))
-    print(f"\nfedflow vs DBOS {keys['dbos_version']} (default SQLite store), same run")
+            ("sleeping flows: OS threads", "peers_fedflow_sleep_threads", "dbos_sleep_threads", "of DBOS"),
+            ("PostgreSQL: 3-step flows/s", "peers_fedflow_pg_flow3_per_s", "dbos_pg_flow3_per_s", "x faster"),
+            ("PostgreSQL: resume p50 ms", "peers_fedflow_pg_resume_p50_ms", "dbos_pg_resume_p50_ms", "of DBOS"),
+            ("PostgreSQL: resume p99 ms", "peers_fedflow_pg_resume_p99_ms", "dbos_pg_resume_p99_ms", "of DBOS"))
+    from importlib.metadata import version
+
+    print(f"\nfedflow vs DBOS {version('dbos')} (SQLite rows: its default store; PostgreSQL rows: one server "
+          f"for both), same run")
     print(f"  {'':38} {'fedflow':>10} {'DBOS':>10}   fedflow/DBOS")
     for label, ours, theirs, unit in rows:
+        if ours not in keys or theirs not in keys:
+            continue
         print(f"  {label:38} {keys[ours]:>10.4g} {keys[theirs]:>10.4g}   {keys[ours] / keys[theirs]:.4g} {unit}")
 
 
@@ -202,16 +237,19 @@ def main(argv: list[str] | None = None) -> int:
     """Parent: fedflow, then the two DBOS children, then the merge. Child: one DBOS run."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=sorted(PARTS), help="run one part: sqlite (DBOS's default store, "
+                        "sleeping flows) or pg (one PostgreSQL server for both); default both")
     parser.add_argument("--out", type=Path, default=common.BENCH / "results.json")
-    parser.add_argument("--child", metavar="DB_DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--child", metavar="DB_URL", help=argparse.SUPPRESS)
     parser.add_argument("--poll", default="default", help=argparse.SUPPRESS)
+    parser.add_argument("--spread", type=float, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument("--flows", type=int, default=500, help=argparse.SUPPRESS)
     parser.add_argument("--resumes", type=int, default=10, help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         poll = None if args.poll == "default" else float(args.poll)
-        print(json.dumps(dbos_child(args.child, poll, args.flows, args.resumes, args.repeats)))
+        print(json.dumps(dbos_child(args.child, poll, args.spread, args.flows, args.resumes, args.repeats)))
         return 0
     try:
         import dbos  # noqa: F401  - fail early, clearly, before measuring anything
@@ -219,7 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         print(MISSING_DBOS.format(error=exc), file=sys.stderr)
         return 1
     try:
-        keys = measure_both(args.quick)
+        keys: dict[str, Any] = {}
+        for name, measure in PARTS.items():
+            if args.only in (None, name):
+                keys.update(measure(args.quick))
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         print(f"bench-peers: DBOS could not be run here: {exc}", file=sys.stderr)
         return 1

@@ -44,6 +44,9 @@ TARGETS = (
     Target("peers_fedflow_resume_p50_ms", "<=", 1 / 40, "<= 1/40 DBOS", "dbos_resume_p50_ms", "resume_p50_vs_dbos"),
     Target("peers_fedflow_resume_p50_ms", "<=", 1 / 40, "<= 1/40 DBOS", "dbos_10ms_poll_resume_p50_ms",
            "resume_p50_vs_dbos_10ms_poll"),
+    Target("peers_fedflow_pg_flow3_per_s", ">=", 3, ">= 3x DBOS", "dbos_pg_flow3_per_s", "flow3_pg_vs_dbos"),
+    Target("peers_fedflow_pg_resume_p50_ms", "<=", 1 / 10, "<= 1/10 DBOS", "dbos_pg_resume_p50_ms",
+           "resume_pg_p50_vs_dbos"),
     Target("remote_direct_p50_ms", "<=", 1.3, "<= 1.3x echo", "echo_p50_ms", "remote_direct_p50_vs_echo"),
     Target("remote_direct_per_s", ">=", 0.8, ">= 0.8x echo", "echo_per_s", "remote_direct_per_s_vs_echo"),
     Target("remote_flow_p50_ms", "<=", 2.0, "<= 2x echo", "echo_p50_ms", "remote_flow_p50_vs_echo"),
@@ -165,7 +168,10 @@ SECTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
         ("3-step flows/s over gRPC, 2 serves vs 1", "flow3_pg_2serve_per_s", "flow3_pg_1serve_per_s"),
         ("resume p50 ms, in-process Engine", "resume_pg_p50_ms", None),
         ("resume p99 ms, in-process Engine", "resume_pg_p99_ms", None),
-        ("kill -9, 100 running flows done elsewhere (s)", "pg_takeover_100_s", None))),
+        ("kill -9, 100 running flows done elsewhere (s)", "pg_takeover_100_s", None),
+        ("bench-peers run: flows/s, Engine vs DBOS", "peers_fedflow_pg_flow3_per_s", "dbos_pg_flow3_per_s"),
+        ("bench-peers run: resume p50 ms vs DBOS", "peers_fedflow_pg_resume_p50_ms", "dbos_pg_resume_p50_ms"),
+        ("bench-peers run: resume p99 ms vs DBOS", "peers_fedflow_pg_resume_p99_ms", "dbos_pg_resume_p99_ms"))),
 )
 
 

@@ -1,10 +1,11 @@
-"""Answers to peer calls recorded by idempotency key: the store capability (memory and
-SQLite), the schema step that adds it, the serve settings that bound it, and an Engine
+"""Answers to peer calls recorded by idempotency key: the store capability (memory, SQLite
+and PostgreSQL), the schema step that adds it, the serve settings that bound it, and an Engine
 that keeps answering a retried call after it is closed and reopened on its file."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +16,23 @@ import fedflow
 from fedflow.cli.config import ConfigError, settings
 from fedflow.exposed import AnswerLimits
 from fedflow.store import MemoryStore, SQLiteStore, Store, sqlite_sql
+from fedflow.store.postgres import PostgresStore
+
+try:
+    from pg_support import fresh_database
+except ImportError:  # tests/ imported as a package
+    from tests.pg_support import fresh_database
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
-    yield made
-    made.close()
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgres":
+            made: Store = PostgresStore(stack.enter_context(fresh_database()))
+        else:
+            made = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
+        stack.callback(made.close)
+        yield made
 
 
 def test_the_first_answer_recorded_for_a_key_is_kept(store: Store) -> None:

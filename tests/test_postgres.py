@@ -6,6 +6,7 @@ test_postgres_serve.py.) Every test gets a new empty database on the test server
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ import psycopg
 import pytest
 
 from fedflow import Engine, FedflowError, defflow, node, sequence, step, suspend
-from fedflow.store import open_store
+from fedflow.store import open_store, postgres_sql
 from fedflow.store.base import RUNNING, FlowRecord
 from fedflow.store.postgres import PostgresStore, redact
 
@@ -81,7 +82,8 @@ def test_a_new_database_gets_the_schema_once_even_when_opened_at_once(pg_url: st
         for store in opened:
             store.close()
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT value FROM fedflow_meta WHERE key = 'schema_version'").fetchone() == ("1",)
+        version = conn.execute("SELECT value FROM fedflow_meta WHERE key = 'schema_version'").fetchone()
+    assert version == (str(postgres_sql.SCHEMA_VERSION),)
 
 
 def test_malformed_urls_are_one_line_naming_the_form() -> None:
@@ -118,6 +120,37 @@ def test_a_newer_schema_is_refused_and_left_alone(pg_url: str) -> None:
     before = tables(pg_url)
     one_line_error(pg_url, "newer fedflow", "schema 99", "upgrade fedflow")
     assert tables(pg_url) == before
+
+
+def test_a_schema_1_database_is_upgraded_keeping_its_flows(pg_url: str) -> None:
+    with contextlib.closing(PostgresStore(pg_url)) as store:
+        assert store.create(FlowRecord(id="a", name="f", status=RUNNING, input="1"))
+        store.put_replica("b", "{}")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE fedflow_call_answers")
+        conn.execute("ALTER TABLE fedflow_replicas DROP COLUMN sender")
+        conn.execute("DROP INDEX fedflow_flows_name")
+        conn.execute("UPDATE fedflow_meta SET value = '1' WHERE key = 'schema_version'")
+    with contextlib.closing(PostgresStore(pg_url)) as store:
+        assert store.get("a").input == "1"
+        assert store.record_answer("k", "1", 1.0) == "1"
+        store.put_replica("c", "{}", sender="c")
+        assert [(s, n, who) for s, n, _at, who in store.replica_slots()] == [("b", 2, None), ("c", 2, "c")]
+        assert [f.id for f in store.list_page(flow="f").flows] == ["a"]
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT value FROM fedflow_meta WHERE key = 'schema_version'").fetchone() == ("2",)
+
+
+@pytest.mark.parametrize("filters", [(False, False), (True, False), (False, True), (True, True)])
+def test_pages_walk_an_index_backwards_and_never_sort(pg_url: str, filters: tuple[bool, bool]) -> None:
+    PostgresStore(pg_url).close()
+    status, flow = filters
+    params = {"status": "done", "flow": "a", "prefix": None, "before": 10, "limit": 5}
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")  # an empty table: show which index serves the order
+        plan = " | ".join(row[0] for row in conn.execute(f"EXPLAIN {postgres_sql.page_sql(status, flow, False, True)}",
+                                                         params))
+    assert "Index Scan Backward" in plan and "Sort" not in plan, plan
 
 
 def test_a_password_is_hidden_wherever_the_url_is_shown() -> None:

@@ -507,6 +507,16 @@ def test_replica_slots(store: Store) -> None:
     assert store.list() == []
 
 
+def test_replica_slots_say_size_and_sender_first_stored_first(store: Store) -> None:
+    assert store.replica_slots() == []
+    store.put_replica("b", '{"x":"\u00e9"}', sender="peer-b")
+    store.put_replica("a", "{}")
+    store.put_replica("b", '{"x":"\u00e9\u00e9"}', sender="relay")
+    slots = store.replica_slots()
+    assert [(s, n, who) for s, n, _at, who in slots] == [("b", 12, "relay"), ("a", 2, None)], "bytes of UTF-8"
+    assert all(isinstance(at, float) and at > 0 for _s, _n, at, _who in slots)
+
+
 # -- close --------------------------------------------------------------------
 
 def test_close_is_idempotent(store: Store) -> None:

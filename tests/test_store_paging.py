@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 
@@ -10,6 +11,12 @@ import pytest
 from fedflow.errors import FedflowError
 from fedflow.store import MemoryStore, SQLiteStore, Store
 from fedflow.store.base import DONE, FAILED, SUSPENDED, FlowRecord
+from fedflow.store.postgres import PostgresStore
+
+try:
+    from pg_support import fresh_database
+except ImportError:  # tests/ imported as a package
+    from tests.pg_support import fresh_database
 
 
 class PlainStore(MemoryStore):
@@ -19,12 +26,22 @@ class PlainStore(MemoryStore):
     count_by_status = Store.count_by_status
 
 
-@pytest.fixture(params=["memory", "sqlite", "base"])
+def opened(kind: str, tmp_path) -> Iterator[Store]:
+    """A fresh store of `kind` (a PostgreSQL one in a new database), closed afterwards."""
+    with contextlib.ExitStack() as stack:
+        if kind == "postgres":
+            made: Store = PostgresStore(stack.enter_context(fresh_database()))
+        elif kind == "sqlite":
+            made = SQLiteStore(tmp_path / "s.db", "process")
+        else:
+            made = {"memory": MemoryStore, "base": PlainStore}[kind]()
+        stack.callback(made.close)
+        yield made
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres", "base"])
 def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
-    made = {"memory": MemoryStore, "base": PlainStore}.get(request.param)
-    opened = made() if made else SQLiteStore(tmp_path / "s.db", "process")
-    yield opened
-    opened.close()
+    yield from opened(request.param, tmp_path)
 
 
 def fill(store: Store, count: int = 23) -> list[FlowRecord]:
@@ -76,12 +93,10 @@ def test_a_page_row_carries_the_listing_fields(store: Store) -> None:
                                                                                     None, 1.0)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def numbered(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
     """The stores whose page tokens are creation numbers (the generic default counts positions)."""
-    opened = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "n.db", "process")
-    yield opened
-    opened.close()
+    yield from opened(request.param, tmp_path)
 
 
 def test_flows_deleted_or_added_between_pages_do_not_shift_the_next_page(numbered: Store) -> None:

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import sqlite3
-import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -529,7 +528,6 @@ def test_open_store_factory(db: Path) -> None:
 
 def test_100k_suspended_flows_stream_without_materialising(db: Path, store: SQLiteStore) -> None:
     count = 100_000
-    started = time.monotonic()
     store.put_flows([(rec(f"f{i:06}", SUSPENDED, waiting="review"), [e({"t": "s", "tag": "a", "v": i})])
                      for i in range(count)])
     it = store.records()
@@ -545,5 +543,4 @@ def test_100k_suspended_flows_stream_without_materialising(db: Path, store: SQLi
     rest = sum(1 for _ in it)
     assert rest == count - 1
     assert len(store.pending()) == count
-    assert time.monotonic() - started < 30
     assert os.path.getsize(db) > 0

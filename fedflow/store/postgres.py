@@ -25,6 +25,7 @@ this instance still runs the flow, so a run taken over never writes again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import time
@@ -34,7 +35,20 @@ from typing import Any, NoReturn
 
 from ..errors import FedflowError
 from . import postgres_sql as sql
-from .base import RUNNING, STATUSES, TERMINAL, FlowRecord, LogEntry, Store, check_changes
+from .base import (
+    DEFAULT_PAGE,
+    RUNNING,
+    STATUSES,
+    TERMINAL,
+    FlowPage,
+    FlowRecord,
+    FlowSummary,
+    LogEntry,
+    Store,
+    check_changes,
+    check_page,
+    page_position,
+)
 
 try:
     import psycopg
@@ -52,6 +66,7 @@ _TERMINAL = sorted(TERMINAL)
 _URL_FORM = "postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
 _OPAQUE_AT = tuple(sql.COLUMNS.index(c) for c in sql.OPAQUE if c in sql.COLUMNS)
 _VERSION_AT = sql.COLUMNS.index("version")
+_page_sql = functools.lru_cache(maxsize=16)(sql.page_sql)
 
 
 def _keep(text: str | None) -> bytes | None:
@@ -316,6 +331,22 @@ class PostgresStore(Store):
         """Ids of flows in `status`, in creation order."""
         return [fid for (fid,) in self._rows("list flows", sql.IDS, (status,))]
 
+    def list_page(self, status: str | None = None, flow: str | None = None, id_prefix: str | None = None,
+                  limit: int = DEFAULT_PAGE, after: str | None = None) -> FlowPage:
+        """Up to `limit` flows, newest first, filtered; see `Store.list_page`. The token is the
+        creation number (seq) of the page's last flow: the next page starts below it."""
+        check_page(status, limit)
+        before = page_position(after)
+        statement = _page_sql(bool(status), bool(flow), bool(id_prefix), before is not None)
+        params = {"status": status, "flow": flow, "prefix": id_prefix, "before": before, "limit": limit + 1}
+        rows = self._rows("list flows", statement, params)
+        flows = [FlowSummary(*row[1:]) for row in rows[:limit]]
+        return FlowPage(flows, str(rows[limit - 1][0]) if len(rows) > limit else None)
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many flows are in each status (one query)."""
+        return dict(self._rows("count flows", sql.COUNT_BY_STATUS))  # type: ignore[arg-type]
+
     def pending(self) -> list[tuple[str, str | None, str | None]]:
         """[(id, waiting_tag, request_text_or_None), ...] for suspended flows."""
         return [(fid, tag, _give_back(req)) for fid, tag, req in self._rows("list suspended flows", sql.PENDING)]
@@ -354,9 +385,9 @@ class PostgresStore(Store):
 
     # -- replicas ------------------------------------------------------------
 
-    def put_replica(self, source: str, text: str) -> None:
-        """Keep `text` (an export, as JSON text) in the replica slot of engine `source`."""
-        self._one("store a replica", sql.PUT_REPLICA, (source, text, time.time()))
+    def put_replica(self, source: str, text: str, sender: str | None = None) -> None:
+        """Keep `text` (an export, as JSON text) in the replica slot of engine `source`, noting its `sender`."""
+        self._one("store a replica", sql.PUT_REPLICA, (source, text, time.time(), sender))
 
     def get_replica(self, source: str) -> str | None:
         """The replica held for engine `source`, or None."""
@@ -366,6 +397,28 @@ class PostgresStore(Store):
     def replica_sources(self) -> list[str]:
         """Names of the engines whose replicas this store holds, first stored first."""
         return [source for (source,) in self._rows("list replicas", sql.REPLICA_SOURCES)]
+
+    def replica_slots(self) -> list[tuple[str, int, float, str | None]]:
+        """[(source, bytes of its text as UTF-8, stored at, sender), ...], first stored first."""
+        return [tuple(row) for row in self._rows("list replica slots", sql.REPLICA_SLOTS)]  # type: ignore[misc]
+
+    # -- answers to peer calls -------------------------------------------------
+
+    def record_answer(self, key: str, text: str, at: float) -> str:
+        """Keep the first answer to call `key` (committed before it returns, unacknowledged like a
+        journal entry); the answer kept, also when another instance recorded one at the same moment."""
+        with self._conn("record a call's answer", acknowledge=False) as conn:
+            kept = conn.execute(sql.RECORD_ANSWER, (_keep(key), _keep(text), at)).fetchone()[0]
+        return _give_back(kept)  # type: ignore[return-value]
+
+    def recorded_answer(self, key: str) -> str | None:
+        """The answer recorded for call `key`, or None."""
+        rows = self._rows("read a call's answer", sql.RECORDED_ANSWER, (_keep(key),))
+        return _give_back(rows[0][0]) if rows else None
+
+    def prune_answers(self, before: float, keep: int) -> int:
+        """Drop answers recorded before `before`, and all but the `keep` newest; the count dropped."""
+        return self._one("prune recorded answers", sql.PRUNE_ANSWERS, {"before": before, "keep": keep})
 
     # -- leases --------------------------------------------------------------
 
@@ -406,6 +459,10 @@ class PostgresStore(Store):
     def timers(self) -> list[tuple[str, str, float]]:
         """[(id, waiting_tag, wake_at), ...] for suspended flows with a timer, earliest first."""
         return [tuple(row) for row in self._rows("list timers", sql.TIMERS)]  # type: ignore[misc]
+
+    def count_timers(self) -> int:
+        """How many suspended flows wait on a timer (a count over the wake index)."""
+        return self._rows("count timers", sql.COUNT_TIMERS)[0][0]
 
     def next_wake(self) -> float | None:
         """The earliest wake_at of a suspended flow, or None when no timer is set."""

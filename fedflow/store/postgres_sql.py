@@ -6,8 +6,10 @@ instance running a ``running`` flow; ``log_size`` is the flow's next journal
 position, so an append is one statement that bumps it and inserts the entry),
 ``log`` (one row per entry, keyed by ``(flow_id, n)``), ``instances`` (each
 open store's heartbeat: ``alive_until``, renewed by its lease keeper),
-``replicas``, ``schedules`` and ``claims`` (one-shot claims, e.g. a schedule
-tick, taken by exactly one instance).
+``replicas`` (with who sent each), ``schedules``, ``claims`` (one-shot claims,
+e.g. a schedule tick, taken by exactly one instance) and ``call_answers`` (the
+answer recorded for a peer call's idempotency key; ``seq`` gives recording
+order).
 
 A running flow belongs to its ``runner`` while that instance is alive (its
 ``alive_until`` is in the future, by the database's clock, so the machines'
@@ -15,8 +17,8 @@ clocks never matter); once it is not, another instance may claim the flow.
 
 The store keeps opaque text exactly as given, lone surrogates and NULs
 included, which PostgreSQL's ``text`` cannot hold: values (`OPAQUE`) and log
-entries are stored as ``bytea``, the text's UTF-8 with surrogates passed
-through.
+entries, and recorded answers with their keys, are stored as ``bytea``, the
+text's UTF-8 with surrogates passed through.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from .base import FlowRecord
 #: The store format this module reads and writes.
 FORMAT = "fedflow-store"
 #: The schema version written; an older one is upgraded on open, a newer one refused.
-SCHEMA_VERSION = 1
+#: 1 had no ``call_answers``, no ``replicas.sender`` and no index for listing by flow name.
+SCHEMA_VERSION = 2
 
 #: Every FlowRecord field's column type (fields a record may lack are still created).
 _TYPES = {
@@ -49,8 +52,8 @@ _COLS = ", ".join(COLUMNS)
 
 #: Tables this schema has: a database holding any other table is not fedflow's.
 TABLES = ("fedflow_meta", "fedflow_flows", "fedflow_log", "fedflow_instances", "fedflow_replicas",
-          "fedflow_schedules", "fedflow_claims")
-SCHEMA = (
+          "fedflow_schedules", "fedflow_claims", "fedflow_call_answers")
+_SCHEMA_1 = (
     "CREATE TABLE fedflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE fedflow_flows (seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE, "
     + ", ".join(f"{column} {kind}" for column, kind in _TYPES.items())
@@ -68,8 +71,17 @@ SCHEMA = (
     "CREATE TABLE fedflow_claims (key TEXT PRIMARY KEY, runner TEXT NOT NULL, "
     "at TIMESTAMPTZ NOT NULL DEFAULT now())",
 )
+#: Step 1 -> 2: answers to peer calls (keys may hold NULs, so bytea), replica senders, and the
+#: index a listing by flow name walks (newest first within one name).
+_STEP_2 = (
+    "CREATE TABLE fedflow_call_answers (seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE, key BYTEA PRIMARY KEY, "
+    "text BYTEA NOT NULL, at DOUBLE PRECISION NOT NULL)",
+    "ALTER TABLE fedflow_replicas ADD COLUMN sender TEXT",
+    "CREATE INDEX fedflow_flows_name ON fedflow_flows (name, seq)",
+)
+SCHEMA = (*_SCHEMA_1, *_STEP_2)
 #: Schema version -> the statements that bring it to SCHEMA_VERSION (one transaction).
-UPGRADE: dict[int, tuple[str, ...]] = {}
+UPGRADE: dict[int, tuple[str, ...]] = {1: _STEP_2}
 #: Taken (transaction-scoped) while the schema is created or upgraded: one instance does it.
 SCHEMA_LOCK = 0x6665_6466_6C6F_77  # "fedflow"
 
@@ -99,10 +111,39 @@ PENDING = "SELECT id, waiting, request FROM fedflow_flows WHERE status = 'suspen
 RECORDS_AFTER = f"SELECT seq, {_COLS} FROM fedflow_flows WHERE seq > %s ORDER BY seq LIMIT %s"
 LOGS_BETWEEN = ("SELECT flow_id, entry FROM fedflow_log WHERE flow_id IN "
                 "(SELECT id FROM fedflow_flows WHERE seq > %s AND seq <= %s) ORDER BY flow_id, n")
-PUT_REPLICA = ("INSERT INTO fedflow_replicas (source, text, updated) VALUES (%s, %s, %s) "
-               "ON CONFLICT (source) DO UPDATE SET text = excluded.text, updated = excluded.updated")
+PUT_REPLICA = ("INSERT INTO fedflow_replicas (source, text, updated, sender) VALUES (%s, %s, %s, %s) "
+               "ON CONFLICT (source) DO UPDATE SET text = excluded.text, updated = excluded.updated, "
+               "sender = excluded.sender")
 GET_REPLICA = "SELECT text FROM fedflow_replicas WHERE source = %s"
 REPLICA_SOURCES = "SELECT source FROM fedflow_replicas ORDER BY seq"
+REPLICA_SLOTS = "SELECT source, octet_length(text), updated, sender FROM fedflow_replicas ORDER BY seq"
+
+# -- listings -------------------------------------------------------------------
+COUNT_BY_STATUS = "SELECT status, count(*) FROM fedflow_flows GROUP BY status"
+
+
+def page_sql(status: bool, flow: bool, id_prefix: bool, after: bool) -> str:
+    """The SELECT of one listing page, newest first, for the filters given (%(status)s, %(flow)s,
+    %(prefix)s, %(before)s: the seq to stay below, %(limit)s). Rows come from the (status, seq),
+    (name, seq) or seq index walked backwards, so a page reads about `limit` rows (an id prefix
+    is checked on the rows walked)."""
+    where = [cond for on, cond in ((status, "status = %(status)s"), (flow, "name = %(flow)s"),
+                                   (id_prefix, "starts_with(id, %(prefix)s)"), (after, "seq < %(before)s")) if on]
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return (f"SELECT seq, id, name, status, waiting, owner, epoch, created, updated, wake_at FROM fedflow_flows"
+            f"{clause} ORDER BY seq DESC LIMIT %(limit)s")
+
+
+# -- answers to peer calls, by idempotency key ------------------------------------
+#: The answer kept for a key, in one statement: the new one, or (on a conflict, even with a
+#: concurrent insert) the first one, which the no-op update hands back.
+RECORD_ANSWER = ("INSERT INTO fedflow_call_answers (key, text, at) VALUES (%s, %s, %s) ON CONFLICT (key) "
+                 "DO UPDATE SET text = fedflow_call_answers.text RETURNING text")
+RECORDED_ANSWER = "SELECT text FROM fedflow_call_answers WHERE key = %s"
+#: %(before)s drop what was recorded before it, %(keep)s keep at most this many (the newest). The
+#: seq has gaps (a key recorded twice uses one up), so the cut is found by walking its index.
+PRUNE_ANSWERS = ("DELETE FROM fedflow_call_answers WHERE at < %(before)s OR seq <= (SELECT seq FROM "
+                 "fedflow_call_answers ORDER BY seq DESC OFFSET GREATEST(%(keep)s::bigint, 0) LIMIT 1)")
 
 # -- leases: instances' heartbeats and running flows' runners ------------------
 #: %(me)s, %(name)s, %(lease)s seconds: (re)announce this instance alive for the lease.
@@ -128,6 +169,7 @@ RUNNER_OF = ("SELECT f.runner, i.name, i.alive_until > now() FROM fedflow_flows 
 # -- time: timers and schedules, fired once across instances -------------------
 TIMERS = ("SELECT id, COALESCE(waiting, ''), wake_at FROM fedflow_flows "
           "WHERE status = 'suspended' AND wake_at IS NOT NULL ORDER BY wake_at, seq")
+COUNT_TIMERS = "SELECT count(*) FROM fedflow_flows WHERE status = 'suspended' AND wake_at IS NOT NULL"
 NEXT_WAKE = "SELECT min(wake_at) FROM fedflow_flows WHERE status = 'suspended' AND wake_at IS NOT NULL"
 #: Due timers, skipping rows another instance is changing right now (it is firing them).
 DUE = ("SELECT id, COALESCE(waiting, ''), wake_at FROM fedflow_flows WHERE status = 'suspended' "
