@@ -79,7 +79,7 @@ def test_a_peer_writes_only_its_own_slot_and_calls_only_peer_service(served: tup
         assert b.push_replica("b", EXPORT, deadline=5) == 0
         with pytest.raises(ReplicaError, match="only its own replica slot"):
             b.push_replica("c", EXPORT, deadline=5)
-    with ControlClient(address, token="b-secret") as as_peer, pytest.raises(FedflowError, match="operator token"):
+    with ControlClient(address, token="b-secret") as as_peer, pytest.raises(FedflowError, match="operator credential"):
         as_peer.status("x")
     with ControlClient(address, token="op-secret") as operator:
         assert operator.status("x")["status"] == "unknown"
