@@ -151,6 +151,8 @@ def test_serves_name_each_other_by_certificate_from_the_config(pool: ServerPool,
     assert cli_json(["replicate", "--at", a.addr, "--to", "b", *ops]) == {"to": "b", "flows": 0}
     (slot,) = cli_json(["replicas", "--db", str(pool.workdir / "b.db")])["replicas"]
     assert (slot["source"], slot["sender"]) == ("a", "a"), "b knows a by its certificate"
+    assert cli_json(["replicas", "--at", b.addr, *ops]) == {"replicas": [slot]}, "the same slots over the wire"
+    assert_one_line_error(run_cli(["replicas", "--at", b.addr, *_tls_flags(certs, "a")]), 1, "operator credential")
     assert_one_line_error(run_cli(["list", "--at", a.addr, *_tls_flags(certs, "b")]), 1, "operator credential")
     assert_one_line_error(run_cli(["list", "--at", a.addr, *_tls_flags(certs, "stranger")]), 1, "unknown caller")
 
