@@ -194,6 +194,15 @@ class ControlClient:
         return {"peers": [{"name": p.name, "address": p.address if p.HasField("address") else None,
                            "serving": p.serving} for p in reply.peers]}
 
+    def replicas(self) -> dict[str, Any]:
+        """The replica slots the instance holds for its peers: `{"replicas": [{"source",
+        "flows" (None if unreadable), "bytes", "updated", "sender" (None for the shared or an
+        operator credential)}, ...]}`, as `fedflow replicas --db` prints them."""
+        reply = self._rpc(self._control.Replicas, pb.ReplicasRequest())
+        return {"replicas": [{"source": r.source, "flows": r.flows if r.HasField("flows") else None,
+                              "bytes": r.bytes, "updated": r.updated,
+                              "sender": r.sender if r.HasField("sender") else None} for r in reply.replicas]}
+
     def health(self) -> bool:
         """True when the instance answers its health check with SERVING."""
         try:

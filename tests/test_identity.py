@@ -79,7 +79,7 @@ def test_a_peer_writes_only_its_own_slot_and_calls_only_peer_service(served: tup
         assert b.push_replica("b", EXPORT, deadline=5) == 0
         with pytest.raises(ReplicaError, match="only its own replica slot"):
             b.push_replica("c", EXPORT, deadline=5)
-    with ControlClient(address, token="b-secret") as as_peer, pytest.raises(FedflowError, match="operator token"):
+    with ControlClient(address, token="b-secret") as as_peer, pytest.raises(FedflowError, match="operator credential"):
         as_peer.status("x")
     with ControlClient(address, token="op-secret") as operator:
         assert operator.status("x")["status"] == "unknown"
@@ -111,3 +111,31 @@ def test_fedflow_replicas_lists_the_slots(tmp_path: Path) -> None:
     (slot,) = json.loads(out.stdout)["replicas"]
     assert (slot["source"], slot["flows"], slot["bytes"], slot["sender"]) == ("b", 0, len(EXPORT), "b")
     assert slot["updated"] > 0
+
+
+def test_fedflow_replicas_at_an_instance_asks_over_the_wire(served: tuple[fedflow.Engine, str]) -> None:
+    engine, address = served
+    with contextlib.closing(GrpcTransport("holder", address, token="b-secret")) as b:
+        b.push_replica("b", EXPORT, deadline=5)
+    engine.store.put_replica("c", "not a store export")  # an unreadable slot lists without a flow count
+    with ControlClient(address, token="op-secret") as operator:
+        listed = operator.replicas()["replicas"]
+    by_source = {slot["source"]: slot for slot in listed}
+    assert set(by_source) == {"b", "c"}
+    assert (by_source["b"]["flows"], by_source["b"]["bytes"], by_source["b"]["sender"]) == (0, len(EXPORT), "b")
+    assert by_source["b"]["updated"] > 0
+    assert (by_source["c"]["flows"], by_source["c"]["sender"]) == (None, None)
+    out = subprocess.run([sys.executable, "-m", "fedflow", "replicas", "--at", address], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "FEDFLOW_TOKEN": "op-secret"})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"replicas": listed}
+    with ControlClient(address, token="b-secret") as as_peer, pytest.raises(FedflowError, match="operator credential"):
+        as_peer.replicas()
+
+
+def test_fedflow_replicas_needs_at_or_db() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "FEDFLOW_AT"}
+    out = subprocess.run([sys.executable, "-m", "fedflow", "replicas"], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert out.returncode == 2
+    assert "--at HOST:PORT" in out.stderr and "--db FILE" in out.stderr

@@ -4,8 +4,9 @@
 
 Writes DIR/ca.pem + DIR/ca.key (the CA; made once, reused after) and, for each
 NAME, DIR/NAME.pem + DIR/NAME.key: a P-256 certificate signed by the CA, usable
-as both server and client certificate, whose subjectAltName holds IP:127.0.0.1,
-DNS:localhost and DNS:NAME, plus the comma-separated entries of $CERT_SANS
+as both server and client certificate, named NAME (its CN and first subjectAltName:
+the name `[peer_certs]` and `operator_certs` match, see `fedflow.grpc.identity`), whose
+subjectAltName holds DNS:NAME, IP:127.0.0.1 and DNS:localhost, plus the comma-separated entries of $CERT_SANS
 (e.g. ``CERT_SANS=IP:10.0.0.5,DNS:a.lan``). Valid for $CERT_DAYS days (default
 30). Keys are written mode 600. For tests and small private federations; use
 your own PKI in production.
@@ -36,7 +37,7 @@ def make_ca(folder: Path, days: int) -> None:
 
 def make_cert(folder: Path, name: str, days: int, extra_sans: str = "") -> Path:
     """Sign a server+client certificate for `name`; the path of its .pem."""
-    sans = f"IP:127.0.0.1,DNS:localhost,DNS:{name}" + (f",{extra_sans}" if extra_sans else "")
+    sans = f"DNS:{name},IP:127.0.0.1,DNS:localhost" + (f",{extra_sans}" if extra_sans else "")
     ext, csr = folder / f"{name}.ext", folder / f"{name}.csr"
     ext.write_text(f"subjectAltName={sans}\nbasicConstraints=critical,CA:FALSE\n"
                    "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n")

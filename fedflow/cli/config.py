@@ -57,7 +57,7 @@ _STR_KEYS = ("name", "listen", "log_level", "http", *_PATH_KEYS)
 _LIMIT_KEYS = ("max_message_bytes", "max_concurrent_rpcs", "max_replica_bytes")
 #: Keys read by fedflow.cli.federation_settings.
 FEDERATION_KEYS = ("answers_kept", "answers_max_age", "operator_token_file", "peer_tokens", "max_replica_slots",
-                   "max_replica_total_bytes")
+                   "max_replica_total_bytes", "peer_certs", "operator_certs")
 _KEYS = frozenset({*_STR_KEYS, *_LIMIT_KEYS, *FEDERATION_KEYS, "load", "peers", "deadline", "lease", "schedules",
                    "http_insecure"})
 

@@ -9,9 +9,15 @@ Flags and the config keys of the same name (flags win)::
     max_replica_slots = 64           # --max-replica-slots: replica slots held for peers
     max_replica_total_bytes = 1073741824   # --max-replica-total-bytes: their size in all
 
+    operator_certs = ["ops"]         # --operator-cert NAME: operators' certificate names (mTLS)
+
     [peer_tokens]                    # --peer-token NAME=FILE: the token each peer presents
     b = "b.token"
     c = "c.token"
+
+    [peer_certs]                     # --peer-cert NAME=CERT_NAME: the certificate each peer presents
+    b = "b"                          # (its CN, else its first subjectAltName; needs --tls-*)
+    c = "c"
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ class FederationSettings:
     answers: AnswerLimits = dataclasses.field(default_factory=AnswerLimits)
     operator_token_file: str | None = None
     peer_token_files: dict[str, str] = dataclasses.field(default_factory=dict)
+    peer_certs: dict[str, str] = dataclasses.field(default_factory=dict)
+    operator_certs: tuple[str, ...] = ()
     slots: SlotLimits = dataclasses.field(default_factory=SlotLimits)
 
 
@@ -52,6 +60,10 @@ def add_federation_flags(parser: argparse.ArgumentParser) -> None:
                         help="the token the control verbs need (peers' tokens reach only PeerService)")
     parser.add_argument("--peer-token", metavar="NAME=FILE", action="append",
                         help="the token peer NAME presents; it writes only its own replica slot (repeatable)")
+    parser.add_argument("--peer-cert", metavar="NAME=CERT_NAME", action="append",
+                        help="under mTLS, the name of the client certificate peer NAME presents (repeatable)")
+    parser.add_argument("--operator-cert", metavar="CERT_NAME", action="append",
+                        help="under mTLS, a client certificate name that may use the control verbs (repeatable)")
     parser.add_argument("--max-replica-slots", metavar="N", type=int,
                         help=f"replica slots held for peers ({slots.max_slots})")
     parser.add_argument("--max-replica-total-bytes", metavar="N", type=int,
@@ -75,6 +87,13 @@ def from_file(raw: dict[str, Any], path: str) -> dict[str, Any]:
             if not isinstance(value, dict) or not all(isinstance(f, str) and f for f in value.values()):
                 raise ConfigError(f"config {path}: [peer_tokens] must be a table of NAME = \"TOKEN_FILE\"")
             value = {name: os.path.join(base, f) for name, f in value.items()}
+        if key == "peer_certs" and (not isinstance(value, dict)
+                                    or not all(isinstance(c, str) and c for c in value.values())):
+            raise ConfigError(f"config {path}: [peer_certs] must be a table of NAME = \"CERTIFICATE_NAME\"")
+        if key == "operator_certs" and (not isinstance(value, list)
+                                        or not all(isinstance(c, str) and c for c in value)):
+            raise ConfigError(f"config {path}: operator_certs must be a list of certificate names, "
+                              f"like operator_certs = [\"ops\"]")
         out[key] = value
     return out
 
@@ -89,12 +108,30 @@ def _peer_tokens(pick: Callable[..., Any]) -> dict[str, str]:
     return merged
 
 
+def _peer_certs(pick: Callable[..., Any]) -> dict[str, str]:
+    merged = dict(pick("peer_certs") if isinstance(pick("peer_certs"), dict) else {})
+    for text in pick("peer_cert") or []:
+        name, sep, cert = str(text).partition("=")
+        if not sep or not name.strip() or not cert.strip():
+            raise ConfigError(f"--peer-cert {text!r} is not NAME=CERT_NAME; write it like --peer-cert b=b")
+        merged[name.strip()] = cert.strip()
+    return merged
+
+
+def _operator_certs(pick: Callable[..., Any]) -> tuple[str, ...]:
+    names = [*(pick("operator_certs") or []), *(pick("operator_cert") or [])]
+    if not all(str(name).strip() for name in names):
+        raise ConfigError("--operator-cert needs a certificate name, like --operator-cert ops")
+    return tuple(dict.fromkeys(str(name).strip() for name in names))
+
+
 def federation_settings(pick: Callable[..., Any]) -> FederationSettings:
     """The settings from `pick(key)` (flag, else config file, else None); ConfigError when one is unusable."""
     answers = _built(AnswerLimits, pick, {"max_count": "answers_kept", "max_age": "answers_max_age"})
     slots = _built(SlotLimits, pick, {"max_slots": "max_replica_slots", "max_total_bytes": "max_replica_total_bytes"})
     return FederationSettings(answers=answers, operator_token_file=pick("operator_token_file"),
-                              peer_token_files=_peer_tokens(pick), slots=slots)
+                              peer_token_files=_peer_tokens(pick), peer_certs=_peer_certs(pick),
+                              operator_certs=_operator_certs(pick), slots=slots)
 
 
 def _built(kind: Callable[..., Any], pick: Callable[..., Any], fields: dict[str, str]) -> Any:

@@ -127,20 +127,25 @@ def _fence(engine: Engine, conf: ServeSettings) -> set[str]:
 
 
 def _credentials(conf: ServeSettings) -> Any:
-    """Operator and per-peer tokens (`fedflow.grpc.identity.Credentials`), None when only the
-    shared --token-file (or nothing) is set; ConfigError when peers have tokens but nobody
-    could use the control verbs."""
+    """Operator and per-peer tokens and certificate names (`fedflow.grpc.identity.Credentials`),
+    None when only the shared --token-file (or nothing) is set; ConfigError when peers have
+    credentials but nobody could use the control verbs, or certificate names are given
+    without TLS."""
     fed = conf.federation
-    if not fed.operator_token_file and not fed.peer_token_files:
+    if not (fed.operator_token_file or fed.peer_token_files or fed.peer_certs or fed.operator_certs):
         return None
-    if not fed.operator_token_file and not conf.token_file:
-        raise config.ConfigError("peer tokens need an operator credential for the control verbs: "
-                                 "add --operator-token-file F (or the shared --token-file F)")
+    if (fed.peer_certs or fed.operator_certs) and conf.tls is None:
+        raise config.ConfigError("certificate names ([peer_certs], operator_certs, --peer-cert, --operator-cert) "
+                                 "identify callers only under mTLS: add --tls-cert, --tls-key and --tls-ca")
+    if not (fed.operator_token_file or conf.token_file or fed.operator_certs):
+        raise config.ConfigError("peer credentials need an operator credential for the control verbs: "
+                                 "add --operator-token-file F or --operator-cert NAME (or the shared --token-file F)")
     from ..grpc.identity import Credentials
 
     try:
         return Credentials(shared_file=conf.token_file, operator_file=fed.operator_token_file,
-                           peer_files=fed.peer_token_files)
+                           peer_files=fed.peer_token_files, peer_certs=fed.peer_certs,
+                           operator_certs=fed.operator_certs)
     except FedflowError as exc:
         raise config.ConfigError(str(exc)) from None
 

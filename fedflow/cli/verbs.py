@@ -26,7 +26,8 @@ from . import time_verbs
 from .config import TlsFiles, UsageError, parse_address, read_secret
 from .json_args import parse_json_arg, to_json
 
-__all__ = ["CLIENT_VERBS", "DEFAULT_DEADLINE", "Verb", "parse_json_arg", "run_client", "to_json"]
+__all__ = ["CLIENT_VERBS", "DEFAULT_DEADLINE", "Verb", "add_client_options", "parse_json_arg", "run_client",
+           "to_json"]
 
 DEFAULT_DEADLINE = 30.0
 _AT = "127.0.0.1:50051"
@@ -49,7 +50,7 @@ class Verb:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         for flags, options in self.args:
             p.add_argument(*flags, **options)
-        _add_common(p)
+        add_client_options(p)
         return p
 
 
@@ -57,7 +58,8 @@ _COMMON_EPILOG = ("Prints one JSON object; exit 0 ok, 1 flow or peer error, 2 ba
                   "--at defaults to $FEDFLOW_AT; the token to $FEDFLOW_TOKEN.")
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def add_client_options(p: argparse.ArgumentParser) -> None:
+    """Add the options every client verb takes (--at, --token-file, --tls-*, --deadline, ...) to `p`."""
     p.add_argument("--at", metavar="HOST:PORT", default=os.environ.get("FEDFLOW_AT"),
                    help="the instance to talk to (default: $FEDFLOW_AT)")
     p.add_argument("--token-file", metavar="F", help="file holding the shared token (default: $FEDFLOW_TOKEN)")
@@ -161,8 +163,10 @@ def _limits(ns: argparse.Namespace) -> Limits | None:
         raise UsageError(f"--max-message-bytes: {exc}") from None
 
 
-def run_client(ns: argparse.Namespace) -> str:
-    """Run client verb `ns.verb` and return the JSON text to print; raises fedflow errors."""
+def run_client(ns: argparse.Namespace, action: Callable[[Any, argparse.Namespace], dict[str, Any]] | None = None
+               ) -> str:
+    """Run client verb `ns.verb` (or `action`, given the client and `ns`) and return the JSON
+    text to print; raises fedflow errors."""
     if not ns.at:
         raise UsageError(f"{ns.verb} needs --at HOST:PORT (or FEDFLOW_AT in the environment)")
     parse_address(ns.at)
@@ -175,7 +179,7 @@ def run_client(ns: argparse.Namespace) -> str:
     token, tls, limits = _token(ns), _tls(ns), _limits(ns)
     try:
         with ControlClient(ns.at, token=token, tls=tls, limits=limits, deadline=ns.deadline) as client:
-            return to_json(CLIENT_VERBS[ns.verb].action(client, ns))
+            return to_json((action or CLIENT_VERBS[ns.verb].action)(client, ns))
     except PeerUnavailable as exc:
         raise _about_the_instance(exc, ns) from exc.__cause__
 

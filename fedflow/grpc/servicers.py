@@ -371,3 +371,10 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
                 info.address = address
             infos.append(info)
         return pb.PeersResponse(peers=infos)
+
+    @_guard()
+    def Replicas(self, request: pb.ReplicasRequest, context: Any) -> pb.ReplicasResponse:
+        """The replica slots held here for peers (see `fedflow.slots`)."""
+        from ..slots import slots
+
+        return pb.ReplicasResponse(replicas=[pb.ReplicaSlot(**slot) for slot in slots(self._engine.store)])

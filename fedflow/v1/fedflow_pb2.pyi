@@ -358,6 +358,30 @@ class PeersResponse(_message.Message):
     peers: _containers.RepeatedCompositeFieldContainer[PeerInfo]
     def __init__(self, peers: _Optional[_Iterable[_Union[PeerInfo, _Mapping]]] = ...) -> None: ...
 
+class ReplicasRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReplicaSlot(_message.Message):
+    __slots__ = ("source", "flows", "bytes", "updated", "sender")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    flows: int
+    bytes: int
+    updated: float
+    sender: str
+    def __init__(self, source: _Optional[str] = ..., flows: _Optional[int] = ..., bytes: _Optional[int] = ..., updated: _Optional[float] = ..., sender: _Optional[str] = ...) -> None: ...
+
+class ReplicasResponse(_message.Message):
+    __slots__ = ("replicas",)
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    replicas: _containers.RepeatedCompositeFieldContainer[ReplicaSlot]
+    def __init__(self, replicas: _Optional[_Iterable[_Union[ReplicaSlot, _Mapping]]] = ...) -> None: ...
+
 class TimersRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

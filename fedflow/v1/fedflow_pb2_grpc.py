@@ -353,6 +353,11 @@ class ControlServiceStub:
                 request_serializer=fedflow_dot_v1_dot_fedflow__pb2.PeersRequest.SerializeToString,
                 response_deserializer=fedflow_dot_v1_dot_fedflow__pb2.PeersResponse.FromString,
                 _registered_method=True)
+        self.Replicas = channel.unary_unary(
+                '/fedflow.v1.ControlService/Replicas',
+                request_serializer=fedflow_dot_v1_dot_fedflow__pb2.ReplicasRequest.SerializeToString,
+                response_deserializer=fedflow_dot_v1_dot_fedflow__pb2.ReplicasResponse.FromString,
+                _registered_method=True)
         self.Timers = channel.unary_unary(
                 '/fedflow.v1.ControlService/Timers',
                 request_serializer=fedflow_dot_v1_dot_fedflow__pb2.TimersRequest.SerializeToString,
@@ -466,6 +471,13 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Replicas(self, request, context):
+        """The replica slots this instance holds for its peers: source, flows, bytes, when, from whom.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Timers(self, request, context):
         """Flows waiting on a timer (a sleep or a timed suspend), earliest first.
         """
@@ -566,6 +578,11 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.Peers,
                     request_deserializer=fedflow_dot_v1_dot_fedflow__pb2.PeersRequest.FromString,
                     response_serializer=fedflow_dot_v1_dot_fedflow__pb2.PeersResponse.SerializeToString,
+            ),
+            'Replicas': grpc.unary_unary_rpc_method_handler(
+                    servicer.Replicas,
+                    request_deserializer=fedflow_dot_v1_dot_fedflow__pb2.ReplicasRequest.FromString,
+                    response_serializer=fedflow_dot_v1_dot_fedflow__pb2.ReplicasResponse.SerializeToString,
             ),
             'Timers': grpc.unary_unary_rpc_method_handler(
                     servicer.Timers,
@@ -945,6 +962,33 @@ class ControlService:
             '/fedflow.v1.ControlService/Peers',
             fedflow_dot_v1_dot_fedflow__pb2.PeersRequest.SerializeToString,
             fedflow_dot_v1_dot_fedflow__pb2.PeersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Replicas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedflow.v1.ControlService/Replicas',
+            fedflow_dot_v1_dot_fedflow__pb2.ReplicasRequest.SerializeToString,
+            fedflow_dot_v1_dot_fedflow__pb2.ReplicasResponse.FromString,
             options,
             channel_credentials,
             insecure,

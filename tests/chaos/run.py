@@ -4,8 +4,13 @@ Run as root: ``python -m chaos.run`` from tests/ (rounds: ``CHAOS_ROUNDS``, defa
 ``CHAOS_SEED`` for a repeatable run). The outer process makes the namespaces (`hosts`),
 runs the rounds inside ff-ctl, and deletes every namespace at the end, even on failure.
 
+Every peer link (a to b, b to a, ...) runs through a fault-injecting TCP proxy (`proxy`)
+in ff-ctl, so one direction of one link can misbehave while the hosts' own links are up.
 Each round starts flows on random hosts, each calling `effect` on another host; while
-they start, one host's link is cut or its process killed with `kill -9`. Then links heal,
+they start, one host's link is cut or its process killed with `kill -9`, and, from one
+random point to a later one, one peer link is delayed, reset or blackholed (its
+connections are reset when the blackhole ends: bytes dropped mid-stream leave nothing
+worth resuming). Then links heal,
 killed hosts restart, a host replicates to another and one hands its waiting flows off,
 and every acknowledged flow is resumed wherever it lives. At the end `check` reads every
 store and effects file and prints, per round: acknowledged, done once, lost, doubled,
@@ -24,11 +29,15 @@ import time
 from pathlib import Path
 
 try:
-    from chaos import check, hosts
+    from chaos import check, hosts, proxy
 except ImportError:  # tests/ imported as a package
-    from tests.chaos import check, hosts
+    from tests.chaos import check, hosts, proxy
 
 PORT = 7000
+#: The first port of the peer-link proxies in ff-ctl (one per ordered pair of hosts).
+PROXY_PORT = 7100
+#: What a round may do to one peer link: name -> proxy mode.
+LINK_FAULTS = {"delay": proxy.DELAY, "reset": proxy.RESET, "blackhole": proxy.DROP}
 NAMES = ("a", "b", "c")
 FLOWS_PER_ROUND = 6
 #: Seconds the whole run may take, whatever CHAOS_ROUNDS says.
@@ -37,6 +46,45 @@ TIME_BUDGET = float(os.environ.get("CHAOS_TIME_BUDGET", "900"))
 
 def address(name: str) -> str:
     return f"{hosts.ADDRESSES[name]}:{PORT}"
+
+
+LINKS = [(source, target) for source in NAMES for target in NAMES if source != target]
+
+
+def link_address(source: str, target: str) -> str:
+    """Where `source` reaches peer `target`: the proxy of that link, in ff-ctl."""
+    return f"{hosts.ADDRESSES['ctl']}:{PROXY_PORT + LINKS.index((source, target))}"
+
+
+def open_links() -> dict[tuple[str, str], proxy.FaultProxy]:
+    """One proxy per peer link, listening in ff-ctl (where the runner lives)."""
+    return {(source, target): proxy.FaultProxy((hosts.ADDRESSES[target], PORT),
+                                               listen=(hosts.ADDRESSES["ctl"], PROXY_PORT + i))
+            for i, (source, target) in enumerate(LINKS)}
+
+
+class LinkFault:
+    """One round's fault on one peer link, started and ended at chosen points."""
+
+    def __init__(self, rng: random.Random, links: dict[tuple[str, str], proxy.FaultProxy]) -> None:
+        self.kind = rng.choice(sorted(LINK_FAULTS))
+        self.link = rng.choice(LINKS)
+        self.delay = round(rng.uniform(0.2, 1.5), 2)
+        self.start_at = rng.randrange(FLOWS_PER_ROUND)
+        self.end_at = rng.randrange(self.start_at + 1, FLOWS_PER_ROUND + 1)
+        self.proxy = links[self.link]
+
+    def __str__(self) -> str:
+        detail = f" {self.delay:g}s" if self.kind == "delay" else ""
+        return f"{self.kind}{detail} {self.link[0]}->{self.link[1]} (flows {self.start_at}-{self.end_at - 1})"
+
+    def begin(self) -> None:
+        self.proxy.set(LINK_FAULTS[self.kind], delay=self.delay)
+
+    def end(self) -> None:
+        if self.kind == "blackhole":
+            self.proxy.set(proxy.RESET)
+        self.proxy.set(proxy.PASS)
 
 
 class Instance:
@@ -48,7 +96,8 @@ class Instance:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        peers = [arg for other in NAMES if other != self.name for arg in ("--peer", f"{other}={address(other)}")]
+        peers = [arg for other in NAMES if other != self.name
+                 for arg in ("--peer", f"{other}={link_address(self.name, other)}")]
         env = {**os.environ, "CHAOS_EFFECTS": str(self.work / f"effects-{self.name}"), "PYTHONUNBUFFERED": "1"}
         log = open(self.work / f"{self.name}.log", "ab")
         self.proc = subprocess.Popen(
@@ -96,12 +145,18 @@ def _try(what, *args, **kwargs):
         return exc
 
 
-def one_round(n: int, instances: dict[str, Instance], rng: random.Random, acked: dict[str, str]) -> str:
-    """Run round `n`; the fault it injected."""
+def one_round(n: int, instances: dict[str, Instance], links: dict[tuple[str, str], proxy.FaultProxy],
+              rng: random.Random, acked: dict[str, str]) -> str:
+    """Run round `n`; the faults it injected."""
     fault_at, fault, victim = rng.randrange(FLOWS_PER_ROUND), rng.choice(["cut", "kill"]), rng.choice(NAMES)
+    link_fault = LinkFault(rng, links)
     for i in range(FLOWS_PER_ROUND):
         if i == fault_at:
             hosts.cut(victim) if fault == "cut" else instances[victim].kill()
+        if i == link_fault.start_at:
+            link_fault.begin()
+        if i == link_fault.end_at:
+            link_fault.end()
         home = rng.choice(NAMES)
         target = rng.choice([h for h in NAMES if h != home])
         flow_id = f"r{n}-{i}"
@@ -109,6 +164,8 @@ def one_round(n: int, instances: dict[str, Instance], rng: random.Random, acked:
             out = _try(client.start, f"job_to_{target}", {"key": f"{flow_id}/call"}, flow_id=flow_id)
         if isinstance(out, dict) and out.get("status") == "suspended":
             acked[flow_id] = home
+    if link_fault.end_at == FLOWS_PER_ROUND:
+        link_fault.end()
     hosts.heal(victim)
     if fault == "kill":
         instances[victim].start()
@@ -118,7 +175,7 @@ def one_round(n: int, instances: dict[str, Instance], rng: random.Random, acked:
         _try(client.replicate, holder)
         if rng.random() < 0.5:
             _try(client.handoff, holder)
-    return f"{fault} {victim}"
+    return f"{fault} {victim}; {link_fault}"
 
 
 def resume_all(acked: dict[str, str]) -> None:
@@ -143,6 +200,7 @@ def inside(work: Path, rounds: int, seed: int) -> int:
     acked: dict[str, str] = {}
     faults: list[str] = []
     started = time.monotonic()
+    links = open_links()
     try:
         for instance in instances.values():
             instance.start()
@@ -151,13 +209,15 @@ def inside(work: Path, rounds: int, seed: int) -> int:
             if time.monotonic() - started > TIME_BUDGET:
                 print(f"time budget of {TIME_BUDGET:g}s spent after {n} rounds", flush=True)
                 break
-            faults.append(one_round(n, instances, rng, acked))
+            faults.append(one_round(n, instances, links, rng, acked))
             print(f"round {n}: {faults[-1]}, {sum(1 for f in acked if f.startswith(f'r{n}-'))} acknowledged",
                   flush=True)
         resume_all(acked)
     finally:
         for instance in instances.values():
             instance.stop()
+        for link in links.values():
+            link.close()
     report = check.check(work, NAMES, acked)
     for n, fault in enumerate(faults):
         print(check.round_line(report, n, fault), flush=True)
