@@ -21,13 +21,14 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from .errors import RemoteError
+from .errors import PeerError, RemoteError
 from .grpc import time_control
 from .grpc.channel import open_channel
 from .grpc.codec import pack, pack_call_value, status_from_proto, status_to_proto, unpack, unpack_call_value
 from .grpc.security import bearer_metadata
 from .grpc.status import error_for
 from .limits import DEFAULT_LIMITS, Limits
+from .progress import Report
 from .v1 import fedflow_pb2 as pb
 from .v1 import fedflow_pb2_grpc as pb_grpc
 
@@ -170,23 +171,48 @@ class ControlClient:
         reply = self._rpc(self._control.Unschedule, pb.UnscheduleRequest(name=name))
         return {"name": reply.name, "removed": True}
 
-    def replicate(self, to: str) -> dict[str, Any]:
-        """Push the instance's store to peer `to`: `{"to", "flows"}`."""
-        reply = self._rpc(self._control.Replicate, pb.ReplicateRequest(peer=to))
+    def replicate(self, to: str, on_progress: Report | None = None) -> dict[str, Any]:
+        """Push the instance's store to peer `to`: `{"to", "flows"}`. With `on_progress`, it is
+        told `(phase, done, total, unit)` as the instance reports how far it is."""
+        request = pb.ReplicateRequest(peer=to)
+        reply = self._watched(self._control.ReplicateWatch, self._control.Replicate, request, on_progress)
         return {"to": reply.peer, "flows": int(reply.flows)}
 
-    def restore(self, from_peer: str, source: str | None = None) -> dict[str, Any]:
+    def restore(self, from_peer: str, source: str | None = None,
+                on_progress: Report | None = None) -> dict[str, Any]:
         """Import the replica `from_peer` holds of `source` (default: the instance itself):
-        `{"ids": [...]}`."""
+        `{"ids": [...]}`. `on_progress` as for `replicate`."""
         request = pb.RestoreFromRequest(peer=from_peer)
         if source is not None:
             request.source = source
-        return {"ids": list(self._rpc(self._control.RestoreFrom, request).ids)}
+        reply = self._watched(self._control.RestoreFromWatch, self._control.RestoreFrom, request, on_progress)
+        return {"ids": list(reply.ids)}
 
-    def handoff(self, to: str) -> dict[str, Any]:
-        """Move the live flows to peer `to`: `{"to", "ids"}`."""
-        reply = self._rpc(self._control.Handoff, pb.HandoffRequest(peer=to))
+    def handoff(self, to: str, on_progress: Report | None = None) -> dict[str, Any]:
+        """Move the live flows to peer `to`: `{"to", "ids"}`. `on_progress` as for `replicate`."""
+        request = pb.HandoffRequest(peer=to)
+        reply = self._watched(self._control.HandoffWatch, self._control.Handoff, request, on_progress)
         return {"to": reply.peer, "ids": list(reply.ids)}
+
+    def _watched(self, watch: Callable, unary: Callable, request: Any, on_progress: Report | None) -> Any:
+        """The answer of a long call: through its streaming form when someone watches the
+        progress (the unary form for an instance that has no streaming form)."""
+        if on_progress is None:
+            return self._rpc(unary, request)
+        heard = False
+        try:
+            for update in watch(request, timeout=self.deadline, metadata=self._metadata):
+                heard = True
+                if update.WhichOneof("update") == "done":
+                    return update.done
+                told = update.progress
+                on_progress(told.phase, told.done, told.total if told.HasField("total") else None, told.unit)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED and not heard:
+                return self._rpc(unary, request)
+            raise error_for(exc, self.address) from exc
+        raise PeerError(f"{self.address} ended the stream without an answer; check it runs the same "
+                        f"fedflow version", self.address)
 
     def peers(self) -> dict[str, Any]:
         """`{"peers": [{"name", "address" (None if in-process), "serving"}, ...]}`."""

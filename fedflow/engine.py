@@ -39,7 +39,7 @@ from .inflight import InFlight, running_error
 from .opening import Opening
 from .outcomes import Suspended
 from .peers import PeerTable
-from .progress import Progress, log_emitter
+from .progress import Progress, Report, log_emitter
 from .replay import AbortSignal, DivergedSignal, Run, SuspendSignal, run_flow
 from .schedules import Scheduler
 from .store import open_store
@@ -565,17 +565,20 @@ class Engine:
         Call it before `recover()`."""
         return self.federation.fence(peer)
 
-    def replicate_to(self, peer: str) -> int:
-        """Push this store's snapshot into `peer`'s replica slot for this engine; the flow count."""
-        return self.federation.replicate_to(peer)
+    def replicate_to(self, peer: str, report: Report | None = None) -> int:
+        """Push this store's snapshot into `peer`'s replica slot for this engine; the flow count.
+        `report(phase, done, total, unit)` is told how far it is (`fedflow.progress`)."""
+        return self.federation.replicate_to(peer, report)
 
-    def restore_from(self, peer: str, source: str | None = None) -> list[str]:
-        """Import the replica `peer` holds of `source` (default: this engine); the imported ids."""
-        return self.federation.restore_from(peer, source)
+    def restore_from(self, peer: str, source: str | None = None, report: Report | None = None) -> list[str]:
+        """Import the replica `peer` holds of `source` (default: this engine); the imported ids.
+        `report` as for `replicate_to`."""
+        return self.federation.restore_from(peer, source, report)
 
-    def handoff_to(self, peer: str) -> list[str]:
-        """Move every suspended flow to `peer`; they become `moved` here. The moved ids."""
-        return self.federation.handoff_to(peer)
+    def handoff_to(self, peer: str, report: Report | None = None) -> list[str]:
+        """Move every suspended flow to `peer`; they become `moved` here. The moved ids.
+        `report` as for `replicate_to`."""
+        return self.federation.handoff_to(peer, report)
 
     # ------------------------------------------------------------ calling peers
     def call_peer(self, peer: str, fn: str, payload: Any, *, deadline: float | None = None,

@@ -22,6 +22,7 @@ from .errors import FlowMoved, ReplicaError
 from .inflight import InFlight
 from .ownership import OwnerCheck, is_stale, mark_moved
 from .peers import PeerTable
+from .progress import Report, counted
 from .store.base import LIVE, MOVED, RUNNING, SUSPENDED, FlowRecord, LogEntry, Store
 
 log = logging.getLogger("fedflow.federation")
@@ -82,21 +83,26 @@ class Federation:
         self.owner_check = OwnerCheck(name, store, peers)
         self.slot_limits = slots.SlotLimits()
 
-    def export(self) -> dict[str, Any]:
-        """The whole store as plain, JSON-serialisable data."""
-        return replica.build_export(self.name, self.store.records())
+    def export(self, report: Report | None = None) -> dict[str, Any]:
+        """The whole store as plain, JSON-serialisable data (flows read told to `report`)."""
+        return replica.build_export(self.name, self._records(report))
+
+    def _records(self, report: Report | None) -> Any:
+        """Every flow with its log, each one read told to `report` (phase "exporting")."""
+        total = sum(self.store.count_by_status().values()) if report is not None else None
+        return counted(self.store.records(), "exporting", total, report)
 
     def import_store(self, data: Any) -> list[str]:
         """Merge an export in; malformed data or a clashing flow raises ReplicaError, changing nothing."""
         return self._merge(replica.parse_export(data))
 
-    def _merge(self, rows: list[Row], claim: bool = False) -> list[str]:
+    def _merge(self, rows: list[Row], claim: bool = False, report: Report | None = None) -> list[str]:
         """Write the rows that bring something new (see `_merge_decision`), all in one
         transaction; ReplicaError naming the clashes, writing nothing, if any clash.
         With `claim`, written flows become this engine's at the next epoch."""
         writes, clashes = [], []
         with self.inflight.lock:
-            for rec, log_entries in rows:
+            for rec, log_entries in counted(rows, "restoring", len(rows), report):
                 existing = self.store.get(rec.id)
                 if existing is None:
                     decision = WRITE
@@ -141,20 +147,22 @@ class Federation:
                                f"run replicate_to({self.name!r}) on {source!r} first")
         return text
 
-    def restore_local(self, source: str, ids: list[str] | None = None) -> list[str]:
+    def restore_local(self, source: str, ids: list[str] | None = None, report: Report | None = None) -> list[str]:
         """Import the replica this engine holds of `source` (only `ids`, when given)."""
-        return self._restore_rows(replica.parse_text(self.replica_text(source)), ids, source)
+        return self._restore_rows(replica.parse_text(self.replica_text(source)), ids, source, report)
 
-    def _restore_rows(self, rows: list[Row], ids: list[str] | None, source: str) -> list[str]:
+    def _restore_rows(self, rows: list[Row], ids: list[str] | None, source: str,
+                      report: Report | None = None) -> list[str]:
         """Import rows of engine `source` as this engine's own: a handoff (`ids`) arrives with
         its epoch already bumped; a plain restore claims each flow at the next epoch and leaves
         out flows that were moved or that belong to an instance other than `source`."""
         if ids is not None:
             wanted = set(ids)
             return self._merge([(dataclasses.replace(rec, owner=self.name), log_entries)
-                                for rec, log_entries in rows if rec.id in wanted])
+                                for rec, log_entries in rows if rec.id in wanted], report=report)
         restored = self._merge([(rec, log_entries) for rec, log_entries in rows
-                                if rec.status != MOVED and rec.owner in (None, source, self.name)], claim=True)
+                                if rec.status != MOVED and rec.owner in (None, source, self.name)], claim=True,
+                               report=report)
         self.owner_check.restored(restored)
         brought = set(restored)
         running = [rec.id for rec, _log in rows if rec.id in brought and rec.status == RUNNING]
@@ -194,27 +202,32 @@ class Federation:
         return fenced
 
     # ------------------------------------------------------------ calling side
-    def replicate_to(self, peer: str) -> int:
-        """Push this store's snapshot into `peer`'s replica slot for this engine; the flow count."""
+    def replicate_to(self, peer: str, report: Report | None = None) -> int:
+        """Push this store's snapshot into `peer`'s replica slot for this engine; the flow count.
+        `report` is told how far the export and the sending are."""
         transport = self.peers.get(peer)
-        text = json.dumps(self.export(), separators=(",", ":"))
-        return transport.push_replica(self.name, text, deadline=self._replica_deadline)
+        text = json.dumps(self.export(report), separators=(",", ":"))
+        return transport.push_replica(self.name, text, deadline=self._replica_deadline,
+                                      **_bytes_told("sending", report))
 
-    def restore_from(self, peer: str, source: str | None = None) -> list[str]:
-        """Import the replica `peer` holds of `source` (default: this engine); the imported ids."""
+    def restore_from(self, peer: str, source: str | None = None, report: Report | None = None) -> list[str]:
+        """Import the replica `peer` holds of `source` (default: this engine); the imported ids.
+        `report` is told how far the receiving and the restoring are."""
         source = source or self.name
         if peer == self.name and peer not in self.peers.names():
-            return self.restore_local(source)
-        text = self.peers.get(peer).fetch_replica(source, deadline=self._replica_deadline)
-        return self._restore_rows(replica.parse_text(text), None, source)
+            return self.restore_local(source, report=report)
+        text = self.peers.get(peer).fetch_replica(source, deadline=self._replica_deadline,
+                                                  **_bytes_told("receiving", report))
+        return self._restore_rows(replica.parse_text(text), None, source, report)
 
-    def handoff_to(self, peer: str) -> list[str]:
+    def handoff_to(self, peer: str, report: Report | None = None) -> list[str]:
         """Move every suspended flow to `peer`; they become `moved` here. The moved ids.
 
         Crash-safe order: the flows are held (not resumable) while the peer receives and
         restores them at the next epoch; only then are they marked moved here. A crash in
         between leaves them suspended here at the older epoch, which the start-up fence
-        resolves; a failure asks the peer which flows it took before giving any back."""
+        resolves; a failure asks the peer which flows it took before giving any back.
+        `report` is told how far the export and the sending are."""
         transport = self.peers.get(peer)
         held = self._hold_suspended(peer)
         if not held:
@@ -222,10 +235,11 @@ class Federation:
         try:
             epochs = {rec.id: rec.epoch for rec in held}
             snapshot = [(dataclasses.replace(rec, owner=peer, epoch=rec.epoch + 1) if rec.id in epochs else rec,
-                         log_entries) for rec, log_entries in self.store.records()]
+                         log_entries) for rec, log_entries in self._records(report)]
             text = json.dumps(replica.build_export(self.name, snapshot), separators=(",", ":"))
             try:
-                transport.push_replica(self.name, text, deadline=self._replica_deadline)
+                transport.push_replica(self.name, text, deadline=self._replica_deadline,
+                                       **_bytes_told("sending", report))
                 transport.restore(self.name, sorted(epochs), deadline=self._replica_deadline)
                 taken = sorted(epochs)
             except Exception:
@@ -264,3 +278,11 @@ class Federation:
             self.store.transition(rec.id, [SUSPENDED], {"status": MOVED, "owner": peer, "epoch": rec.epoch + 1,
                                                         "wake_at": None, "updated": time.time()},
                                   version=rec.version, acknowledge=n == len(present) - 1)
+
+
+def _bytes_told(phase: str, report: Report | None) -> dict[str, Any]:
+    """The `on_bytes` argument of a replica push or fetch telling `report` about `phase`; none
+    without a report (so a transport that takes no `on_bytes` still works)."""
+    if report is None:
+        return {}
+    return {"on_bytes": lambda done, total: report(phase, done, total, "bytes")}

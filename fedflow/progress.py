@@ -20,13 +20,22 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
-from typing import TextIO
+from collections.abc import Callable, Iterable, Iterator
+from typing import TextIO, TypeVar
 
-__all__ = ["Progress", "log_emitter", "stderr_emitter"]
+__all__ = ["Progress", "Report", "counted", "log_emitter", "stderr_emitter"]
+
+T = TypeVar("T")
 
 #: `emit(text, last)`: say `text`; `last` is True for the final word.
 Emit = Callable[[str, bool], None]
+
+#: `report(phase, done, total, unit)`: how far a phase of an engine's long work is (`total`
+#: None when unknown, `unit` "flows" or "bytes"); how often it is told is `counted`'s choice.
+Report = Callable[[str, int, "int | None", str], None]
+
+#: `counted` reports about this many times per phase (and always at its end).
+REPORTS_PER_PHASE = 100
 
 
 def _amount(n: float, unit: str) -> str:
@@ -97,3 +106,21 @@ def stderr_emitter(stream: TextIO | None = None) -> Emit:
 def log_emitter(logger: logging.Logger) -> Emit:
     """Words for a log: each one an INFO record."""
     return lambda text, _last: logger.info("%s", text)
+
+
+def counted(items: Iterable[T], phase: str, total: int | None, report: Report | None,
+            unit: str = "flows") -> Iterator[T]:
+    """`items`, telling `report` how many went by: every `total / REPORTS_PER_PHASE` items
+    (every 1,000 when `total` is unknown) and once at the end."""
+    if report is None:
+        yield from items
+        return
+    step = max(1, (total or 100_000) // REPORTS_PER_PHASE)
+    done = 0
+    for item in items:
+        yield item
+        done += 1
+        if done % step == 0:
+            report(phase, done, total, unit)
+    if done % step or not done:
+        report(phase, done, total, unit)

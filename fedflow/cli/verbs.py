@@ -25,6 +25,7 @@ from ..store.base import DEFAULT_PAGE, MAX_PAGE, STATUSES
 from . import time_verbs
 from .config import TlsFiles, UsageError, parse_address, read_secret
 from .json_args import parse_json_arg, to_json
+from .watch import watching
 
 __all__ = ["CLIENT_VERBS", "DEFAULT_DEADLINE", "Verb", "add_client_options", "parse_json_arg", "run_client",
            "to_json"]
@@ -119,16 +120,18 @@ CLIENT_VERBS: dict[str, Verb] = {
     "peers": Verb("list the instance's peers with address and health", f"fedflow peers --at {_AT}",
                   lambda c, ns: c.peers()),
     "replicate": Verb("push the instance's store into a peer's replica slot",
-                      f"fedflow replicate --at {_AT} --to b", lambda c, ns: c.replicate(ns.to),
+                      f"fedflow replicate --at {_AT} --to b",
+                      lambda c, ns: watching("fedflow replicate", lambda report: c.replicate(ns.to, report)),
                       ((("--to",), {"metavar": "PEER", "required": True, "help": "the peer to push to"}),)),
     "restore": Verb("import a replica a peer holds", f"fedflow restore --at {_AT} --from b --source a",
-                    lambda c, ns: c.restore(ns.from_peer, ns.source),
+                    lambda c, ns: watching("fedflow restore",
+                                           lambda report: c.restore(ns.from_peer, ns.source, report)),
                     ((("--from",), {"metavar": "PEER", "dest": "from_peer", "required": True,
                                     "help": "the peer holding the replica"}),
                      (("--source",), {"metavar": "NAME",
                                       "help": "whose replica (default: the instance's own name)"}))),
     "handoff": Verb("move every suspended flow to a peer", f"fedflow handoff --at {_AT} --to c",
-                    lambda c, ns: c.handoff(ns.to),
+                    lambda c, ns: watching("fedflow handoff", lambda report: c.handoff(ns.to, report)),
                     ((("--to",), {"metavar": "PEER", "required": True, "help": "the peer taking the flows"}),)),
     "timers": Verb("list the flows waiting on a timer, earliest first", f"fedflow timers --at {_AT}",
                    time_verbs.timers_verb),

@@ -34,7 +34,7 @@ from .. import deadlines
 from ..errors import ReplicaError, UnknownFunction
 from ..limits import Limits
 from ..outcomes import is_suspended
-from ..progress import Progress, log_emitter
+from ..progress import Progress, Report, log_emitter
 from ..store.base import DEFAULT_PAGE
 from ..v1 import fedflow_pb2 as pb
 from ..v1 import fedflow_pb2_grpc as pb_grpc
@@ -44,6 +44,7 @@ from .handlers import parsed
 from .identity import current_caller
 from .replica_stream import ReplicaAssembler, replica_parts
 from .status import BUSY_MARK, status_for, trailers_for
+from .watched import watched
 
 __all__ = ["ControlServicer", "Gate", "PeerServicer"]
 
@@ -349,6 +350,32 @@ class ControlServicer(_Base, pb_grpc.ControlServiceServicer):
         """Move the live flows to a peer."""
         ids = self._engine.handoff_to(request.peer)
         return pb.HandoffResponse(peer=request.peer, ids=list(ids))
+
+    @_guard()
+    def ReplicateWatch(self, request: pb.ReplicateRequest, context: Any) -> Iterator[pb.ReplicateUpdate]:
+        """Replicate, with progress messages before the answer."""
+        def work(report: Report) -> pb.ReplicateResponse:
+            flows = self._engine.replicate_to(request.peer, report)
+            return self._checked("Replicate", pb.ReplicateResponse(peer=request.peer, flows=int(flows)))
+        yield from watched(work, pb.ReplicateUpdate)
+
+    @_guard()
+    def RestoreFromWatch(self, request: pb.RestoreFromRequest, context: Any) -> Iterator[pb.RestoreFromUpdate]:
+        """RestoreFrom, with progress messages before the answer."""
+        source = request.source if request.HasField("source") else None
+
+        def work(report: Report) -> pb.RestoreFromResponse:
+            ids = self._engine.restore_from(request.peer, source, report)
+            return self._checked("RestoreFrom", pb.RestoreFromResponse(ids=list(ids)))
+        yield from watched(work, pb.RestoreFromUpdate)
+
+    @_guard()
+    def HandoffWatch(self, request: pb.HandoffRequest, context: Any) -> Iterator[pb.HandoffUpdate]:
+        """Handoff, with progress messages before the answer."""
+        def work(report: Report) -> pb.HandoffResponse:
+            ids = self._engine.handoff_to(request.peer, report)
+            return self._checked("Handoff", pb.HandoffResponse(peer=request.peer, ids=list(ids)))
+        yield from watched(work, pb.HandoffUpdate)
 
     def _probe(self, name: str) -> bool:
         try:

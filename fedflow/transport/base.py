@@ -10,9 +10,13 @@ answers are plain data, exactly as `fedflow.values` carries them.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import PeerError
+
+#: `on_bytes(done, total)`: how many bytes of a replica crossed so far, of how many.
+ByteCount = Callable[[int, int], None]
 
 
 class Transport(abc.ABC):
@@ -32,13 +36,16 @@ class Transport(abc.ABC):
         Raises UnknownFunction, RemoteError (the function raised), PeerUnavailable."""
 
     @abc.abstractmethod
-    def push_replica(self, source: str, export_text: str, *, deadline: float) -> int:
+    def push_replica(self, source: str, export_text: str, *, deadline: float,
+                     on_bytes: ByteCount | None = None) -> int:
         """Store `export_text` (JSON text of an export) in the peer's replica slot for
-        engine `source`; returns the number of flows the peer received."""
+        engine `source`; returns the number of flows the peer received. `on_bytes(done,
+        total)` is told the bytes sent as they go (at least once, at the end)."""
 
     @abc.abstractmethod
-    def fetch_replica(self, source: str, *, deadline: float) -> str:
-        """The export text the peer holds for engine `source`.
+    def fetch_replica(self, source: str, *, deadline: float, on_bytes: ByteCount | None = None) -> str:
+        """The export text the peer holds for engine `source`; `on_bytes(done, total)` is told
+        the bytes received as they come (at least once, at the end).
         Raises ReplicaError when the peer holds none."""
 
     @abc.abstractmethod

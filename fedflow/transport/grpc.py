@@ -39,7 +39,7 @@ from ..grpc.status import error_for, is_transient
 from ..limits import DEFAULT_LIMITS, Limits
 from ..v1 import fedflow_pb2 as pb
 from ..v1 import fedflow_pb2_grpc as pb_grpc
-from .base import Transport
+from .base import ByteCount, Transport
 
 __all__ = ["GrpcTransport"]
 
@@ -110,28 +110,39 @@ class GrpcTransport(Transport):
             raise E.PeerError(f"peer {self.name} answered {fn} with an undecodable value ({exc}); "
                               f"check it runs the same fedflow version", self.name) from exc
 
-    def _push_messages(self, source: str, export_text: str) -> Iterator[pb.PushReplicaRequest]:
+    def _push_messages(self, source: str, export_text: str,
+                       on_bytes: ByteCount | None) -> Iterator[pb.PushReplicaRequest]:
+        total = sent = 0
         for part in replica_parts(source, export_text, self.limits.chunk_bytes):
             if isinstance(part, pb.ReplicaHeader):
+                total = part.total_bytes
                 yield pb.PushReplicaRequest(header=part)
             else:
                 yield pb.PushReplicaRequest(chunk=part)
+                sent += len(part)
+                if on_bytes is not None:
+                    on_bytes(sent, total)
 
-    def push_replica(self, source: str, export_text: str, *, deadline: float) -> int:
-        """Stream `export_text` into the peer's replica slot for `source` (~1 MiB chunks)."""
+    def push_replica(self, source: str, export_text: str, *, deadline: float,
+                     on_bytes: ByteCount | None = None) -> int:
+        """Stream `export_text` into the peer's replica slot for `source` (~1 MiB chunks);
+        `on_bytes(sent, total)` after each chunk."""
         def attempt(timeout: float) -> int:
-            messages = self._push_messages(source, export_text)
+            messages = self._push_messages(source, export_text, on_bytes)
             return int(self._stub.PushReplica(messages, timeout=timeout, metadata=self._metadata).flows)
 
         return self._with_retries(deadline, attempt, REPLICA_RETRY_WINDOW)
 
-    def fetch_replica(self, source: str, *, deadline: float) -> str:
-        """The export text the peer holds for `source`; ReplicaError if none or corrupted."""
+    def fetch_replica(self, source: str, *, deadline: float, on_bytes: ByteCount | None = None) -> str:
+        """The export text the peer holds for `source`; ReplicaError if none or corrupted.
+        `on_bytes(received, total)` after each chunk."""
         def attempt(timeout: float) -> str:
             assembler = ReplicaAssembler(self.limits, self.name)
             request = pb.FetchReplicaRequest(source=source)
             for message in self._stub.FetchReplica(request, timeout=timeout, metadata=self._metadata):
                 assembler.add(message)
+                if on_bytes is not None and assembler.header is not None and assembler.received:
+                    on_bytes(assembler.received, assembler.header.total_bytes)
             return assembler.finish()[1]
 
         return self._with_retries(deadline, attempt, REPLICA_RETRY_WINDOW)

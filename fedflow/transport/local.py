@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import values
 from ..errors import PeerError, RemoteError, UnknownFunction, UnsupportedValue
-from .base import Transport
+from .base import ByteCount, Transport
 
 
 class LocalTransport(Transport):
@@ -54,13 +54,22 @@ class LocalTransport(Transport):
             raise RemoteError(f"{self.name}.{fn} answered with a value that is not plain data: {exc}",
                               peer=self.name, remote_type="UnsupportedValue", remote_message=str(exc)) from exc
 
-    def push_replica(self, source: str, export_text: str, *, deadline: float) -> int:
+    def push_replica(self, source: str, export_text: str, *, deadline: float,
+                     on_bytes: ByteCount | None = None) -> int:
         """Hand the export to the peer engine's replica slot for `source`."""
-        return self._engine("hold replicas").accept_replica(source, export_text)
+        flows = self._engine("hold replicas").accept_replica(source, export_text)
+        if on_bytes is not None:
+            size = len(export_text.encode("utf-8", "surrogatepass"))
+            on_bytes(size, size)
+        return flows
 
-    def fetch_replica(self, source: str, *, deadline: float) -> str:
+    def fetch_replica(self, source: str, *, deadline: float, on_bytes: ByteCount | None = None) -> str:
         """The export the peer engine holds for `source`."""
-        return self._engine("hand out replicas").replica_text(source)
+        text = self._engine("hand out replicas").replica_text(source)
+        if on_bytes is not None:
+            size = len(text.encode("utf-8", "surrogatepass"))
+            on_bytes(size, size)
+        return text
 
     def restore(self, source: str, ids: list[str] | None, *, deadline: float) -> list[str]:
         """Have the peer engine import its replica of `source`."""

@@ -338,6 +338,42 @@ class HandoffResponse(_message.Message):
     ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, peer: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class WorkProgress(_message.Message):
+    __slots__ = ("phase", "done", "total", "unit")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    phase: str
+    done: int
+    total: int
+    unit: str
+    def __init__(self, phase: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., unit: _Optional[str] = ...) -> None: ...
+
+class ReplicateUpdate(_message.Message):
+    __slots__ = ("progress", "done")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    progress: WorkProgress
+    done: ReplicateResponse
+    def __init__(self, progress: _Optional[_Union[WorkProgress, _Mapping]] = ..., done: _Optional[_Union[ReplicateResponse, _Mapping]] = ...) -> None: ...
+
+class RestoreFromUpdate(_message.Message):
+    __slots__ = ("progress", "done")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    progress: WorkProgress
+    done: RestoreFromResponse
+    def __init__(self, progress: _Optional[_Union[WorkProgress, _Mapping]] = ..., done: _Optional[_Union[RestoreFromResponse, _Mapping]] = ...) -> None: ...
+
+class HandoffUpdate(_message.Message):
+    __slots__ = ("progress", "done")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    progress: WorkProgress
+    done: HandoffResponse
+    def __init__(self, progress: _Optional[_Union[WorkProgress, _Mapping]] = ..., done: _Optional[_Union[HandoffResponse, _Mapping]] = ...) -> None: ...
+
 class PeersRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -348,6 +348,21 @@ class ControlServiceStub:
                 request_serializer=fedflow_dot_v1_dot_fedflow__pb2.HandoffRequest.SerializeToString,
                 response_deserializer=fedflow_dot_v1_dot_fedflow__pb2.HandoffResponse.FromString,
                 _registered_method=True)
+        self.ReplicateWatch = channel.unary_stream(
+                '/fedflow.v1.ControlService/ReplicateWatch',
+                request_serializer=fedflow_dot_v1_dot_fedflow__pb2.ReplicateRequest.SerializeToString,
+                response_deserializer=fedflow_dot_v1_dot_fedflow__pb2.ReplicateUpdate.FromString,
+                _registered_method=True)
+        self.RestoreFromWatch = channel.unary_stream(
+                '/fedflow.v1.ControlService/RestoreFromWatch',
+                request_serializer=fedflow_dot_v1_dot_fedflow__pb2.RestoreFromRequest.SerializeToString,
+                response_deserializer=fedflow_dot_v1_dot_fedflow__pb2.RestoreFromUpdate.FromString,
+                _registered_method=True)
+        self.HandoffWatch = channel.unary_stream(
+                '/fedflow.v1.ControlService/HandoffWatch',
+                request_serializer=fedflow_dot_v1_dot_fedflow__pb2.HandoffRequest.SerializeToString,
+                response_deserializer=fedflow_dot_v1_dot_fedflow__pb2.HandoffUpdate.FromString,
+                _registered_method=True)
         self.Peers = channel.unary_unary(
                 '/fedflow.v1.ControlService/Peers',
                 request_serializer=fedflow_dot_v1_dot_fedflow__pb2.PeersRequest.SerializeToString,
@@ -464,6 +479,26 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReplicateWatch(self, request, context):
+        """The same three, streaming: `progress` messages while the work goes on, then one `done`
+        with the answer the unary form gives (failures end the stream with the same status).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreFromWatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HandoffWatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Peers(self, request, context):
         """The peers this instance knows, and whether each answers.
         """
@@ -573,6 +608,21 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.Handoff,
                     request_deserializer=fedflow_dot_v1_dot_fedflow__pb2.HandoffRequest.FromString,
                     response_serializer=fedflow_dot_v1_dot_fedflow__pb2.HandoffResponse.SerializeToString,
+            ),
+            'ReplicateWatch': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReplicateWatch,
+                    request_deserializer=fedflow_dot_v1_dot_fedflow__pb2.ReplicateRequest.FromString,
+                    response_serializer=fedflow_dot_v1_dot_fedflow__pb2.ReplicateUpdate.SerializeToString,
+            ),
+            'RestoreFromWatch': grpc.unary_stream_rpc_method_handler(
+                    servicer.RestoreFromWatch,
+                    request_deserializer=fedflow_dot_v1_dot_fedflow__pb2.RestoreFromRequest.FromString,
+                    response_serializer=fedflow_dot_v1_dot_fedflow__pb2.RestoreFromUpdate.SerializeToString,
+            ),
+            'HandoffWatch': grpc.unary_stream_rpc_method_handler(
+                    servicer.HandoffWatch,
+                    request_deserializer=fedflow_dot_v1_dot_fedflow__pb2.HandoffRequest.FromString,
+                    response_serializer=fedflow_dot_v1_dot_fedflow__pb2.HandoffUpdate.SerializeToString,
             ),
             'Peers': grpc.unary_unary_rpc_method_handler(
                     servicer.Peers,
@@ -935,6 +985,87 @@ class ControlService:
             '/fedflow.v1.ControlService/Handoff',
             fedflow_dot_v1_dot_fedflow__pb2.HandoffRequest.SerializeToString,
             fedflow_dot_v1_dot_fedflow__pb2.HandoffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplicateWatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/fedflow.v1.ControlService/ReplicateWatch',
+            fedflow_dot_v1_dot_fedflow__pb2.ReplicateRequest.SerializeToString,
+            fedflow_dot_v1_dot_fedflow__pb2.ReplicateUpdate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreFromWatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/fedflow.v1.ControlService/RestoreFromWatch',
+            fedflow_dot_v1_dot_fedflow__pb2.RestoreFromRequest.SerializeToString,
+            fedflow_dot_v1_dot_fedflow__pb2.RestoreFromUpdate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HandoffWatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/fedflow.v1.ControlService/HandoffWatch',
+            fedflow_dot_v1_dot_fedflow__pb2.HandoffRequest.SerializeToString,
+            fedflow_dot_v1_dot_fedflow__pb2.HandoffUpdate.FromString,
             options,
             channel_credentials,
             insecure,
