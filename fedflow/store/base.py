@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..errors import FedflowError
@@ -115,6 +115,23 @@ def summary(rec: FlowRecord) -> FlowSummary:
 
 #: The FlowRecord fields a transition may change (not `id`, and `version` only by the store).
 CHANGEABLE = tuple(field.name for field in dataclasses.fields(FlowRecord) if field.name not in ("id", "version"))
+
+
+#: Flows read at a time by `records_in_batches`.
+RECORDS_BATCH = 500
+
+
+def records_in_batches(read_after: Callable[[int, int], list[tuple[int, FlowRecord, list[LogEntry]]]]
+                       ) -> Iterator[tuple[FlowRecord, list[LogEntry]]]:
+    """Every flow with its log, in creation order, never all at once: `read_after(seq, n)`
+    gives up to `n` (creation number, record, log) after creation number `seq`."""
+    last = 0
+    while True:
+        batch = read_after(last, RECORDS_BATCH)
+        yield from ((rec, log) for _, rec, log in batch)
+        if len(batch) < RECORDS_BATCH:
+            return
+        last = batch[-1][0]
 
 
 def check_changes(changes: dict[str, Any]) -> None:

@@ -48,6 +48,7 @@ from .base import (
     check_changes,
     check_page,
     page_position,
+    records_in_batches,
 )
 
 try:
@@ -61,7 +62,6 @@ __all__ = ["DEFAULT_LEASE", "PostgresStore", "redact"]
 
 #: Seconds an instance's running flows stay its own after its last heartbeat.
 DEFAULT_LEASE = 5.0
-_BATCH = 500  # flows per read in records()
 _TERMINAL = sorted(TERMINAL)
 _URL_FORM = "postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
 _OPAQUE_AT = tuple(sql.COLUMNS.index(c) for c in sql.OPAQUE if c in sql.COLUMNS)
@@ -353,18 +353,12 @@ class PostgresStore(Store):
 
     def records(self) -> Iterator[tuple[FlowRecord, list[LogEntry]]]:
         """Every flow with its log, in creation order, read in batches (each one snapshot)."""
-        last = 0
-        while True:
-            batch = self._records_after(last)
-            yield from ((rec, log) for _, rec, log in batch)
-            if len(batch) < _BATCH:
-                return
-            last = batch[-1][0]
+        return records_in_batches(self._records_after)
 
-    def _records_after(self, last: int) -> list[tuple[int, FlowRecord, list[LogEntry]]]:
+    def _records_after(self, last: int, count: int) -> list[tuple[int, FlowRecord, list[LogEntry]]]:
         with self._conn("read flows") as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            rows = conn.execute(sql.RECORDS_AFTER, (last, _BATCH)).fetchall()
+            rows = conn.execute(sql.RECORDS_AFTER, (last, count)).fetchall()
             entries = conn.execute(sql.LOGS_BETWEEN, (last, rows[-1][0] if rows else last)).fetchall()
         logs: dict[str, list[LogEntry]] = {}
         for flow_id, data in entries:

@@ -51,6 +51,7 @@ from .base import (
     check_changes,
     check_page,
     page_position,
+    records_in_batches,
 )
 from .group_sync import GroupSync, SyncFailed, WalFile
 from .sqlite_sql import FORMAT, SCHEMA_VERSION
@@ -60,7 +61,6 @@ __all__ = ["DURABILITY", "FORMAT", "SCHEMA_VERSION", "SQLiteStore"]
 #: durability setting -> what a commit survives.
 DURABILITY = {"process": "kill -9 of the process", "power": "power loss and OS crash"}
 
-_BATCH = 500  # flows per read in records()
 _row = operator.attrgetter(*sql.COLUMNS)  # a FlowRecord as a flows row
 _SPILL_AT = tuple((sql.COLUMNS.index(c), c) for c in sql.SPILLABLE)
 _TERMINAL = tuple(sorted(TERMINAL))
@@ -504,21 +504,15 @@ class SQLiteStore(Store):
 
         Each batch is one consistent snapshot; flows created while iterating are included.
         """
-        last = 0
-        while True:
-            batch = self._records_after(last)
-            yield from ((rec, log) for _, rec, log in batch)
-            if len(batch) < _BATCH:
-                return
-            last = batch[-1][0]
+        return records_in_batches(self._records_after)
 
-    def _records_after(self, last: int) -> list[tuple[int, FlowRecord, list[LogEntry]]]:
-        """Up to _BATCH (seq, record, log) with seq > `last`, read in one transaction."""
+    def _records_after(self, last: int, count: int) -> list[tuple[int, FlowRecord, list[LogEntry]]]:
+        """Up to `count` (seq, record, log) with seq > `last`, read in one transaction."""
         with self._reading("read flows") as conn:
             conn.execute("BEGIN")
             try:
                 rows = conn.execute(f"SELECT seq, {sql.RECORD_COLS} FROM flows WHERE seq > ? "
-                                    f"ORDER BY seq LIMIT ?", (last, _BATCH)).fetchall()
+                                    f"ORDER BY seq LIMIT ?", (last, count)).fetchall()
                 entries = conn.execute(
                     f"SELECT flows.seq, log.flow_id, log.n, {sql.ENTRY} FROM flows JOIN log "
                     f"ON log.flow_id = flows.id WHERE flows.seq > ? AND flows.seq <= ? "
