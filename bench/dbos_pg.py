@@ -18,13 +18,13 @@ drift on the shared machine hits both sides. Keys: `dbos_pg_*` and
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import fedflow
 from bench import common, flows
 from bench import workloads_pg as pg
+from bench.workloads_local import timed_flow3
 
 #: The spread of the random wait before DBOS's `send`: LISTEN/NOTIFY needs no poll phase,
 #: this only keeps the sends from landing at one fixed offset after the start.
@@ -34,14 +34,7 @@ DBOS_PG_SEND_SPREAD_S = 0.05
 def fedflow_flow3_rate(server: str, count: int) -> float:
     """Flows/s of `count` sequential 3-step flows on an in-process Engine on a new database."""
     with pg.fresh_database(server) as url, fedflow.Engine(name="bench-pg-flow3", store=url) as engine:
-        engine.start(flows.FLOW3, {"warm": True})
-        begin = time.perf_counter()
-        for i in range(count):
-            out = engine.start(flows.FLOW3, {"i": i, "user": "ada"})
-        elapsed = time.perf_counter() - begin
-    if out != {"i": count - 1, "user": "ada", "a": 1, "b": 2, "c": 3}:
-        raise RuntimeError(f"flow3 on PostgreSQL returned {out!r}")
-    return count / elapsed
+        return timed_flow3(engine, count)
 
 
 def fedflow_pg_side(server: str, repeats: int, count: int, resumes: int) -> dict[str, float]:

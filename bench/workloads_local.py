@@ -39,11 +39,16 @@ def flow3_rate(tmp: Path, store: str, flows_count: int) -> float:
     """Flows/s of `flows_count` sequential 3-step flows on `store` (a FLOW3_STORES key)."""
     sqlite, durability = FLOW3_STORES[store]
     with _engine(tmp, sqlite, durability, f"flow3-{store}") as engine:
-        engine.start(flows.FLOW3, {"warm": True})
-        begin = time.perf_counter()
-        for i in range(flows_count):
-            out = engine.start(flows.FLOW3, {"i": i, "user": "ada"})
-        elapsed = time.perf_counter() - begin
+        return timed_flow3(engine, flows_count)
+
+
+def timed_flow3(engine: fedflow.Engine, flows_count: int) -> float:
+    """Flows/s of `flows_count` sequential 3-step flows on `engine` (after one to warm up)."""
+    engine.start(flows.FLOW3, {"warm": True})
+    begin = time.perf_counter()
+    for i in range(flows_count):
+        out = engine.start(flows.FLOW3, {"i": i, "user": "ada"})
+    elapsed = time.perf_counter() - begin
     if out != {"i": flows_count - 1, "user": "ada", "a": 1, "b": 2, "c": 3}:
         raise RuntimeError(f"flow3 returned {out!r}")
     return flows_count / elapsed
@@ -90,14 +95,20 @@ def _resume_all(engine: fedflow.Engine, ids: list[str], latencies: list[float]) 
 def resume_latency(tmp: Path, durability: str, count: int) -> dict[str, float]:
     """p50/p99 ms of `count` external resumes, made from a thread other than the starter's."""
     with _engine(tmp, True, durability, f"resume-{durability}") as engine:
-        ids = [engine.start(flows.WAITER, {"i": i}).id for i in range(count + 1)]
-        latencies: list[float] = []
-        resumer = threading.Thread(target=_resume_all, args=(engine, ids, latencies), name="bench-resumer")
-        resumer.start()
-        resumer.join()
+        return timed_resumes(engine, count)
+
+
+def timed_resumes(engine: fedflow.Engine, count: int) -> dict[str, float]:
+    """p50/p99 ms of `count` resumes of waiting flows on `engine`, from a thread other than the
+    starter's (one more first, to warm up)."""
+    ids = [engine.start(flows.WAITER, {"i": i}).id for i in range(count + 1)]
+    latencies: list[float] = []
+    resumer = threading.Thread(target=_resume_all, args=(engine, ids, latencies), name="bench-resumer")
+    resumer.start()
+    resumer.join()
     if len(latencies) != len(ids):
         raise RuntimeError("the resumer thread failed; see its traceback above")
-    return common.latency_ms(latencies[1:])  # the first one warms up
+    return common.latency_ms(latencies[1:])
 
 
 def workload_resume(tmp: Path, repeats: int, count: int) -> dict[str, float]:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import fedflow
 from bench import common, flows
 from bench.workloads_grpc import serve_argv, wait_serving
+from bench.workloads_local import timed_resumes
 from fedflow.client import ControlClient
 
 CALLERS = 8
@@ -122,23 +123,7 @@ def flow3_serve_rate(tmp: Path, server: str, serves: int, flows_count: int) -> f
 def resume_latency(server: str, count: int) -> dict[str, float]:
     """p50/p99 ms of `count` resumes of waiting flows on an in-process Engine on PostgreSQL."""
     with fresh_database(server) as url, fedflow.Engine(name="bench-pg-resume", store=url) as engine:
-        ids = [engine.start(flows.WAITER, {"i": i}).id for i in range(count + 1)]
-        latencies: list[float] = []
-
-        def resume_all() -> None:
-            for flow_id in ids:
-                begin = time.perf_counter()
-                result = engine.resume(flow_id, True)
-                latencies.append(time.perf_counter() - begin)
-                if not (isinstance(result, dict) and result.get("approved") is True):
-                    raise RuntimeError(f"resume of {flow_id} returned {result!r}")
-
-        resumer = threading.Thread(target=resume_all, name="bench-pg-resumer")
-        resumer.start()
-        resumer.join()
-    if len(latencies) != len(ids):
-        raise RuntimeError("the resumer thread failed; see its traceback above")
-    return common.latency_ms(latencies[1:])
+        return timed_resumes(engine, count)
 
 
 def takeover_seconds(tmp: Path, server: str, count: int = TAKEOVER_FLOWS, lease: float = TAKEOVER_LEASE) -> float:

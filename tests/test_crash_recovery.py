@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import note
 
 from fedflow import journal
 from fedflow.journal import Entry as LogEntry
@@ -37,15 +38,6 @@ TARGETS = (1, 9, 40, 120)  # acks to wait for before each SIGKILL
 BODY = "b" * (5 * sqlite_sql.SPILL_CHARS)  # engine-mode flows carry it: their input, journal and result spill
 RANK = {"create": 0, "step 0": 1, "step 1": 2, "step 2": 3, "suspend": 4, "resume": 5, "done": 6}
 Move = tuple[str, str, dict[str, Any], list[LogEntry]]
-
-
-def note(path: Path, line: str) -> None:
-    """Append one line with one unbuffered write (it survives SIGKILL once written)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{line}\n".encode())
-    finally:
-        os.close(fd)
 
 
 def hold_if_asked(work: Path) -> None:

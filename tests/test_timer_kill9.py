@@ -18,19 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
+from support import note
 
 REPO = Path(__file__).resolve().parents[1]
 FLOW = "timer-kill9-test-flow"
 NAP = 0.3
-
-
-def note(path: Path, line: str) -> None:
-    """Append one line with one unbuffered write (it survives SIGKILL once written)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{line}\n".encode())
-    finally:
-        os.close(fd)
 
 
 def lines(path: Path) -> list[str]:
