@@ -59,6 +59,13 @@ TARGETS = (
     Target("console_list_100k_ms", "<=", 50, "<= 50 ms"),
     Target("console_flow_1000_steps_ms", "<=", 100, "<= 100 ms"),
     Target("metrics_scrape_ms", "<=", 10, "<= 10 ms"),
+    # An idle console on what `fedflow serve --http` runs (a serve's store is SQLite or PostgreSQL, so the
+    # memory store's key has no target).
+    Target("console_idle_flow3_process_pct", "<=", 5, "<= +5%"),
+    Target("console_idle_flow3_power_pct", "<=", 5, "<= +5%"),
+    Target("console_idle_resume_pct", "<=", 5, "<= +5%"),
+    Target("console_idle_remote_direct_pct", "<=", 5, "<= +5%"),
+    Target("console_idle_remote_flow_pct", "<=", 5, "<= +5%"),
     Target("replay_growth_1000_to_10000", "<=", 15, "~linear: <= 15x"),
     Target("replicate_10000_s", "<=", 2, "<= 2 s"),
     Target("handoff_1000_s", "<=", 1, "<= 1 s"),
@@ -172,6 +179,14 @@ SECTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
         ("bench-peers run: flows/s, Engine vs DBOS", "peers_fedflow_pg_flow3_per_s", "dbos_pg_flow3_per_s"),
         ("bench-peers run: resume p50 ms vs DBOS", "peers_fedflow_pg_resume_p50_ms", "dbos_pg_resume_p50_ms"),
         ("bench-peers run: resume p99 ms vs DBOS", "peers_fedflow_pg_resume_p99_ms", "dbos_pg_resume_p99_ms"))),
+    ("10 an idle console: % slower with it on than off (paired batches, median)", (
+        ("1  3-step flows, memory (no serve runs it)", "console_idle_flow3_memory_pct", None),
+        ("1  3-step flows, SQLite process", "console_idle_flow3_process_pct", None),
+        ("1  3-step flows, SQLite power", "console_idle_flow3_power_pct", None),
+        ("2  resumes, SQLite power", "console_idle_resume_pct", None),
+        ("3  direct calls to the peer", "console_idle_remote_direct_pct", None),
+        ("3  remote_node flows to that peer", "console_idle_remote_flow_pct", None),
+        ("noise floor: off vs off, 3-step power", "console_idle_aa_pct", None))),
 )
 
 

@@ -6,7 +6,8 @@
     python bench/run.py --out FILE      # write results elsewhere (default bench/results.json)
 
 Workloads: 1 flow3, 2 resume, 3 remote (gRPC), 4 replay, 5 replication, 6 rss, 7 time, 8 console,
-9 postgres (flow3 and resume on PostgreSQL with 1 and 2 serves, takeover after kill -9).
+9 postgres (flow3 and resume on PostgreSQL with 1 and 2 serves, takeover after kill -9),
+10 console_idle (workloads 1-3 with an idle console on and off, paired).
 Every workload runs its baseline in the same run (raw SQLite commits for 1
 and 2, a raw grpcio echo child for 3); DBOS numbers come from
 `make bench-peers` (bench/dbos_workloads.py), which adds its keys to the
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common, flows
 from bench import workloads_console as console
+from bench import workloads_console_idle as console_idle
 from bench import workloads_grpc as remote
 from bench import workloads_local as local
 from bench import workloads_pg as pg
@@ -41,7 +43,7 @@ from bench import workloads_time as timing
 from bench.report import print_table, target_verdicts
 
 WORKLOADS = {1: "flow3", 2: "resume", 3: "remote", 4: "replay", 5: "replication", 6: "rss", 7: "time",
-             8: "console", 9: "postgres"}
+             8: "console", 9: "postgres", 10: "console_idle"}
 CARRIED_PREFIXES = ("dbos_", "peers_")
 
 
@@ -94,6 +96,7 @@ def _runners(s: Settings, tmp: Path) -> dict[int, Callable[[], dict[str, Any]]]:
         8: lambda: console.workload_console(tmp, s.page_flows, s.console_flows, s.console_steps,
                                             s.console_requests),
         9: lambda: pg.workload_postgres(tmp, s.repeats, s.flow3_flows, s.resume_flows),
+        10: lambda: console_idle.workload_console_idle(tmp, s is QUICK),
     }
 
 

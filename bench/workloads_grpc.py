@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,9 +32,6 @@ PROSE_LINE = 'The editor wrote: "ship it after the review."\n'
 CALLERS = 8
 CALL_DEADLINE = 30.0
 PEER = "peer"  # the name flows.remote_echo calls
-#: Set to 1 to run workload 3's peer with its web console on (`--http` on a free loopback port,
-#: left idle), to measure that the console does not slow the gRPC path.
-CONSOLE_ENV = "FEDFLOW_BENCH_PEER_CONSOLE"
 
 
 # ------------------------------------------------------------------ children
@@ -168,17 +163,12 @@ def _remote_ratios(out: dict[str, float], suffix: str) -> None:
 
 def workload_remote(tmp: Path, repeats: int, count: int, per_caller: int) -> dict[str, float]:
     """Workload 3 for every payload size; keys `echo{sfx}_p50_ms`, `remote_direct{sfx}_per_s`, ..."""
-    console = f"127.0.0.1:{common.free_port()}" if os.environ.get(CONSOLE_ENV, "") == "1" else None
-    extra = ("--http", console) if console else ()
-    out: dict[str, float] = {"remote_peer_console": float(bool(console))}
-    with raw_echo(tmp) as raw_address, fedflow_serve(tmp, "bench-peer", extra=extra) as (peer, peer_address), \
+    out: dict[str, float] = {}
+    with raw_echo(tmp) as raw_address, fedflow_serve(tmp, "bench-peer") as (peer, peer_address), \
             grpc.insecure_channel(raw_address, options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                                         ("grpc.max_send_message_length", MAX_MESSAGE)]) as chan, \
             fedflow.Engine(name="bench-caller", store=str(tmp / "caller.db")) as engine, \
             fedflow.Engine(name="bench-caller-p", store=str(tmp / "caller-p.db"), durability="process") as fast:
-        if console:
-            with urllib.request.urlopen(f"http://{console}/healthz", timeout=10) as answer:
-                assert answer.status == 200, f"the peer's console at {console} is not up"
         engine.peers.connect(PEER, peer_address)
         fast.peers.connect(PEER, peer_address)
         for suffix, size in PAYLOADS.items():

@@ -37,7 +37,7 @@ def remove_listener(fn: StepListener) -> None:
     """Stop calling `fn` (no error if it was not added)."""
     global _listeners
     with _lock:
-        _listeners = tuple(listener for listener in _listeners if listener is not fn)
+        _listeners = tuple(listener for listener in _listeners if listener != fn)  # == : bound methods
 
 
 def step_ran(engine: Any, flow_id: str, key: str, name: str, seconds: float, ok: bool) -> None:
@@ -57,7 +57,7 @@ def remove_timer_listener(fn: TimerListener) -> None:
     """Stop calling `fn` (no error if it was not added)."""
     global _timer_listeners
     with _lock:
-        _timer_listeners = tuple(listener for listener in _timer_listeners if listener is not fn)
+        _timer_listeners = tuple(listener for listener in _timer_listeners if listener != fn)
 
 
 def timer_fired(engine: Any, flow_id: str, wake_at: float) -> None:

@@ -16,6 +16,7 @@ from fedflow import (
     defflow,
     journal,
     node,
+    observe,
     remote_failover,
     remote_node,
     request,
@@ -218,8 +219,10 @@ def test_close_removes_every_wrapper(flows: dict) -> None:
         console = Console("127.0.0.1:0")
         console.start(engine)
         assert "resume" in vars(engine) and "create" in vars(engine.store)
+        assert observe._listeners and observe._timer_listeners
         console.close()
         assert not {"resume", "call_peer"} & set(vars(engine)) and "create" not in vars(engine.store)
+        assert not observe._listeners and not observe._timer_listeners  # a closed console hears nothing more
 
 
 def test_an_address_off_loopback_needs_a_token_or_http_insecure() -> None:

@@ -26,6 +26,9 @@ from .metrics import Metrics
 
 log = logging.getLogger("fedflow.console")
 
+#: How often the idle server thread looks whether close() was called (close() waits up to this long).
+POLL_SECONDS = 0.05
+
 #: Largest request body taken (a resume value is the biggest thing posted).
 MAX_BODY = 8 * 1024 * 1024
 
@@ -166,7 +169,8 @@ class Console:
         metrics = Metrics(engine)
         self._instrumented = instrument(engine, metrics)
         self.routes = Routes(engine, self.gate, metrics, self._instrumented, loopback=self.loopback)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fedflow-console", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL_SECONDS,),
+                                        name="fedflow-console", daemon=True)
         self._thread.start()
         host = self._server.server_address[0]
         log.info("console on http://%s:%d/%s", f"[{host}]" if ":" in host else host, self.port,

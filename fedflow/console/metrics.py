@@ -1,7 +1,7 @@
 """The Prometheus metrics of one engine, served at ``/metrics`` (prometheus-client).
 
 Each console has its own registry (several engines may share a process).
-Counters and histograms are fed by `fedflow.console.hooks`; the flows-by-status
+Counters and histograms (`fedflow.console.timings`) are fed by `fedflow.console.hooks`; the flows-by-status
 gauge and the pending-timer gauge are read from the store when scraped (a
 count query each, not a listing). Names and what each one means: docs/console.md.
 """
@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from ..store.base import STATUSES
+from .timings import Tallies, Timings
 
 #: Content-Type of the exposition: the classic text format.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -52,28 +53,28 @@ class Metrics:
     def __init__(self, engine: Any) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.started = Counter("fedflow_flows_started", "Flows started (created in the store).", registry=r)
-        self.finished = Counter("fedflow_flows_finished", "Flows that reached a final status, by status.",
-                                ["status"], registry=r)
-        self.resume_seconds = Histogram("fedflow_resume_seconds", "Time to resume a flow, until it suspends "
-                                        "again or ends.", buckets=FAST_BUCKETS, registry=r)
-        self.step_seconds = Histogram("fedflow_step_seconds", "Time a journaled step ran, by kind (step, "
-                                      "remote, failover).", ["kind"], buckets=FAST_BUCKETS, registry=r)
-        self.peer_calls = Counter("fedflow_peer_calls", "Calls to peers, by peer and outcome (ok or the "
-                                  "error class).", ["peer", "outcome"], registry=r)
-        self.peer_call_seconds = Histogram("fedflow_peer_call_seconds", "Time of a call to a peer, retries "
-                                           "included.", ["peer"], buckets=FAST_BUCKETS, registry=r)
-        self.commit_seconds = Histogram("fedflow_store_commit_seconds", "Time of a store write, until it is "
-                                        "committed (and synced when acknowledged).", ["operation"],
-                                        buckets=FAST_BUCKETS, registry=r)
-        self.fsync_seconds = Histogram("fedflow_store_fsync_seconds", "Time of one fsync of the store's WAL "
-                                       "(shared by the commits it covers).", buckets=FAST_BUCKETS, registry=r)
-        self.replication_bytes = Counter("fedflow_replication_bytes", "Replica text moved, by direction "
-                                         "(sent, received).", ["direction"], registry=r)
-        self.replication_seconds = Histogram("fedflow_replication_seconds", "Time of replicate, handoff and "
-                                             "restore.", ["operation"], buckets=SLOW_BUCKETS, registry=r)
-        self.timer_lateness_seconds = Histogram("fedflow_timer_lateness_seconds", "How long after its due "
-                                                "time a timer fired.", buckets=LATENESS_BUCKETS, registry=r)
+        self.started = Tallies(r, "fedflow_flows_started", "Flows started (created in the store).")
+        self.finished = Tallies(r, "fedflow_flows_finished", "Flows that reached a final status, by status.",
+                                ["status"])
+        self.resume_seconds = Timings(r, "fedflow_resume_seconds", "Time to resume a flow, until it suspends "
+                                      "again or ends.", buckets=FAST_BUCKETS)
+        self.step_seconds = Timings(r, "fedflow_step_seconds", "Time a journaled step ran, by kind (step, "
+                                    "remote, failover).", ["kind"], buckets=FAST_BUCKETS)
+        self.peer_calls = Tallies(r, "fedflow_peer_calls", "Calls to peers, by peer and outcome (ok or the "
+                                  "error class).", ["peer", "outcome"])
+        self.peer_call_seconds = Timings(r, "fedflow_peer_call_seconds", "Time of a call to a peer, retries "
+                                         "included.", ["peer"], buckets=FAST_BUCKETS)
+        self.commit_seconds = Timings(r, "fedflow_store_commit_seconds", "Time of a store write, until it is "
+                                      "committed (and synced when acknowledged).", ["operation"],
+                                      buckets=FAST_BUCKETS)
+        self.fsync_seconds = Timings(r, "fedflow_store_fsync_seconds", "Time of one fsync of the store's WAL "
+                                     "(shared by the commits it covers).", buckets=FAST_BUCKETS)
+        self.replication_bytes = Tallies(r, "fedflow_replication_bytes", "Replica text moved, by direction "
+                                         "(sent, received).", ["direction"])
+        self.replication_seconds = Timings(r, "fedflow_replication_seconds", "Time of replicate, handoff and "
+                                           "restore.", ["operation"], buckets=SLOW_BUCKETS)
+        self.timer_lateness_seconds = Timings(r, "fedflow_timer_lateness_seconds", "How long after its due "
+                                              "time a timer fired.", buckets=LATENESS_BUCKETS)
         r.register(_EngineGauges(engine))
 
     def exposition(self) -> bytes:
