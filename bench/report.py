@@ -186,7 +186,8 @@ SECTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
         ("2  resumes, SQLite power", "console_idle_resume_pct", None),
         ("3  direct calls to the peer", "console_idle_remote_direct_pct", None),
         ("3  remote_node flows to that peer", "console_idle_remote_flow_pct", None),
-        ("noise floor: off vs off, 3-step power", "console_idle_aa_pct", None))),
+        ("noise floor: off vs off, 3-step power", "console_idle_aa_pct", None),
+        ("noise floor: direct calls, two peers without", "console_idle_remote_aa_pct", None))),
 )
 
 

@@ -10,12 +10,13 @@ the median over rounds of (time on / time off - 1), in percent:
   `Console` on it (HTTP thread and metrics hooks, as `fedflow serve --http`
   does) and closes it after, an "off" batch has none. 3-step flows on each
   store, and resumes on SQLite "power".
-- workload 3: two `fedflow serve` peers run side by side, one with `--http`
+- workload 3: three `fedflow serve` peers run side by side, one with `--http`
   (checked up, then left idle); direct calls and one-step `remote_node`
-  flows alternate between them.
+  flows alternate between a peer without and the peer with the console.
 
 `console_idle_aa_pct` is the same statistic between two "off" batches of
-3-step flows on "power": the noise floor of the run.
+3-step flows on "power", and `console_idle_remote_aa_pct` between direct calls
+to two peers without a console: the noise floors of the run.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from fedflow.console import Console
 #: Batches (per side) and their sizes, for the full and the quick run.
 ROUNDS, BATCH = 100, 20
 QUICK_ROUNDS, QUICK_BATCH = 6, 5
+SETTLE_SECONDS = 0.01
 
 
 def paired_cost_pct(run_off: Callable[[], float], run_on: Callable[[], float], rounds: int,
@@ -57,8 +59,10 @@ def paired_cost_pct(run_off: Callable[[], float], run_on: Callable[[], float], r
 
 
 def _start_clock() -> float:
-    """perf_counter() after a full garbage collection: what was made before a batch (a console on
-    one side only) must not decide in which batch the collector runs."""
+    """perf_counter() once a console just started has settled (10 ms: its thread is in `select`; both
+    sides wait, as a CPU left idle is slower to pick up) and after a young-generation garbage
+    collection (what a console made when it started must not decide in which batch the collector runs)."""
+    time.sleep(SETTLE_SECONDS)
     gc.collect(1)
     return time.perf_counter()
 
@@ -131,22 +135,26 @@ def _caller(tmp: Path, label: str, peer_address: str) -> Iterator[fedflow.Engine
 
 
 def remote_costs(tmp: Path, rounds: int, size: int) -> dict[str, float]:
-    """Workload 3 against two peers side by side, the second with its console on and idle."""
+    """Workload 3 against three peers side by side, the last with its console on and idle; the
+    second, also without one, gives the noise between two peers (`console_idle_remote_aa_pct`)."""
     console = f"127.0.0.1:{common.free_port()}"
     with remote.fedflow_serve(tmp, "bench-idle-off") as (_off, off_address), \
+            remote.fedflow_serve(tmp, "bench-idle-off2") as (_off2, off2_address), \
             remote.fedflow_serve(tmp, "bench-idle-on", extra=("--http", console)) as (_on, on_address):
         with urllib.request.urlopen(f"http://{console}/healthz", timeout=10) as answer:
             if answer.status != 200:
                 raise RuntimeError(f"the peer's console at {console} answered {answer.status}")
-        with _caller(tmp, "off", off_address) as off, _caller(tmp, "on", on_address) as on:
+        with _caller(tmp, "off", off_address) as off, _caller(tmp, "off2", off2_address) as off2, \
+                _caller(tmp, "on", on_address) as on:
             text = "x" * (remote.PAYLOADS[""] - 2)
-            out = {}
-            for label, make in (("remote_direct", lambda e: lambda: e.call_peer(remote.PEER, "echo", text)),
-                                ("remote_flow", lambda e: lambda: e.start(flows.REMOTE_ECHO, text))):
-                batch_off, batch_on = _calls_batch(make(off), size), _calls_batch(make(on), size)
-                batch_off(), batch_on()  # warm up both channels
-                out[f"console_idle_{label}_pct"] = paired_cost_pct(batch_off, batch_on, rounds)
-    return out
+            direct_off, direct_off2, direct_on = (
+                _calls_batch(lambda e=e: e.call_peer(remote.PEER, "echo", text), size) for e in (off, off2, on))
+            flow_off, flow_on = (_calls_batch(lambda e=e: e.start(flows.REMOTE_ECHO, text), size) for e in (off, on))
+            for batch in (direct_off, direct_off2, direct_on, flow_off, flow_on):
+                batch()  # warm up every channel
+            return {"console_idle_remote_direct_pct": paired_cost_pct(direct_off, direct_on, rounds),
+                    "console_idle_remote_aa_pct": paired_cost_pct(direct_off, direct_off2, rounds),
+                    "console_idle_remote_flow_pct": paired_cost_pct(flow_off, flow_on, rounds)}
 
 
 def workload_console_idle(tmp: Path, quick: bool) -> dict[str, float]:
